@@ -1,0 +1,10 @@
+"""othello_env: a Numba bitboard Othello engine and its Gymnasium / PettingZoo environments.
+
+The engine (:mod:`othello_env.engine`, :mod:`othello_env.games`) is pure Numba
+over uint64 bitboards and imports nothing from Gymnasium, PettingZoo or torch.
+Importing this package registers ``Othello-v0`` with Gymnasium.
+"""
+
+from othello_env.tokens import PAD, VOCAB_SIZE, squares_to_tokens, tokens_to_squares
+
+__all__ = ["PAD", "VOCAB_SIZE", "squares_to_tokens", "tokens_to_squares"]

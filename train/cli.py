@@ -1,0 +1,71 @@
+"""The ``lgagent`` command line.
+
+Subcommands live in their own modules and are imported only when invoked, so
+``lgagent --help`` stays fast (importing torch alone takes seconds).
+
+Errors: a bad argument or unusable input exits with code 2 and one line on
+stderr (``Error: ...``), never a traceback. Raise :class:`BadInput` for those.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+# name -> ("module:attribute" of a click.Command, one-line help shown by `lgagent --help`)
+COMMANDS = {
+    "datagen": ("train.datagen:datagen", "Generate a corpus of random Othello games as .npy."),
+    "train": ("train.run:train", "Train a model on Othello or set complement."),
+}
+
+
+class BadInput(click.ClickException):
+    """Unusable user input: one-line message, exit code 2."""
+
+    exit_code = 2
+
+
+class _LazyGroup(click.Group):
+    """A group whose commands are imported on first use, printing errors on one line."""
+
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name][0].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        # Listing must not import the subcommands (and torch with them).
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as e:
+            # click's default shows usage lines above the message; one line is the contract here.
+            click.echo(f"Error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lgagent")
+def main():
+    """lgagent: sequence models that learn which next moves are legal.
+
+    \b
+    Quick start (CPU, a few minutes):
+      lgagent datagen --env othello --games 100000 --out games.npy
+      lgagent train --env othello --ema --preset tiny --steps 2000 --out runs/tiny
+    """
