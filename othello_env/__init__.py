@@ -5,6 +5,7 @@ over uint64 bitboards and imports nothing from Gymnasium, PettingZoo or torch.
 Importing this package registers ``Othello-v0`` with Gymnasium.
 """
 
+from othello_env.engine import perft
 from othello_env.tokens import PAD, VOCAB_SIZE, squares_to_tokens, tokens_to_squares
 
-__all__ = ["PAD", "VOCAB_SIZE", "squares_to_tokens", "tokens_to_squares"]
+__all__ = ["PAD", "VOCAB_SIZE", "perft", "squares_to_tokens", "tokens_to_squares"]

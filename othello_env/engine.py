@@ -1,0 +1,281 @@
+"""Othello rules as pure Numba functions over uint64 bitboards.
+
+Bit ``i`` of a board is square ``i = row*8 + col`` (a1 = 0, h8 = 63). A
+position is a pair ``(me, opp)``: the discs of the player to move and of the
+other player. Every function here is ``@njit(cache=True)`` and callable both
+from Python and from other Numba code; arguments and results are ``np.uint64``
+boards and plain ints.
+
+Turn handling is the caller's job: :func:`apply_move` returns the boards still
+labelled from the old mover's side, so the next position is
+``(new_opp, new_me)``. A player with no legal move passes (swap without a
+move); the game is over when neither side can move (:func:`is_game_over`).
+
+Numba note: uint64 mixed with a Python int promotes to int64 or float64, so
+every constant and shift amount below is an ``np.uint64`` and no shift is by
+64 or more.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import config, njit, types
+from llvmlite import ir
+from numba.extending import intrinsic
+
+U0 = np.uint64(0)
+U1 = np.uint64(1)
+FULL = np.uint64(0xFFFFFFFFFFFFFFFF)
+# Discs that may take part in a run along a direction with a column component:
+# columns b..g. A disc on column a or h cannot be flanked horizontally, and
+# masking them out stops shifted runs from wrapping around a row.
+INNER_COLS = np.uint64(0x7E7E7E7E7E7E7E7E)
+BLACK_START = np.uint64((1 << 28) | (1 << 35))
+WHITE_START = np.uint64((1 << 27) | (1 << 36))
+
+S1 = np.uint64(1)  # east / west
+S7 = np.uint64(7)  # north-west / south-east
+S8 = np.uint64(8)  # north / south
+S9 = np.uint64(9)  # north-east / south-west
+
+# ---------------------------------------------------------------------------
+# popcount / trailing zeros: LLVM intrinsics when compiled, plain Python under
+# NUMBA_DISABLE_JIT (where an @intrinsic cannot be called).
+# ---------------------------------------------------------------------------
+
+
+@intrinsic
+def _llvm_ctpop(typingctx, x):
+    sig = types.uint64(types.uint64)
+
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+
+    return sig, codegen
+
+
+@intrinsic
+def _llvm_cttz(typingctx, x):
+    sig = types.uint64(types.uint64)
+
+    def codegen(context, builder, signature, args):
+        # Second operand false: defined result (64) for a zero input.
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 0))
+
+    return sig, codegen
+
+
+if config.DISABLE_JIT:
+
+    def popcount(x):
+        """Number of set bits of a uint64 board."""
+        return bin(int(x)).count("1")
+
+    def lowest_square(x):
+        """Index of the lowest set bit of a non-zero board (64 for an empty board)."""
+        x = int(x)
+        return (x & -x).bit_length() - 1 if x else 64
+
+else:
+
+    @njit(cache=True, inline="always")
+    def popcount(x):
+        """Number of set bits of a uint64 board."""
+        return np.int64(_llvm_ctpop(np.uint64(x)))
+
+    @njit(cache=True, inline="always")
+    def lowest_square(x):
+        """Index of the lowest set bit of a non-zero board (64 for an empty board)."""
+        return np.int64(_llvm_cttz(np.uint64(x)))
+
+
+# ---------------------------------------------------------------------------
+# Move generation. For each of the 8 directions, grow runs of opponent discs
+# starting next to my discs (5 steps cover the longest run of 6); the empty
+# square just past a run is a legal move.
+# ---------------------------------------------------------------------------
+
+
+@njit(cache=True, inline="always")
+def _moves_up(me, o, empty, s):
+    t = o & (me << s)
+    t |= o & (t << s)
+    t |= o & (t << s)
+    t |= o & (t << s)
+    t |= o & (t << s)
+    t |= o & (t << s)
+    return empty & (t << s)
+
+
+@njit(cache=True, inline="always")
+def _moves_down(me, o, empty, s):
+    t = o & (me >> s)
+    t |= o & (t >> s)
+    t |= o & (t >> s)
+    t |= o & (t >> s)
+    t |= o & (t >> s)
+    t |= o & (t >> s)
+    return empty & (t >> s)
+
+
+@njit(cache=True)
+def legal_moves(me, opp):
+    """Bitmask of the squares where the player owning ``me`` may move (0: must pass)."""
+    me = np.uint64(me)
+    opp = np.uint64(opp)
+    empty = ~(me | opp)
+    oh = opp & INNER_COLS
+    m = _moves_up(me, oh, empty, S1)
+    m |= _moves_down(me, oh, empty, S1)
+    m |= _moves_up(me, opp, empty, S8)
+    m |= _moves_down(me, opp, empty, S8)
+    m |= _moves_up(me, oh, empty, S7)
+    m |= _moves_down(me, oh, empty, S7)
+    m |= _moves_up(me, oh, empty, S9)
+    m |= _moves_down(me, oh, empty, S9)
+    return m
+
+
+@njit(cache=True, inline="always")
+def _flips_up(me, o, mv, s):
+    t = o & (mv << s)
+    t |= o & (t << s)
+    t |= o & (t << s)
+    t |= o & (t << s)
+    t |= o & (t << s)
+    t |= o & (t << s)
+    # The run is flanked iff the square just past its far end is mine.
+    if (t << s) & me:
+        return t
+    return U0
+
+
+@njit(cache=True, inline="always")
+def _flips_down(me, o, mv, s):
+    t = o & (mv >> s)
+    t |= o & (t >> s)
+    t |= o & (t >> s)
+    t |= o & (t >> s)
+    t |= o & (t >> s)
+    t |= o & (t >> s)
+    if (t >> s) & me:
+        return t
+    return U0
+
+
+@njit(cache=True)
+def flips_bit(me, opp, mv):
+    """Discs flipped when the mover plays the single-bit board ``mv`` (no legality check)."""
+    oh = opp & INNER_COLS
+    f = _flips_up(me, oh, mv, S1)
+    f |= _flips_down(me, oh, mv, S1)
+    f |= _flips_up(me, opp, mv, S8)
+    f |= _flips_down(me, opp, mv, S8)
+    f |= _flips_up(me, oh, mv, S7)
+    f |= _flips_down(me, oh, mv, S7)
+    f |= _flips_up(me, oh, mv, S9)
+    f |= _flips_down(me, oh, mv, S9)
+    return f
+
+
+@njit(cache=True)
+def flips(me, opp, sq):
+    """Discs flipped by the mover playing square ``sq`` (0 if ``sq`` is occupied or illegal)."""
+    me = np.uint64(me)
+    opp = np.uint64(opp)
+    if sq < 0 or sq > 63:
+        return U0
+    mv = U1 << np.uint64(sq)
+    if (me | opp) & mv:
+        return U0
+    return flips_bit(me, opp, mv)
+
+
+@njit(cache=True)
+def apply_move(me, opp, sq):
+    """Boards after the mover plays the legal square ``sq``: ``(new_me, new_opp)``.
+
+    Still labelled from the old mover's side: the next position is
+    ``(new_opp, new_me)``. An illegal ``sq`` (nothing flipped) returns the
+    boards unchanged; check :func:`legal_moves` first.
+    """
+    me = np.uint64(me)
+    opp = np.uint64(opp)
+    f = flips(me, opp, sq)
+    if f == U0:
+        return me, opp
+    return me | f | (U1 << np.uint64(sq)), opp & ~f
+
+
+@njit(cache=True)
+def is_game_over(me, opp):
+    """True when neither side has a legal move."""
+    return legal_moves(me, opp) == U0 and legal_moves(opp, me) == U0
+
+
+@njit(cache=True)
+def score(me, opp):
+    """Disc difference ``popcount(me) - popcount(opp)`` (empties are not counted)."""
+    return popcount(me) - popcount(opp)
+
+
+@njit(cache=True)
+def perft(depth):
+    """Leaves of the game tree from the start position after ``depth`` plies.
+
+    Standard convention: a forced pass is one ply; a finished game is one leaf
+    whatever depth remains. Iterative (explicit stack); the last ply is
+    counted in bulk with popcount.
+    """
+    if depth <= 0:
+        return 1
+    # Stack of positions from the mover's side and of moves still to try.
+    me_s = np.zeros(depth + 1, dtype=np.uint64)
+    opp_s = np.zeros(depth + 1, dtype=np.uint64)
+    todo = np.zeros(depth + 1, dtype=np.uint64)
+    me_s[0] = BLACK_START
+    opp_s[0] = WHITE_START
+    todo[0] = legal_moves(BLACK_START, WHITE_START)
+    leaves = 0
+    d = 0  # stack level; remaining depth = depth - d
+    while d >= 0:
+        rem = depth - d
+        me = me_s[d]
+        opp = opp_s[d]
+        ml = todo[d]
+        if rem == 1:
+            # Bulk count: each move is a leaf; a pass or game end is one leaf.
+            c = popcount(ml)
+            leaves += c if c > 0 else 1
+            d -= 1
+            continue
+        if ml == U0:
+            d -= 1
+            continue
+        if ml == FULL:
+            # Marker: this level must pass (set when the node was entered).
+            todo[d] = U0
+            nme = opp
+            nopp = me
+        else:
+            mv = ml & (~ml + U1)
+            todo[d] = ml ^ mv
+            f = flips_bit(me, opp, mv)
+            nme = opp & ~f
+            nopp = me | f | mv
+        d += 1
+        me_s[d] = nme
+        opp_s[d] = nopp
+        lm = legal_moves(nme, nopp)
+        if lm == U0:
+            if legal_moves(nopp, nme) == U0:
+                leaves += 1  # game over: one leaf
+                d -= 1
+                continue
+            if depth - d == 1:
+                leaves += 1  # the pass itself is the last ply
+                d -= 1
+                continue
+            lm = FULL  # FULL is never a real move set (the centre is occupied)
+        todo[d] = lm
+    return leaves
