@@ -6,6 +6,17 @@ Importing this package registers ``Othello-v0`` with Gymnasium.
 """
 
 from othello_env.engine import perft
+from othello_env.games import board_states, generate_games, legal_move_masks, validate_games
 from othello_env.tokens import PAD, VOCAB_SIZE, squares_to_tokens, tokens_to_squares
 
-__all__ = ["PAD", "VOCAB_SIZE", "perft", "squares_to_tokens", "tokens_to_squares"]
+__all__ = [
+    "PAD",
+    "VOCAB_SIZE",
+    "board_states",
+    "generate_games",
+    "legal_move_masks",
+    "perft",
+    "squares_to_tokens",
+    "tokens_to_squares",
+    "validate_games",
+]
