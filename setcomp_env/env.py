@@ -1,0 +1,181 @@
+"""Gymnasium ``SetComplement-v0``: name every token of the vocabulary exactly once."""
+
+from __future__ import annotations
+
+import numbers
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+ILLEGAL_ACTION_MODES = ("end", "raise")
+
+
+def check_options(vocab_size, start_length, illegal_action) -> tuple[int, int, str]:
+    """Validate the env arguments (shared with the vector env); ValueError on bad input."""
+    for name, value in (("vocab_size", vocab_size), ("start_length", start_length)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+    if vocab_size < 1:
+        raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
+    check_start_length(start_length, vocab_size)
+    if illegal_action not in ILLEGAL_ACTION_MODES:
+        raise ValueError(f"illegal_action must be one of {ILLEGAL_ACTION_MODES}, got {illegal_action!r}")
+    return int(vocab_size), int(start_length), illegal_action
+
+
+def check_start_length(start_length, vocab_size) -> int:
+    """``0 <= start_length < vocab_size`` (a full start would leave nothing to play)."""
+    if isinstance(start_length, (bool, np.bool_)) or not isinstance(start_length, numbers.Integral):
+        raise ValueError(f"start_length must be an integer, got {start_length!r}")
+    if not 0 <= start_length < vocab_size:
+        raise ValueError(f"start_length must lie in 0..{vocab_size - 1}, got {start_length}")
+    return int(start_length)
+
+
+def render_ansi(moves: list[int], vocab_size: int) -> str:
+    """One line: the tokens so far, then the absent ones."""
+    absent = sorted(set(range(vocab_size)) - set(moves))
+    seen = " ".join(map(str, moves)) or "-"
+    missing = " ".join(map(str, absent)) or "-"
+    return f"seen ({len(moves)}/{vocab_size}): {seen} | absent: {missing}\n"
+
+
+class SetComplementEnv(gym.Env):
+    """
+    ## Description
+
+    The set complement task as a game. The vocabulary is the tokens
+    ``0..vocab_size-1``. An episode starts from a sequence of ``start_length``
+    distinct tokens in uniformly random order (empty by default); at each step
+    the agent names a token. A token not yet in the sequence is appended; naming
+    one already present ends the episode. The episode succeeds once every token
+    is present. A policy that plays uniformly over ``info["action_mask"]`` is
+    exactly the target distribution of the set complement prediction task
+    (uniform over the absent tokens).
+
+    ## Action Space
+
+    ``Discrete(vocab_size)``: the token to name.
+
+    ## Observation Space
+
+    ``MultiDiscrete([vocab_size + 1] * vocab_size)``, int64: the sequence so far
+    in order, padded at the end with the pad id ``vocab_size``. For example with
+    ``vocab_size=4`` the sequence (2, 0) is observed as ``[2, 0, 4, 4]``.
+
+    ## Rewards
+
+    +1 for naming an absent token (including the last one), -1 for naming a
+    present token (an illegal action). The return of a perfect episode is
+    ``vocab_size - start_length``.
+
+    ## Episode End
+
+    Termination: all tokens are present (``info["success"]`` is True), or an
+    illegal action (``info["illegal_action"]`` is True; the sequence is left
+    unchanged). There is no truncation: an episode lasts at most
+    ``vocab_size - start_length`` steps.
+
+    ## Info
+
+    ``action_mask``: int8 ``(vocab_size,)``, 1 for the absent tokens (the legal
+    actions; all 0 once the episode succeeded). ``moves``: the sequence so far as
+    a list of ints (the policy interface of ``docs/ARCHITECTURE.md``).
+    ``success``: whether every token is present. ``illegal_action``: present (True)
+    only on the step that ended the episode with an illegal action.
+    :meth:`action_masks` returns the mask as bool (the sb3-contrib MaskablePPO
+    convention).
+
+    ## Arguments
+
+    ```python
+    import gymnasium as gym
+    env = gym.make("setcomp_env:SetComplement-v0", vocab_size=16, start_length=0,
+                   illegal_action="end", render_mode=None)
+    ```
+
+    * ``vocab_size`` (int, default 16, >= 1): number of tokens.
+    * ``start_length`` (int, default 0, ``0 <= start_length < vocab_size``): length
+      of the random prefix each episode starts from. ``reset(options={"start_length": k})``
+      overrides it for that episode.
+    * ``illegal_action`` (``"end"`` or ``"raise"``, default ``"end"``): ``"end"`` ends
+      the episode with -1; ``"raise"`` raises ValueError instead (for debugging
+      agents that should never play illegally).
+    * ``render_mode``: ``None`` or ``"ansi"`` (a one-line text view).
+
+    The native vector env :class:`setcomp_env.vector.SetComplementVectorEnv` is
+    registered as this id's ``vector_entry_point``:
+    ``gym.make_vec("setcomp_env:SetComplement-v0", num_envs=8, vectorization_mode="vector_entry_point")``.
+
+    ## Version History
+
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(self, vocab_size: int = 16, start_length: int = 0, illegal_action: str = "end",
+                 render_mode: str | None = None):
+        self.vocab_size, self.start_length, self.illegal_action = check_options(
+            vocab_size, start_length, illegal_action)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, "
+                             f"got {render_mode!r}")
+        self.render_mode = render_mode
+        v = self.vocab_size
+        self.action_space = spaces.Discrete(v)
+        self.observation_space = spaces.MultiDiscrete(np.full(v, v + 1), dtype=np.int64)
+        self.pad_id = v
+        self._moves: list[int] = []
+        self._present = np.zeros(v, dtype=np.bool_)
+        self._done = True
+
+    def _obs(self) -> np.ndarray:
+        obs = np.full(self.vocab_size, self.pad_id, dtype=np.int64)
+        obs[: len(self._moves)] = self._moves
+        return obs
+
+    def action_masks(self) -> np.ndarray:
+        """Bool ``(vocab_size,)``: the legal actions (absent tokens)."""
+        return ~self._present
+
+    def _info(self) -> dict:
+        return {"action_mask": (~self._present).astype(np.int8), "moves": list(self._moves),
+                "success": len(self._moves) == self.vocab_size}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        start = self.start_length
+        if options and "start_length" in options:
+            start = check_start_length(options["start_length"], self.vocab_size)
+        self._moves = [int(t) for t in self.np_random.permutation(self.vocab_size)[:start]]
+        self._present = np.zeros(self.vocab_size, dtype=np.bool_)
+        self._present[self._moves] = True
+        self._done = False
+        return self._obs(), self._info()
+
+    def step(self, action):
+        if self._done:
+            raise RuntimeError("step() called after the episode ended; call reset() first")
+        if not self.action_space.contains(action):
+            raise ValueError(f"action must be a token in 0..{self.vocab_size - 1}, got {action!r}")
+        action = int(action)
+        if self._present[action]:
+            if self.illegal_action == "raise":
+                raise ValueError(f"illegal action: token {action} is already in the sequence")
+            self._done = True
+            info = self._info()
+            info["illegal_action"] = True
+            return self._obs(), -1.0, True, False, info
+        self._moves.append(action)
+        self._present[action] = True
+        self._done = len(self._moves) == self.vocab_size
+        return self._obs(), 1.0, self._done, False, self._info()
+
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; "
+                            'pass render_mode="ansi" to gym.make("setcomp_env:SetComplement-v0", ...)')
+            return None
+        return render_ansi(self._moves, self.vocab_size)

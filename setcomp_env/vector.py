@@ -1,0 +1,161 @@
+"""Native vector env for ``SetComplement-v0``: all sub-envs stepped with array operations.
+
+Step for step equal to ``gymnasium.vector.SyncVectorEnv`` over
+:class:`~setcomp_env.env.SetComplementEnv` under the same seeds (observations,
+rewards, terminations, truncations and infos, including the ``_key`` masks),
+which the tests check. Each sub-env keeps its own random generator, seeded
+``seed + i`` as ``SyncVectorEnv`` does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import logger, spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from setcomp_env.env import check_options, check_start_length, render_ansi
+
+
+class SetComplementVectorEnv(VectorEnv):
+    """``num_envs`` copies of ``SetComplement-v0`` in arrays, autoreset on the next step.
+
+    Arguments are those of :class:`~setcomp_env.env.SetComplementEnv` plus
+    ``num_envs``. Observations ``(num_envs, vocab_size)`` int64 (pad id
+    ``vocab_size``), rewards float64, infos batched as ``SyncVectorEnv`` does:
+    ``action_mask`` ``(num_envs, vocab_size)`` int8, ``moves`` an object array of
+    lists, ``success`` bool, ``illegal_action`` bool where an env played
+    illegally, each with its ``_key`` mask. A sub-env that ended is reset by
+    the following ``step`` (its action ignored, reward 0), as
+    ``AutoresetMode.NEXT_STEP`` prescribes. :meth:`action_masks` gives the
+    bool ``(num_envs, vocab_size)`` legal-action mask.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4, "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, num_envs: int = 1, vocab_size: int = 16, start_length: int = 0,
+                 illegal_action: str = "end", render_mode: str | None = None):
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        self.vocab_size, self.start_length, self.illegal_action = check_options(
+            vocab_size, start_length, illegal_action)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, "
+                             f"got {render_mode!r}")
+        self.render_mode = render_mode
+        self.num_envs = int(num_envs)
+        v = self.vocab_size
+        self.pad_id = v
+        self.single_action_space = spaces.Discrete(v)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.single_observation_space = spaces.MultiDiscrete(np.full(v, v + 1), dtype=np.int64)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+
+        self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
+        self._seqs = np.full((self.num_envs, v), v, dtype=np.int64)  # padded sequences
+        self._lengths = np.zeros(self.num_envs, dtype=np.int64)
+        self._present = np.zeros((self.num_envs, v), dtype=np.bool_)
+        self._autoreset = np.zeros(self.num_envs, dtype=np.bool_)
+        self._started = False
+
+    def _reset_one(self, i: int, start: int) -> None:
+        if self._rngs[i] is None:
+            self._rngs[i], _ = seeding.np_random(None)
+        prefix = self._rngs[i].permutation(self.vocab_size)[:start]  # same draw as the single env
+        self._seqs[i] = self.pad_id
+        self._seqs[i, :start] = prefix
+        self._lengths[i] = start
+        self._present[i] = False
+        self._present[i, prefix] = True
+
+    def _infos(self, ids: np.ndarray, illegal: np.ndarray | None = None) -> dict:
+        """Infos for the sub-envs ``ids`` (bool mask), laid out like SyncVectorEnv's."""
+        n = self.num_envs
+        infos = {}
+        if not ids.any():
+            return infos
+        infos["action_mask"] = np.where(ids[:, None], ~self._present, False).astype(np.int8)
+        infos["_action_mask"] = ids.copy()
+        moves = np.full(n, None, dtype=object)
+        for i in np.flatnonzero(ids):
+            moves[i] = [int(t) for t in self._seqs[i, : self._lengths[i]]]
+        infos["moves"] = moves
+        infos["_moves"] = ids.copy()
+        infos["success"] = ids & (self._lengths == self.vocab_size)
+        infos["_success"] = ids.copy()
+        if illegal is not None and illegal.any():
+            infos["illegal_action"] = illegal.copy()
+            infos["_illegal_action"] = illegal.copy()
+        return infos
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
+        """Reset every sub-env (or those in ``options["reset_mask"]``); seeds as in SyncVectorEnv."""
+        n = self.num_envs
+        if seed is None:
+            seeds = [None] * n
+        elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+            seeds = [int(seed) + i for i in range(n)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != n:
+                raise ValueError(f"a list of seeds must have num_envs={n} entries, got {len(seeds)}")
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
+        if mask is None:
+            mask = np.ones(n, dtype=np.bool_)
+        elif not (isinstance(mask, np.ndarray) and mask.dtype == np.bool_ and mask.shape == (n,)):
+            raise ValueError(f"options['reset_mask'] must be a bool array of shape ({n},)")
+        elif not self._started and not mask.all():
+            raise ValueError("the first reset must reset every sub-env (no reset_mask)")
+        start = self.start_length
+        if "start_length" in options:
+            start = check_start_length(options["start_length"], self.vocab_size)
+        for i in np.flatnonzero(mask):
+            if seeds[i] is not None:
+                self._rngs[i], _ = seeding.np_random(seeds[i])
+            self._reset_one(i, start)
+        self._autoreset[mask] = False
+        self._started = True
+        return self._seqs.copy(), self._infos(mask)
+
+    def step(self, actions):
+        if not self._started:
+            raise RuntimeError("step() called before reset()")
+        a = np.asarray(actions)
+        if a.shape != (self.num_envs,) or not np.issubdtype(a.dtype, np.integer):
+            raise ValueError(f"actions must be an integer array of shape ({self.num_envs},), got {a!r}")
+        if a.min() < 0 or a.max() >= self.vocab_size:
+            raise ValueError(f"actions must be tokens in 0..{self.vocab_size - 1}, got {a}")
+        a = a.astype(np.int64)
+        rows = np.arange(self.num_envs)
+        resetting = self._autoreset
+        active = ~resetting
+        illegal = active & self._present[rows, a]
+        if self.illegal_action == "raise" and illegal.any():
+            i = int(np.flatnonzero(illegal)[0])
+            raise ValueError(f"illegal action in sub-env {i}: token {a[i]} is already in the sequence")
+        legal = active & ~illegal
+        li = np.flatnonzero(legal)
+        self._seqs[li, self._lengths[li]] = a[li]
+        self._present[li, a[li]] = True
+        self._lengths[li] += 1
+        for i in np.flatnonzero(resetting):
+            self._reset_one(i, self.start_length)  # autoreset uses the constructor's start_length
+        rewards = np.where(legal, 1.0, np.where(illegal, -1.0, 0.0))
+        terminated = illegal | (legal & (self._lengths == self.vocab_size))
+        truncated = np.zeros(self.num_envs, dtype=np.bool_)
+        self._autoreset = terminated.copy()
+        infos = self._infos(np.ones(self.num_envs, dtype=np.bool_), illegal)
+        return self._seqs.copy(), rewards, terminated, truncated, infos
+
+    def action_masks(self) -> np.ndarray:
+        """Bool ``(num_envs, vocab_size)``: the legal actions of every sub-env."""
+        return ~self._present
+
+    def render(self):
+        if self.render_mode is None:
+            logger.warn("render() called without a render_mode; pass render_mode=\"ansi\"")
+            return None
+        return tuple(render_ansi([int(t) for t in self._seqs[i, : self._lengths[i]]], self.vocab_size)
+                     for i in range(self.num_envs))
