@@ -1,2 +1,21 @@
 """agents: a GPT-1 style decoder that learns the uniform distribution over legal
 next tokens, its losses, weight averaging (EMA, BEMA) and policies."""
+
+from agents.averaging import BEMA, EMA, unwrap
+from agents.losses import LOSSES, legal_loss, loss, next_token_loss
+from agents.model import GPT, PRESETS, GPTConfig, param_groups, preset
+
+__all__ = [
+    "BEMA",
+    "EMA",
+    "GPT",
+    "GPTConfig",
+    "LOSSES",
+    "PRESETS",
+    "legal_loss",
+    "loss",
+    "next_token_loss",
+    "param_groups",
+    "preset",
+    "unwrap",
+]

@@ -1,0 +1,252 @@
+"""Weight averaging: EMA and bias-corrected EMA (BEMA, Block & Zhang 2025, arXiv 2508.00180).
+
+Usage, after every optimizer step::
+
+    ema = EMA(model, decay=0.999)
+    ...
+    optimizer.step()
+    ema.update(model)
+    evaluate(ema.module)           # an eval-mode copy of the architecture, averaged weights
+
+Both keep their averages in float32 whatever the training dtype, live on the device of
+the model they were built from, and average the underlying module of a torch.compile'd
+(``model._orig_mod``) or DDP / DataParallel-wrapped (``model.module``) model. Buffers
+are not averaged: the latest buffers are copied. ``state_dict()`` holds only tensors
+and plain Python values, so checkpoints load with ``torch.load(weights_only=True)``;
+``state_dict()["module"]`` is a plain model state dict of the averaged weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn as nn
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module being trained, under any torch.compile / DDP / DataParallel wrappers."""
+    while True:
+        inner = getattr(model, "_orig_mod", None)  # torch.compile's OptimizedModule
+        if isinstance(inner, nn.Module):
+            model = inner
+        elif isinstance(
+            model, (nn.parallel.DistributedDataParallel, nn.parallel.DataParallel)
+        ):
+            model = model.module
+        else:
+            return model
+
+
+class _Averager:
+    """Shared machinery: the float32 eval copy, matching parameters, buffers."""
+
+    kind = ""
+
+    def __init__(self, model: nn.Module):
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"{type(self).__name__} needs an nn.Module, got {type(model).__name__}")
+        src = unwrap(model)
+        module = copy.deepcopy(src).float().eval()
+        for p in module.parameters():
+            p.requires_grad_(False)
+            p.grad = None
+        self.module = module
+        self._names = [name for name, _ in module.named_parameters()]
+        self.n_updates = 0  # update() calls so far (one per optimizer step)
+
+    def _sources(self, model: nn.Module) -> list[torch.Tensor]:
+        """The model's parameters as float32 tensors on the average's device, in our order."""
+        src = list(unwrap(model).named_parameters())
+        if [n for n, _ in src] != self._names:
+            raise ValueError(f"{type(self).__name__}.update: model has a different architecture")
+        out = []
+        for (name, p), a in zip(src, self.module.parameters()):
+            if p.shape != a.shape:
+                raise ValueError(f"{type(self).__name__}.update: shape mismatch for {name}")
+            out.append(p.detach().to(device=a.device, dtype=torch.float32))
+        return out
+
+    def _copy_buffers(self, model: nn.Module):
+        for a, b in zip(self.module.buffers(), unwrap(model).buffers()):
+            a.copy_(b)
+
+    def _params(self) -> list[torch.Tensor]:
+        return list(self.module.parameters())
+
+    def _check_state(self, state: dict, hyper: dict):
+        if not isinstance(state, dict) or state.get("kind") != self.kind:
+            raise ValueError(f"not a {type(self).__name__} state dict")
+        for key, value in hyper.items():
+            if state.get(key) != value:
+                raise ValueError(
+                    f"{type(self).__name__} state has {key}={state.get(key)!r}, this one {value!r}"
+                )
+
+
+class EMA(_Averager):
+    """Exponential moving average of the weights with a fixed decay.
+
+    The first ``update`` copies the weights; each later one does
+    ``ema = decay * ema + (1 - decay) * theta``. Before any update ``.module`` holds the
+    weights the model had when the EMA was built.
+    """
+
+    kind = "ema"
+
+    def __init__(self, model: nn.Module, decay: float = 0.999):
+        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay <= 1:
+            raise ValueError(f"EMA decay must be a number in [0, 1], got {decay!r}")
+        super().__init__(model)
+        self.decay = float(decay)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module):
+        """Fold the model's current weights into the average (call after each optimizer step)."""
+        src = self._sources(model)
+        avg = self._params()
+        if self.n_updates == 0:
+            torch._foreach_copy_(avg, src)
+        else:
+            torch._foreach_mul_(avg, self.decay)
+            torch._foreach_add_(avg, src, alpha=1.0 - self.decay)
+        self._copy_buffers(model)
+        self.n_updates += 1
+
+    def state_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "decay": self.decay,
+            "n_updates": self.n_updates,
+            "module": self.module.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict):
+        """Restore from ``state_dict()``; raises ValueError if the decay differs."""
+        self._check_state(state, {"decay": self.decay})
+        self.module.load_state_dict(state["module"])
+        self.n_updates = int(state["n_updates"])
+
+
+class BEMA(_Averager):
+    """Bias-corrected EMA: ``.module`` = EMA + alpha_t (theta_t - theta_0).
+
+    Counting: ``update`` is called once per optimizer step; call n (1-based) does
+
+    * n <= burn_in (burn-in): theta_0, the EMA and ``.module`` all track the weights.
+    * n == burn_in + 1 (snapshot): theta_0 = EMA = ``.module`` = theta, and k = 0.
+    * n > burn_in + 1: only when (n - burn_in - 1) is a multiple of ``update_every``
+      (the cadence) is this an update, the k-th one after the snapshot (k = 1, 2, ...,
+      counting cadence updates only), with t = k:
+      beta = (lag + multiplier * t) ** -ema_power, alpha = (lag + multiplier * t) ** -bias_power,
+      EMA <- (1 - beta) EMA + beta theta, ``.module`` <- EMA + alpha (theta - theta_0).
+      Off-cadence calls only count; ``.module`` keeps the last update's value.
+
+    With update_every = 1, t is the number of optimizer steps since the snapshot (the
+    paper's "steps since burn-in"). The authors' reference code (TRL's BEMACallback) uses
+    t = the global step instead, which is burn_in + k * update_every; here t counts
+    updates, so to reproduce that schedule for its (rho, gamma, tau, phi) pass
+    lag = rho + gamma * tau and multiplier = gamma * phi.
+    bias_power = inf gives alpha = 0: a plain EMA with a polynomially shrinking step.
+    Buffers are copied at every burn-in call, the snapshot and every update.
+    """
+
+    kind = "bema"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        ema_power: float = 0.5,
+        bias_power: float = 0.2,
+        lag: float = 10.0,
+        multiplier: float = 1.0,
+        burn_in: int = 0,
+        update_every: int = 1,
+    ):
+        for name, value in (("ema_power", ema_power), ("bias_power", bias_power)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"BEMA {name} must be a number >= 0, got {value!r}")
+        for name, value in (("lag", lag), ("multiplier", multiplier)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"BEMA {name} must be a number >= 0, got {value!r}")
+        if not lag + multiplier > 0:
+            raise ValueError("BEMA needs lag + multiplier > 0 (the base of the powers at t = 1)")
+        if isinstance(burn_in, bool) or not isinstance(burn_in, int) or burn_in < 0:
+            raise ValueError(f"BEMA burn_in must be an integer >= 0, got {burn_in!r}")
+        if isinstance(update_every, bool) or not isinstance(update_every, int) or update_every < 1:
+            raise ValueError(f"BEMA update_every must be an integer >= 1, got {update_every!r}")
+        super().__init__(model)
+        self.ema_power = float(ema_power)
+        self.bias_power = float(bias_power)
+        self.lag = float(lag)
+        self.multiplier = float(multiplier)
+        self.burn_in = burn_in
+        self.update_every = update_every
+        self.k = 0  # cadence updates since the snapshot (t of the last update)
+        # float32 copies of the weights; the snapshot overwrites them
+        self.ema = [p.detach().clone() for p in self._params()]
+        self.theta0 = [p.detach().clone() for p in self._params()]
+
+    def coefficients(self, t: int) -> tuple[float, float]:
+        """(beta_t, alpha_t) for the t-th update after the snapshot (t >= 1)."""
+        base = self.lag + self.multiplier * t
+        return base ** -self.ema_power, (0.0 if math.isinf(self.bias_power) else base ** -self.bias_power)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module):
+        """Count one optimizer step and, on the cadence, update the average (see class doc)."""
+        src = self._sources(model)
+        self.n_updates += 1
+        since = self.n_updates - self.burn_in - 1  # calls since the snapshot; < 0 in burn-in
+        if since <= 0:  # burn-in or the snapshot itself
+            for dst in (self.theta0, self.ema, self._params()):
+                torch._foreach_copy_(dst, src)
+            self.k = 0
+        elif since % self.update_every == 0:
+            self.k += 1
+            beta, alpha = self.coefficients(self.k)
+            torch._foreach_mul_(self.ema, 1.0 - beta)
+            torch._foreach_add_(self.ema, src, alpha=beta)
+            out = self._params()
+            torch._foreach_copy_(out, src)
+            torch._foreach_sub_(out, self.theta0)
+            torch._foreach_mul_(out, alpha)
+            torch._foreach_add_(out, self.ema)
+        else:
+            return
+        self._copy_buffers(model)
+
+    def _hyper(self) -> dict:
+        return {
+            "ema_power": self.ema_power,
+            "bias_power": self.bias_power,
+            "lag": self.lag,
+            "multiplier": self.multiplier,
+            "burn_in": self.burn_in,
+            "update_every": self.update_every,
+        }
+
+    def state_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            **self._hyper(),
+            "n_updates": self.n_updates,
+            "k": self.k,
+            "ema": dict(zip(self._names, self.ema)),
+            "theta0": dict(zip(self._names, self.theta0)),
+            "module": self.module.state_dict(),
+        }
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict):
+        """Restore from ``state_dict()``; raises ValueError if a hyperparameter differs."""
+        self._check_state(state, self._hyper())
+        for key, dst in (("ema", self.ema), ("theta0", self.theta0)):
+            if sorted(state[key]) != sorted(self._names):
+                raise ValueError(f"BEMA state {key!r} is for a different architecture")
+            for name, t in zip(self._names, dst):
+                t.copy_(state[key][name])
+        self.module.load_state_dict(state["module"])
+        self.n_updates = int(state["n_updates"])
+        self.k = int(state["k"])

@@ -1,0 +1,315 @@
+"""A GPT-1 style decoder-only transformer, nanoGPT-flat, with every knob of the research as a switch.
+
+Read top to bottom: GPTConfig, the presets, then CausalSelfAttention, MLP, Block, GPT.
+Shapes: B = batch, T = sequence length, C = n_embd, H = n_head, D = C // H, V = vocab_size.
+
+Switches (all in GPTConfig):
+
+* ``norm``: ``"pre"`` (GPT-2: ``x = x + f(LN(x))``, plus a final LayerNorm before the
+  head), ``"post"`` (GPT-1: ``x = LN(x + f(x))`` after every residual add, no final
+  LayerNorm because the last block's output is already normalised) or ``"none"``
+  (``x = x + f(x)``, no LayerNorm anywhere).
+* ``pos``: ``"learned"`` absolute position embeddings (GPT-1/2, OthelloGPT), ``"none"``
+  (the model sees a set, not a sequence, up to the causal mask) or ``"rope"`` (rotary
+  embeddings applied to queries and keys in every layer, a relative scheme).
+* ``mlp``: False gives attention-only blocks (the paper's minimal model).
+* ``dropout`` and the optional ``attn_dropout`` / ``resid_dropout`` / ``embd_dropout``.
+* ``tie_weights``: the paper's minimal model has a separate embedding E and
+  unembedding U (B = E U), so weights are untied by default.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+NORMS = ("pre", "post", "none")
+POSITIONS = ("learned", "none", "rope")
+
+
+@dataclass
+class GPTConfig:
+    """Model hyperparameters. ``dataclasses.asdict(cfg)`` is what checkpoints store.
+
+    The ``*_dropout`` fields default to None, meaning "use ``dropout``".
+    Invalid values raise ValueError on construction.
+    """
+
+    vocab_size: int = 61  # incl. the padding token
+    block_size: int = 59  # longest input sequence
+    n_layer: int = 8
+    n_head: int = 8
+    n_embd: int = 512
+    mlp: bool = True  # False: attention-only blocks
+    mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * n_embd
+    norm: str = "pre"  # "pre" | "post" | "none"
+    pos: str = "learned"  # "learned" | "none" | "rope"
+    dropout: float = 0.1
+    attn_dropout: float | None = None  # on attention probabilities
+    resid_dropout: float | None = None  # on each residual branch's output
+    embd_dropout: float | None = None  # on token (+ position) embeddings
+    bias: bool = True  # biases in Linear layers and LayerNorms (GPT-1/2 have them)
+    tie_weights: bool = False  # share the token embedding with the output head
+    rope_base: float = 10000.0  # rotary frequency base (pos="rope" only)
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "mlp_ratio"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(
+                f"GPTConfig.n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})"
+            )
+        if self.norm not in NORMS:
+            raise ValueError(f"GPTConfig.norm must be one of {NORMS}, got {self.norm!r}")
+        if self.pos not in POSITIONS:
+            raise ValueError(f"GPTConfig.pos must be one of {POSITIONS}, got {self.pos!r}")
+        if self.pos == "rope" and (self.n_embd // self.n_head) % 2:
+            raise ValueError("GPTConfig.pos='rope' needs an even head size n_embd // n_head")
+        for name in ("dropout", "attn_dropout", "resid_dropout", "embd_dropout"):
+            value = getattr(self, name)
+            if value is None and name != "dropout":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ValueError(f"GPTConfig.{name} must be a number in [0, 1), got {value!r}")
+        for name in ("mlp", "bias", "tie_weights"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"GPTConfig.{name} must be a bool, got {getattr(self, name)!r}")
+        if not self.rope_base > 1:
+            raise ValueError(f"GPTConfig.rope_base must be > 1, got {self.rope_base!r}")
+
+    def drop(self, which: str) -> float:
+        """The dropout rate for ``which`` in ("attn", "resid", "embd"), falling back to ``dropout``."""
+        value = getattr(self, f"{which}_dropout")
+        return float(self.dropout if value is None else value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Presets. vocab_size / block_size default to Othello's (61 / 59); the trainer overrides them
+# from the task (set complement: vocab v + 1, block v - 1).
+
+PRESETS: dict[str, dict] = {
+    # OthelloGPT (Li et al. 2023): 8 layers, 8 heads, width 512, MLP 2048 (4x), GELU, pre-LN,
+    # learned absolute positions, dropout 0.1, context 59; about 25.3M parameters.
+    "othello-gpt": dict(
+        vocab_size=61, block_size=59, n_layer=8, n_head=8, n_embd=512, mlp=True, mlp_ratio=4,
+        norm="pre", pos="learned", dropout=0.1,
+    ),
+    # OthelloGPT shrunk to run in seconds on a CPU (tests, smoke runs); about 0.11M parameters.
+    "tiny": dict(
+        vocab_size=61, block_size=59, n_layer=2, n_head=4, n_embd=64, mlp=True, mlp_ratio=4,
+        norm="pre", pos="learned", dropout=0.1,
+    ),
+    # The paper's minimal model: one layer, one head, attention only, no LayerNorm, no positions.
+    # Default vocab/block are set complement with v = 16 (vocab 17 incl. PAD, block 15).
+    "setcomp-1l": dict(
+        vocab_size=17, block_size=15, n_layer=1, n_head=1, n_embd=64, mlp=False,
+        norm="none", pos="none", dropout=0.0,
+    ),
+}
+
+
+def preset(name: str, **overrides) -> GPTConfig:
+    """Build the GPTConfig of preset ``name`` with some fields replaced.
+
+    >>> preset("setcomp-1l", vocab_size=33, block_size=31).n_layer
+    1
+
+    Raises ValueError for an unknown preset or field, or an invalid value.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown model preset {name!r}; choose from {sorted(PRESETS)}")
+    known = {f.name for f in fields(GPTConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown GPTConfig field(s) {unknown}; known: {sorted(known)}")
+    return GPTConfig(**{**PRESETS[name], **overrides})
+
+
+# ---------------------------------------------------------------------------------------------
+# Rotary position embeddings (pos="rope")
+
+
+def rope_cos_sin(T: int, head_dim: int, base: float, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin tables of shape (T, head_dim // 2) for rotary embeddings."""
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
+    angles = torch.outer(torch.arange(T, device=device, dtype=torch.float32), inv_freq)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate consecutive pairs of channels of x (B, H, T, D) by position-dependent angles."""
+    x1, x2 = x.float()[..., 0::2], x.float()[..., 1::2]  # (B, H, T, D/2) each
+    out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (B, H, T, D/2, 2)
+    return out.flatten(-2).type_as(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)  # q, k, v at once
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.attn_dropout = cfg.drop("attn")
+        self.resid_dropout = nn.Dropout(cfg.drop("resid"))
+
+    def forward(self, x: torch.Tensor, rope: tuple | None = None) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)  # (B, T, C) each
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, D)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, D)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, D)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        y = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.attn_dropout if self.training else 0.0, is_causal=True
+        )  # (B, H, T, D)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(cfg.n_embd, cfg.mlp_ratio * cfg.n_embd, bias=cfg.bias)
+        self.gelu = nn.GELU()  # exact GELU, as GPT-1 and OthelloGPT
+        self.c_proj = nn.Linear(cfg.mlp_ratio * cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.dropout = nn.Dropout(cfg.drop("resid"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))  # (B, T, C)
+
+
+class Block(nn.Module):
+    """One transformer block; where its LayerNorms sit is ``cfg.norm``."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.norm = cfg.norm
+        self.attn = CausalSelfAttention(cfg)
+        self.mlp = MLP(cfg) if cfg.mlp else None
+        # ln_1 / ln_2 belong to the attention / MLP sublayer: before it (pre) or after its add (post)
+        use_ln = cfg.norm != "none"
+        self.ln_1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias) if use_ln else nn.Identity()
+        self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias) if use_ln and cfg.mlp else None
+
+    def forward(self, x: torch.Tensor, rope: tuple | None = None) -> torch.Tensor:
+        if self.norm == "post":  # GPT-1: LayerNorm after each residual add
+            x = self.ln_1(x + self.attn(x, rope))
+            if self.mlp is not None:
+                x = self.ln_2(x + self.mlp(x))
+        else:  # "pre" (GPT-2), or "none" where ln_1/ln_2 are the identity
+            x = x + self.attn(self.ln_1(x), rope)
+            if self.mlp is not None:
+                x = x + self.mlp(self.ln_2(x) if self.ln_2 is not None else x)
+        return x  # (B, T, C)
+
+
+class GPT(nn.Module):
+    """Decoder-only transformer: tokens (B, T) -> next-token logits (B, T, V).
+
+    ``model(tokens)`` returns logits. ``model(tokens, targets)`` returns ``(logits, loss)``:
+    a LongTensor (B, T) of next tokens (-1 = ignore) gives the ordinary next-token
+    cross-entropy, a BoolTensor (B, T, V) of legal sets gives the ``legal`` loss
+    (see :mod:`agents.losses`). Position t's logits depend only on tokens[:, :t+1].
+    """
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        if not isinstance(cfg, GPTConfig):
+            raise ValueError(f"GPT needs a GPTConfig, got {type(cfg).__name__}")
+        self.config = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)  # E: token embedding
+        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd) if cfg.pos == "learned" else None
+        self.drop = nn.Dropout(cfg.drop("embd"))
+        self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)])
+        # pre-norm needs a final LayerNorm (the residual stream is unnormalised); post-norm's
+        # last block already ends in one; "none" has none.
+        self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias) if cfg.norm == "pre" else nn.Identity()
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)  # U: unembedding
+        if cfg.tie_weights:
+            self.lm_head.weight = self.wte.weight
+
+        # nanoGPT init: N(0, 0.02) for Linear and Embedding weights, zero biases, LayerNorm (1, 0);
+        # residual output projections scaled by 1/sqrt(number of residual branches) so the
+        # residual stream's variance at init does not grow with depth.
+        self.apply(self._init_weights)
+        n_branches = cfg.n_layer * (2 if cfg.mlp else 1)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(n_branches))
+
+    @staticmethod
+    def _init_weights(module: nn.Module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self) -> int:
+        """Number of distinct parameters (a tied matrix counts once)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None):
+        if tokens.dim() != 2:
+            raise ValueError(f"tokens must have shape (B, T), got {tuple(tokens.shape)}")
+        B, T = tokens.shape
+        cfg = self.config
+        if cfg.pos == "learned" and T > cfg.block_size:
+            raise ValueError(f"sequence length {T} exceeds block_size {cfg.block_size}")
+        x = self.wte(tokens)  # (B, T, C)
+        if self.wpe is not None:
+            x = x + self.wpe(torch.arange(T, device=tokens.device))  # + (T, C)
+        x = self.drop(x)
+        rope = None
+        if cfg.pos == "rope":
+            rope = rope_cos_sin(T, cfg.n_embd // cfg.n_head, cfg.rope_base, tokens.device)
+        for block in self.blocks:
+            x = block(x, rope)  # (B, T, C)
+        logits = self.lm_head(self.ln_f(x))  # (B, T, V)
+        if targets is None:
+            return logits
+        from agents.losses import legal_loss, next_token_loss  # losses never import the model
+
+        if targets.dtype == torch.bool:
+            return logits, legal_loss(logits, targets)
+        return logits, next_token_loss(logits, targets)
+
+    def configure_optimizer(self, weight_decay: float, lr: float, betas=(0.9, 0.95), **kwargs):
+        """AdamW over :func:`param_groups` (weight decay on Linear weight matrices only)."""
+        return torch.optim.AdamW(param_groups(self, weight_decay), lr=lr, betas=betas, **kwargs)
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW parameter groups: weight decay on the weight matrices of Linear layers only.
+
+    Decayed: attention and MLP projections and the output head U. Not decayed: biases,
+    LayerNorm parameters and embeddings (token and position). This is minGPT's rule, which
+    OthelloGPT trained with ("weight decay on matrices only"); nanoGPT also decays
+    embeddings. A tied head/embedding matrix is decayed (it is the head's weight).
+    Works on any module, wrapped (torch.compile, DDP) or not.
+    """
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+    decay_ids = {
+        id(m.weight) for m in model.modules() if isinstance(m, nn.Linear) and m.weight is not None
+    }
+    decay, no_decay = [], []
+    for p in model.parameters():  # parameters() yields a shared (tied) tensor once
+        if p.requires_grad:
+            (decay if id(p) in decay_ids else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": float(weight_decay)},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
