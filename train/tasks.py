@@ -50,7 +50,10 @@ Othello corpus (``make_task("othello", data="games.npy")``)
     (``othello_env.validate_games``) covers the whole file up to
     ``FULL_VALIDATION_GAMES`` games, and beyond that the first and last
     ``SAMPLE_VALIDATION_GAMES // 4`` games plus a seeded uniform sample of the
-    rest (``SAMPLE_VALIDATION_GAMES`` in all). Games are served in a seeded
+    rest (``SAMPLE_VALIDATION_GAMES`` in all); a bad game the sample missed
+    still raises (naming its index in the file) when a batch first serves it,
+    since building the legal masks replays every served game's prefix. Games
+    are served in a seeded
     shuffled order, a new permutation per epoch and per rank; the state adds
     ``offset`` (games consumed) so batches of varying sizes resume exactly.
 """
@@ -236,7 +239,7 @@ def othello_batch(games: np.ndarray, T: int, min_len: int = 1) -> Batch:
     n = games.shape[0]
     sq = games[:, : T + 1].astype(np.int64)  # moves 0..T (move T only feeds next[T-1])
     tokens = _SQUARE_PLUS1_TO_TOKEN[sq[:, :T] + 1]
-    masks = api.legal_move_masks(games)[:, :T]  # (n, T, 64) legal squares after moves 0..t
+    masks = api.legal_move_masks(np.ascontiguousarray(games[:, :T]))  # (n, T, 64) legal after moves 0..t
     legal = np.zeros((n, T, othello_tokens.VOCAB_SIZE), dtype=np.bool_)
     legal[:, :, 1:] = masks[:, :, _TOKEN_SQUARES]
     nxt = _SQUARE_PLUS1_TO_TOKEN[sq[:, 1 : T + 1] + 1]
@@ -273,7 +276,10 @@ class OthelloTask(Task):
         order = np.argsort(idx, kind="stable")
         rows = np.empty((batch_size, 60), dtype=np.int8)
         rows[order] = self.games[idx[order]]
-        return othello_batch(rows, T, min_len)
+        try:
+            return othello_batch(rows, T, min_len)  # replays (so checks) every game it serves
+        except ValueError as e:
+            raise ValueError(f"corpus {self.path}: {_shift_game_index(str(e), idx)}") from None
 
     def _permutation(self, epoch: int) -> np.ndarray:
         if self._perm_epoch != epoch:

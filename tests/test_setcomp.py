@@ -1,0 +1,320 @@
+"""setcomp_env: the NumPy core, SetComplement-v0 and its native vector env."""
+
+import itertools
+import subprocess
+import sys
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+import setcomp_env
+from setcomp_env import SetComplementEnv, SetComplementVectorEnv, complement_masks, sample_sequences
+
+ENV_ID = "setcomp_env:SetComplement-v0"
+
+
+# ---------------------------------------------------------------- core
+
+
+def brute_force_masks(seqs, v):
+    n, length = seqs.shape
+    out = np.zeros((n, length, v), dtype=bool)
+    for i in range(n):
+        for p in range(length):
+            seen = set(seqs[i, : p + 1].tolist())
+            out[i, p] = [k not in seen for k in range(v)]
+    return out
+
+
+@pytest.mark.parametrize("n,length,v", [(5, 3, 7), (20, 16, 16), (1, 1, 1), (4, 0, 5), (0, 2, 3)])
+def test_sample_sequences_shape_distinct_range(n, length, v):
+    s = sample_sequences(n, length, v, seed=3)
+    assert s.shape == (n, length) and np.issubdtype(s.dtype, np.integer)
+    for row in s:
+        assert len(set(row.tolist())) == length
+        assert all(0 <= t < v for t in row)
+
+
+def test_sample_sequences_deterministic_and_seed_dependent():
+    a = sample_sequences(50, 6, 10, seed=7)
+    assert np.array_equal(a, sample_sequences(50, 6, 10, seed=7))
+    assert not np.array_equal(a, sample_sequences(50, 6, 10, seed=8))
+    ss = np.random.SeedSequence(1, spawn_key=(2,))
+    assert np.array_equal(sample_sequences(3, 2, 4, seed=ss), sample_sequences(3, 2, 4, seed=ss))
+
+
+def test_sample_sequences_uniform_over_ordered_selections():
+    # 12 ordered pairs of distinct tokens from 4: each should be near 1/12 of 24000 draws
+    s = sample_sequences(24000, 2, 4, seed=0)
+    counts = {pair: 0 for pair in itertools.permutations(range(4), 2)}
+    for a, b in s.tolist():
+        counts[(a, b)] += 1
+    assert set(counts) == set(itertools.permutations(range(4), 2))
+    assert all(abs(c - 2000) < 200 for c in counts.values()), counts
+
+
+@pytest.mark.parametrize("args,match", [
+    ((3, 5, 4), "cannot exceed"),
+    ((-1, 2, 4), "n must be >= 0"),
+    ((3, 2, 0), "vocab_size must be >= 1"),
+    ((3, 2.0, 4), "length must be an integer"),
+    ((3, -1, 4), "length must be >= 0"),
+])
+def test_sample_sequences_bad_input(args, match):
+    with pytest.raises(ValueError, match=match):
+        sample_sequences(*args)
+
+
+def test_sample_sequences_rejects_generator_seed():
+    with pytest.raises(ValueError, match="Generator"):
+        sample_sequences(2, 2, 4, seed=np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("v,length", [(5, 5), (16, 15), (9, 1)])
+def test_complement_masks_match_brute_force(v, length):
+    seqs = sample_sequences(30, length, v, seed=v)
+    got = complement_masks(seqs, v)
+    assert got.dtype == np.bool_ and got.shape == (30, length, v)
+    assert np.array_equal(got, brute_force_masks(seqs, v))
+    # p + 1 tokens seen -> v - (p + 1) absent
+    assert np.array_equal(got.sum(-1), np.broadcast_to(v - 1 - np.arange(length), (30, length)))
+
+
+def test_complement_masks_worked_example():
+    # ANCHORS example shifted to 0-based: (0, 2, 4) over 5 tokens -> 1 and 3 absent at the end
+    m = complement_masks(np.array([[0, 2, 4]]), 5)
+    assert m[0, 2].tolist() == [False, True, False, True, False]
+    assert m[0, 0].tolist() == [False, True, True, True, True]
+
+
+def test_complement_masks_accepts_lists_and_empty():
+    assert complement_masks([[1, 0]], 3).shape == (1, 2, 3)
+    assert complement_masks(np.zeros((3, 0), dtype=np.int64), 4).shape == (3, 0, 4)
+
+
+@pytest.mark.parametrize("seqs,v,match", [
+    (np.array([1, 2]), 4, "2-D"),
+    (np.array([[0.0, 1.0]]), 4, "integers"),
+    (np.array([[0, 4]]), 4, r"\[0, 4\)"),
+    (np.array([[-1, 2]]), 4, r"\[0, 4\)"),
+    (np.array([[0, 1]]), 0, "vocab_size"),
+])
+def test_complement_masks_bad_input(seqs, v, match):
+    with pytest.raises(ValueError, match=match):
+        complement_masks(seqs, v)
+
+
+def test_core_imports_no_torch_or_gymnasium():
+    code = ("import sys, importlib.util; spec = importlib.util.spec_from_file_location('c', "
+            f"{setcomp_env.core.__file__!r}); m = importlib.util.module_from_spec(spec); "
+            "spec.loader.exec_module(m); assert 'torch' not in sys.modules; "
+            "assert 'gymnasium' not in sys.modules; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+# ---------------------------------------------------------------- single env
+
+
+def test_make_without_prior_import():
+    code = (f"import gymnasium as gym; e = gym.make({ENV_ID!r}, vocab_size=5); "
+            "o, i = e.reset(seed=0); print(o.tolist(), type(e.unwrapped).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[5, 5, 5, 5, 5] SetComplementEnv"
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"vocab_size": 1}, {"vocab_size": 6, "start_length": 3},
+                                    {"vocab_size": 4, "render_mode": "ansi"}])
+def test_check_env_clean(kwargs):
+    env = gym.make(ENV_ID, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(env.unwrapped)
+
+
+def test_docstring_sections():
+    for section in ("Description", "Action Space", "Observation Space", "Rewards", "Episode End",
+                    "Arguments", "Version History"):
+        assert f"## {section}" in SetComplementEnv.__doc__
+
+
+def test_perfect_play_succeeds():
+    env = gym.make(ENV_ID, vocab_size=6, start_length=2)
+    obs, info = env.reset(seed=4)
+    assert len(info["moves"]) == 2 and obs[2:].tolist() == [6] * 4
+    assert info["action_mask"].dtype == np.int8 and info["action_mask"].sum() == 4
+    total, done, steps = 0.0, False, 0
+    while not done:
+        a = int(np.flatnonzero(info["action_mask"])[0])
+        obs, r, done, trunc, info = env.step(a)
+        assert not trunc
+        total += r
+        steps += 1
+    assert steps == 4 and total == 4.0 and info["success"]
+    assert sorted(info["moves"]) == list(range(6)) and obs.tolist() == info["moves"]
+    assert info["action_mask"].sum() == 0 and "illegal_action" not in info
+
+
+def test_moves_observation_and_masks_agree():
+    env = SetComplementEnv(vocab_size=5)
+    obs, info = env.reset(seed=1)
+    for a in (3, 0, 4):
+        obs, r, term, trunc, info = env.step(a)
+    assert r == 1.0 and not term
+    assert info["moves"] == [3, 0, 4] and isinstance(info["moves"][0], int)
+    assert obs.tolist() == [3, 0, 4, 5, 5]
+    assert info["action_mask"].tolist() == [0, 1, 1, 0, 0]
+    assert env.action_masks().tolist() == [False, True, True, False, False]
+    assert env.observation_space.contains(obs)
+
+
+def test_illegal_action_ends_episode():
+    env = SetComplementEnv(vocab_size=5)
+    env.reset(seed=0)
+    env.step(2)
+    obs, r, term, trunc, info = env.step(2)
+    assert (r, term, trunc) == (-1.0, True, False)
+    assert info["illegal_action"] is True and info["moves"] == [2] and not info["success"]
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(1)
+
+
+def test_illegal_action_raise_mode():
+    env = gym.make(ENV_ID, vocab_size=4, illegal_action="raise")
+    env.reset(seed=0)
+    env.step(1)
+    with pytest.raises(ValueError, match="already in the sequence"):
+        env.step(1)
+
+
+def test_start_length_and_reset_option():
+    env = SetComplementEnv(vocab_size=8, start_length=3)
+    _, info = env.reset(seed=2)
+    assert len(info["moves"]) == 3 and len(set(info["moves"])) == 3
+    _, info = env.reset(options={"start_length": 7})
+    assert len(info["moves"]) == 7
+    _, info = env.reset()
+    assert len(info["moves"]) == 3
+    with pytest.raises(ValueError, match="start_length"):
+        env.reset(options={"start_length": 8})
+
+
+def test_reset_seed_determinism():
+    env = SetComplementEnv(vocab_size=10, start_length=5)
+    a = env.reset(seed=11)[1]["moves"]
+    assert env.reset(seed=11)[1]["moves"] == a
+    assert any(env.reset(seed=s)[1]["moves"] != a for s in range(12, 20))
+
+
+def test_render_ansi():
+    env = gym.make(ENV_ID, vocab_size=4, render_mode="ansi")
+    env.reset(seed=0, options={"start_length": 0})
+    env.step(2)
+    assert env.render() == "seen (1/4): 2 | absent: 0 1 3\n"
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"vocab_size": 0}, "vocab_size"),
+    ({"vocab_size": 4, "start_length": 4}, "start_length"),
+    ({"start_length": -1}, "start_length"),
+    ({"illegal_action": "ignore"}, "illegal_action"),
+    ({"render_mode": "human"}, "render_mode"),
+    ({"vocab_size": 3.5}, "vocab_size"),
+])
+def test_env_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SetComplementEnv(**kwargs)
+    with pytest.raises(ValueError, match=match):
+        SetComplementVectorEnv(2, **kwargs)
+
+
+def test_env_bad_action():
+    env = SetComplementEnv(vocab_size=4)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="0..3"):
+        env.step(4)
+
+
+# ---------------------------------------------------------------- vector env
+
+
+def _assert_infos_equal(a, b):
+    assert set(a) == set(b), (set(a), set(b))
+    for k in a:
+        if a[k].dtype == object:
+            assert a[k].tolist() == b[k].tolist(), k
+        else:
+            assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("v,start,seed", [(5, 0, 0), (7, 3, 1), (1, 0, 2), (3, 2, 3)])
+def test_vector_env_equals_sync_vector_env(v, start, seed):
+    n = 6
+    ref = SyncVectorEnv([lambda: SetComplementEnv(vocab_size=v, start_length=start) for _ in range(n)],
+                        autoreset_mode=AutoresetMode.NEXT_STEP)
+    vec = SetComplementVectorEnv(n, vocab_size=v, start_length=start)
+    o1, i1 = ref.reset(seed=seed)
+    o2, i2 = vec.reset(seed=seed)
+    assert o1.dtype == o2.dtype and np.array_equal(o1, o2)
+    _assert_infos_equal(i1, i2)
+    rng = np.random.default_rng(seed)
+    saw_illegal = saw_success = False
+    for t in range(60):
+        if t % 3 == 0:  # unmasked actions: illegal moves happen
+            actions = rng.integers(0, v, size=n)
+        else:  # masked: episodes reach success
+            actions = np.array([rng.choice(np.flatnonzero(m)) if m.any() else 0
+                                for m in vec.action_masks()])
+        if t == 30:  # mid-run reset of a subset, with a seed list
+            mask = np.arange(n) % 2 == 0
+            seeds = [100 + i for i in range(n)]
+            o1, i1 = ref.reset(seed=seeds, options={"reset_mask": mask.copy()})
+            o2, i2 = vec.reset(seed=seeds, options={"reset_mask": mask.copy()})
+            assert np.array_equal(o1, o2)
+            _assert_infos_equal(i1, i2)
+        r1 = ref.step(actions)
+        r2 = vec.step(actions)
+        for x, y in zip(r1[:4], r2[:4]):
+            assert x.dtype == y.dtype and np.array_equal(x, y), t
+        _assert_infos_equal(r1[4], r2[4])
+        saw_illegal |= "illegal_action" in r2[4]
+        saw_success |= bool(r2[4]["success"].any())
+    assert saw_success and (saw_illegal or v == 1)
+
+
+def test_make_vec_uses_native_vector_env():
+    env = gym.make_vec(ENV_ID, num_envs=3, vectorization_mode="vector_entry_point", vocab_size=4)
+    assert isinstance(env.unwrapped, SetComplementVectorEnv)
+    assert env.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (3, 4) and info["action_mask"].dtype == np.int8
+    assert env.observation_space.contains(obs)
+
+
+def test_vector_env_raise_mode_and_render():
+    env = SetComplementVectorEnv(2, vocab_size=3, illegal_action="raise", render_mode="ansi")
+    env.reset(seed=0)
+    env.step(np.array([0, 1]))
+    assert env.render() == ("seen (1/3): 0 | absent: 1 2\n", "seen (1/3): 1 | absent: 0 2\n")
+    with pytest.raises(ValueError, match="sub-env 1"):
+        env.step(np.array([2, 1]))
+
+
+def test_vector_env_bad_input():
+    env = SetComplementVectorEnv(2, vocab_size=3)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.array([0, 1]))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="shape"):
+        env.step(np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="0..2"):
+        env.step(np.array([0, 3]))
+    with pytest.raises(ValueError, match="num_envs"):
+        env.reset(seed=[1])
+    with pytest.raises(ValueError, match="num_envs"):
+        SetComplementVectorEnv(0)
