@@ -3,8 +3,9 @@
 Bit ``i`` of a board is square ``i = row*8 + col`` (a1 = 0, h8 = 63). A
 position is a pair ``(me, opp)``: the discs of the player to move and of the
 other player. Every function here is ``@njit(cache=True)`` and callable both
-from Python and from other Numba code; arguments and results are ``np.uint64``
-boards and plain ints.
+from Python and from other Numba code. Boards are uint64 (from Python: a
+``np.uint64`` or a plain int in 0..2**64-1; results come back as plain ints),
+squares and counts are int64.
 
 Turn handling is the caller's job: :func:`apply_move` returns the boards still
 labelled from the old mover's side, so the next position is
@@ -32,6 +33,11 @@ FULL = np.uint64(0xFFFFFFFFFFFFFFFF)
 INNER_COLS = np.uint64(0x7E7E7E7E7E7E7E7E)
 BLACK_START = np.uint64((1 << 28) | (1 << 35))
 WHITE_START = np.uint64((1 << 27) | (1 << 36))
+
+# Explicit signatures: boards arrive from Python as plain ints (Numba boxes
+# uint64 results as int), and a lazily typed int64 signature would overflow
+# on boards with bit 63 set.
+_B = types.uint64
 
 S1 = np.uint64(1)  # east / west
 S7 = np.uint64(7)  # north-west / south-east
@@ -78,12 +84,12 @@ if config.DISABLE_JIT:
 
 else:
 
-    @njit(cache=True, inline="always")
+    @njit("int64(uint64)", cache=True, inline="always")
     def popcount(x):
         """Number of set bits of a uint64 board."""
         return np.int64(_llvm_ctpop(np.uint64(x)))
 
-    @njit(cache=True, inline="always")
+    @njit("int64(uint64)", cache=True, inline="always")
     def lowest_square(x):
         """Index of the lowest set bit of a non-zero board (64 for an empty board)."""
         return np.int64(_llvm_cttz(np.uint64(x)))
@@ -118,7 +124,7 @@ def _moves_down(me, o, empty, s):
     return empty & (t >> s)
 
 
-@njit(cache=True)
+@njit(_B(_B, _B), cache=True)
 def legal_moves(me, opp):
     """Bitmask of the squares where the player owning ``me`` may move (0: must pass)."""
     me = np.uint64(me)
@@ -163,7 +169,7 @@ def _flips_down(me, o, mv, s):
     return U0
 
 
-@njit(cache=True)
+@njit(_B(_B, _B, _B), cache=True)
 def flips_bit(me, opp, mv):
     """Discs flipped when the mover plays the single-bit board ``mv`` (no legality check)."""
     oh = opp & INNER_COLS
@@ -178,7 +184,7 @@ def flips_bit(me, opp, mv):
     return f
 
 
-@njit(cache=True)
+@njit(_B(_B, _B, types.int64), cache=True)
 def flips(me, opp, sq):
     """Discs flipped by the mover playing square ``sq`` (0 if ``sq`` is occupied or illegal)."""
     me = np.uint64(me)
@@ -191,7 +197,7 @@ def flips(me, opp, sq):
     return flips_bit(me, opp, mv)
 
 
-@njit(cache=True)
+@njit(types.UniTuple(_B, 2)(_B, _B, types.int64), cache=True)
 def apply_move(me, opp, sq):
     """Boards after the mover plays the legal square ``sq``: ``(new_me, new_opp)``.
 
@@ -207,19 +213,19 @@ def apply_move(me, opp, sq):
     return me | f | (U1 << np.uint64(sq)), opp & ~f
 
 
-@njit(cache=True)
+@njit(types.boolean(_B, _B), cache=True)
 def is_game_over(me, opp):
     """True when neither side has a legal move."""
     return legal_moves(me, opp) == U0 and legal_moves(opp, me) == U0
 
 
-@njit(cache=True)
+@njit(types.int64(_B, _B), cache=True)
 def score(me, opp):
     """Disc difference ``popcount(me) - popcount(opp)`` (empties are not counted)."""
     return popcount(me) - popcount(opp)
 
 
-@njit(cache=True)
+@njit(types.int64(types.int64), cache=True)
 def perft(depth):
     """Leaves of the game tree from the start position after ``depth`` plies.
 
