@@ -4,6 +4,7 @@ next tokens, its losses, weight averaging (EMA, BEMA) and policies."""
 from agents.averaging import BEMA, EMA, unwrap
 from agents.losses import LOSSES, legal_loss, loss, next_token_loss
 from agents.model import GPT, PRESETS, GPTConfig, param_groups, preset
+from agents.policies import ModelPolicy, RandomPolicy
 
 __all__ = [
     "BEMA",
@@ -11,7 +12,9 @@ __all__ = [
     "GPT",
     "GPTConfig",
     "LOSSES",
+    "ModelPolicy",
     "PRESETS",
+    "RandomPolicy",
     "legal_loss",
     "loss",
     "next_token_loss",

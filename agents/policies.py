@@ -1,0 +1,260 @@
+"""Policies: ``policy(observation, info) -> action`` (or ``policy.act(observation, info)``).
+
+The interface of docs/ARCHITECTURE.md "Policies": ``info["action_mask"]`` (int8) holds
+the legal actions (for PettingZoo dict observations, ``observation["action_mask"]``),
+``info["moves"]`` the move history (Othello: squares played, passes omitted; set
+complement: the tokens so far). Othello action 64 = pass. Both policies always return
+a legal action, as a Python int.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from agents.averaging import BEMA, EMA, unwrap
+from agents.model import GPT, GPTConfig
+
+TASKS = ("othello", "setcomp")
+WEIGHTS = ("ema", "bema", "raw")
+OTHELLO_PASS = 64
+
+
+def action_mask(observation, info) -> np.ndarray:
+    """The legal-action mask as a bool array, from info or a PettingZoo dict observation."""
+    mask = None
+    if isinstance(info, dict) and "action_mask" in info:
+        mask = info["action_mask"]
+    elif isinstance(observation, dict) and "action_mask" in observation:
+        mask = observation["action_mask"]
+    if mask is None:
+        raise ValueError('no action mask: expected info["action_mask"] or observation["action_mask"]')
+    mask = np.asarray(mask)
+    if mask.ndim != 1:
+        raise ValueError(f"action mask must be 1-D, got shape {mask.shape}")
+    return mask.astype(bool)
+
+
+class RandomPolicy:
+    """Uniformly random legal action, from its own ``np.random.default_rng(seed)``."""
+
+    def __init__(self, seed: int | None = None):
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, observation, info) -> int:
+        legal = np.flatnonzero(action_mask(observation, info))
+        if legal.size == 0:
+            raise ValueError("no legal action: the action mask is all zero")
+        return int(legal[self.rng.integers(legal.size)])
+
+    __call__ = act
+
+
+def _task_of_env(env) -> str:
+    """The codec for a run config's ``env`` value ("othello", "setcomp" or an env id)."""
+    name = str(env).lower()
+    if name.startswith("othello"):
+        return "othello"
+    if name.startswith("setcomp") or name.startswith("setcomplement"):
+        return "setcomp"
+    raise ValueError(f"checkpoint config has an unknown env {env!r}; expected othello or setcomp")
+
+
+def _strip_prefixes(state: dict) -> dict:
+    """Drop torch.compile / DDP key prefixes ("_orig_mod.", "module.") from a state dict."""
+    out = {}
+    for key, value in state.items():
+        while key.startswith(("_orig_mod.", "module.")):
+            key = key.split(".", 1)[1]
+        out[key] = value
+    return out
+
+
+def load_checkpoint_model(path, weights: str = "ema", device="cpu") -> tuple[GPT, dict]:
+    """Build the GPT of a checkpoint with its ``weights`` ("ema", "bema" or "raw").
+
+    Returns ``(model in eval mode on device, the run config dict)``. Raises ValueError
+    for an unreadable or foreign file or when the requested averaged weights are absent.
+    """
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"checkpoint {os.fspath(path)!r} does not exist") from None
+    except Exception as e:  # pickle / zip errors: report in one line
+        raise ValueError(f"cannot read checkpoint {os.fspath(path)!r}: {e}") from None
+    if not isinstance(ckpt, dict) or "model_config" not in ckpt or "model" not in ckpt:
+        raise ValueError(f"{os.fspath(path)!r} is not an lgagent checkpoint")
+    try:
+        cfg = GPTConfig(**ckpt["model_config"])
+    except TypeError as e:
+        raise ValueError(f"checkpoint model_config is invalid: {e}") from None
+    if weights == "raw":
+        state = ckpt["model"]
+    else:
+        avg = ckpt.get(weights)
+        if avg is None:
+            raise ValueError(
+                f"checkpoint {os.fspath(path)!r} has no {weights.upper()} weights "
+                f"(the run was trained without {weights}); use weights='raw' or train with it"
+            )
+        state = avg["module"]
+    model = GPT(cfg)
+    model.load_state_dict(_strip_prefixes(state))
+    return model.to(device).eval(), dict(ckpt.get("config") or {})
+
+
+class ModelPolicy:
+    """Play the model's prediction for the next move, masked to the legal actions.
+
+    ``model_or_checkpoint``: a GPT (possibly torch.compile'd or DDP-wrapped), an EMA or
+    BEMA (its ``.module`` is used), or a checkpoint path (docs/ARCHITECTURE.md
+    "Checkpoint"). ``weights`` ("ema", "bema" or "raw") selects a checkpoint's weight set;
+    a module given directly is used as it is. ``task`` ("othello" | "setcomp") selects
+    the token codec for a module (default "othello"); a checkpoint's own
+    ``config["env"]`` decides for a path (a conflicting ``task`` is an error).
+
+    Codec: Othello squares -> ``othello_env.tokens`` (vocabulary 61, PAD = 0; action a
+    is square a, 64 = pass); set complement tokens are themselves (action = token,
+    PAD = vocab_size - 1 of the model, never an action). The model reads the last
+    ``block_size`` moves of ``info["moves"]`` and its logits at the last position give
+    the next move.
+
+    Decisions: ``greedy=True`` takes the most probable legal action; ``greedy=False``
+    samples from the model's distribution restricted to the legal actions (softmax of
+    logits / ``temperature``) with its own ``torch.Generator`` seeded by ``seed``.
+    Cases without a model decision (the policy's counters and ``last_choice_legal`` =
+    None): an empty history (the model never sees an empty prefix in training: the
+    first move is uniformly random among the legal ones, drawn from the policy's
+    generator; in Othello the four openings are equivalent by symmetry) and, in
+    Othello, a forced pass (only action 64 legal: returns 64).
+
+    Reporting: ``last_choice_legal`` is whether the model's own first choice (argmax
+    over all move tokens, unmasked) was legal at the last decision; ``n_decisions`` and
+    ``n_illegal_choices`` count decisions and illegal first choices (``reset_stats()``
+    zeroes them).
+    """
+
+    def __init__(
+        self,
+        model_or_checkpoint,
+        weights: str = "ema",
+        greedy: bool = True,
+        task: str | None = None,
+        device="cpu",
+        seed: int | None = None,
+        temperature: float = 1.0,
+    ):
+        if weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+        if task is not None and task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        self.device = torch.device(device)
+        if isinstance(model_or_checkpoint, (str, os.PathLike)):
+            model, config = load_checkpoint_model(model_or_checkpoint, weights, self.device)
+            ckpt_task = _task_of_env(config.get("env", "othello"))
+            if task is not None and task != ckpt_task:
+                raise ValueError(f"task={task!r} but the checkpoint was trained on {ckpt_task!r}")
+            task = ckpt_task
+        elif isinstance(model_or_checkpoint, (EMA, BEMA)):
+            model = model_or_checkpoint.module
+        elif isinstance(model_or_checkpoint, nn.Module):
+            model = unwrap(model_or_checkpoint)
+        else:
+            raise ValueError(
+                "ModelPolicy needs a GPT, an EMA/BEMA or a checkpoint path, "
+                f"got {type(model_or_checkpoint).__name__}"
+            )
+        if not isinstance(model, GPT):
+            raise ValueError(f"ModelPolicy needs an agents.GPT, got {type(model).__name__}")
+        self.model = model.to(self.device).eval()
+        self.task = task or "othello"
+        self.greedy = bool(greedy)
+        self.temperature = float(temperature)
+        self.generator = torch.Generator()  # CPU: sampling happens on CPU copies of logits
+        if seed is None:
+            self.generator.seed()  # fresh entropy
+        else:
+            self.generator.manual_seed(int(seed))
+        V = model.config.vocab_size
+        if self.task == "othello":
+            from othello_env.tokens import SQUARE_TO_TOKEN, VOCAB_SIZE, squares_to_tokens
+
+            if V != VOCAB_SIZE:
+                raise ValueError(f"an Othello model needs vocab_size {VOCAB_SIZE}, got {V}")
+            self._encode = squares_to_tokens
+            self.n_actions = 65  # 64 squares + pass
+            # action -> token; centre squares and pass have none (-1)
+            self._action_token = np.append(SQUARE_TO_TOKEN, -1)
+        else:
+            if V < 2:
+                raise ValueError(f"a set complement model needs vocab_size >= 2, got {V}")
+            v = V - 1  # tokens 0..v-1, PAD = v
+            self._encode = self._setcomp_tokens
+            self.n_actions = v
+            self._action_token = np.arange(v)
+        self.reset_stats()
+
+    def reset_stats(self):
+        """Zero ``n_decisions`` and ``n_illegal_choices``; ``last_choice_legal`` = None."""
+        self.n_decisions = 0
+        self.n_illegal_choices = 0
+        self.last_choice_legal: bool | None = None
+
+    def _setcomp_tokens(self, moves) -> np.ndarray:
+        tok = np.asarray(moves, dtype=np.int64)
+        if tok.size and (tok.min() < 0 or tok.max() >= self.n_actions):
+            raise ValueError(f"set complement moves must lie in 0..{self.n_actions - 1}")
+        return tok
+
+    def _random(self, legal: np.ndarray) -> int:
+        i = torch.randint(len(legal), (1,), generator=self.generator).item()
+        return int(legal[i])
+
+    @torch.no_grad()
+    def act(self, observation, info) -> int:
+        mask = action_mask(observation, info)
+        if mask.shape[0] != self.n_actions:
+            raise ValueError(
+                f"action mask has {mask.shape[0]} actions; this {self.task} policy expects {self.n_actions}"
+            )
+        legal = np.flatnonzero(mask)
+        if legal.size == 0:
+            raise ValueError("no legal action: the action mask is all zero")
+        self.last_choice_legal = None
+        if self.task == "othello" and legal.tolist() == [OTHELLO_PASS]:
+            return OTHELLO_PASS  # forced pass: nothing to decide
+        if not isinstance(info, dict) or "moves" not in info:
+            raise ValueError('ModelPolicy needs the move history in info["moves"]')
+        tokens = self._encode(list(info["moves"]))
+        if tokens.size == 0:
+            return self._random(legal)  # the model never saw an empty prefix
+        tokens = tokens[-self.model.config.block_size :]
+        x = torch.as_tensor(tokens, dtype=torch.long, device=self.device)[None]  # (1, T)
+        logits = self.model(x)[0, -1].float().cpu()  # (V,)
+
+        # the model's own first choice: argmax over move tokens (PAD excluded), unmasked
+        has_token = self._action_token >= 0
+        actions = np.flatnonzero(has_token)  # actions that are moves
+        action_logits = logits[torch.as_tensor(self._action_token[actions])]  # (n_moves,)
+        first = int(actions[int(torch.argmax(action_logits))])
+        self.last_choice_legal = bool(mask[first])
+        self.n_decisions += 1
+        self.n_illegal_choices += int(not self.last_choice_legal)
+
+        legal_moves = legal[has_token[legal]]  # legal actions the model can name
+        if legal_moves.size == 0:  # cannot happen with a consistent mask; stay legal anyway
+            return self._random(legal)
+        scores = logits[torch.as_tensor(self._action_token[legal_moves])]  # (n_legal,)
+        if self.greedy:
+            return int(legal_moves[int(torch.argmax(scores))])
+        probs = torch.softmax(scores / self.temperature, dim=0)
+        return int(legal_moves[int(torch.multinomial(probs, 1, generator=self.generator))])
+
+    __call__ = act
