@@ -20,3 +20,15 @@ __all__ = [
     "tokens_to_squares",
     "validate_games",
 ]
+
+# Environment registration (gymnasium 1.x has no plugin discovery; "othello_env:Othello-v0"
+# imports this module first, so it works without a prior import).
+import gymnasium as _gym  # noqa: E402
+import pettingzoo as _pz  # noqa: E402
+
+_gym.register(
+    id="Othello-v0",
+    entry_point="othello_env.env:OthelloEnv",
+    vector_entry_point="othello_env.vector:OthelloVectorEnv",
+)
+_pz.register("aec", "othello_env/Othello-v0", entry_point="othello_env.pettingzoo:env")

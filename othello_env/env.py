@@ -1,0 +1,606 @@
+"""Gymnasium ``Othello-v0``: one agent plays Othello against an opponent policy.
+
+The turn logic lives in small Numba kernels below (``_reset_start``,
+``_agent_step``, ...) that work on row ``i`` of three state arrays, so the
+single env (one row) and the native vector env (:mod:`othello_env.vector`,
+``num_envs`` rows) run the very same compiled code. All rules come from
+:mod:`othello_env.engine`.
+
+Per-env state, ``N`` rows (N = 1 here):
+
+* ``st``   uint64 (N, 3): the agent's discs, the opponent's discs, the RNG state
+* ``meta`` int64  (N, 2): the agent's colour (0 black, 1 white), moves played
+* ``hist`` int8   (N, 60): the squares played so far, passes omitted
+
+Randomness (the built-in random opponent and ``agent_color="random"``) comes
+from a per-env splitmix64 stream kept in ``st[i, 2]``, not from ``np_random``:
+that is what lets env ``i`` of the vector env reset with seed ``s`` behave
+exactly like this env reset with seed ``s + i`` (SyncVectorEnv's seeding).
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from numba import njit
+
+from othello_env.engine import (
+    BLACK_START,
+    WHITE_START,
+    apply_move,
+    is_game_over,
+    legal_moves,
+    lowest_square,
+    popcount,
+)
+from othello_env.render import board_ansi, board_rgb
+
+PASS = 64
+N_ACTIONS = 65
+MAX_MOVES = 60  # squares to fill; passes are not recorded
+OBS_SHAPE = (3, 8, 8)
+
+# Columns of st / meta.
+AGENT, OPP, RNG = 0, 1, 2
+COLOUR, NMOVES = 0, 1
+
+# Kernel outcome codes. Every code except ONGOING and OPPONENT_TO_MOVE ends the episode.
+ONGOING, WIN, DRAW, LOSS, ILLEGAL, OPPONENT_TO_MOVE = 0, 1, 2, 3, 4, 5
+REWARDS = (0.0, 1.0, 0.0, -1.0, -1.0)  # indexed by code, from the agent's side
+COLOURS = {"black": 0, "white": 1, "random": -1}
+COLOUR_NAMES = ("black", "white")
+
+U0 = np.uint64(0)
+U1 = np.uint64(1)
+U8 = np.uint64(8)
+U27 = np.uint64(27)
+U30 = np.uint64(30)
+U31 = np.uint64(31)
+U32 = np.uint64(32)
+BYTE = np.uint64(0xFF)
+# splitmix64 (Steele, Lea & Flood 2014): a counter stepped by the golden gamma, then mixed.
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+MIX2 = np.uint64(0x94D049BB133111EB)
+_M64 = (1 << 64) - 1
+
+# BYTE_BITS[b] = the 8 bits of byte b as int8 0/1, least significant first (one board row).
+BYTE_BITS = ((np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1).astype(np.int8)
+
+
+def seed_state(seed: int) -> np.uint64:
+    """Initial RNG state for a seed: splitmix64's output for ``seed`` (mod 2**64), in pure Python."""
+    z = (int(seed) * int(GOLDEN) + int(GOLDEN)) & _M64
+    z = ((z ^ (z >> 30)) * int(MIX1)) & _M64
+    z = ((z ^ (z >> 27)) * int(MIX2)) & _M64
+    return np.uint64(z ^ (z >> 31))
+
+
+# ---------------------------------------------------------------------------
+# Kernels on row i of (st, meta, hist). Shared with othello_env.vector.
+# ---------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _next_random(st, i):
+    """Next 64 random bits of env i's splitmix64 stream."""
+    s = st[i, RNG] + GOLDEN
+    st[i, RNG] = s
+    z = (s ^ (s >> U30)) * MIX1
+    z = (z ^ (z >> U27)) * MIX2
+    return z ^ (z >> U31)
+
+
+@njit(cache=True)
+def _random_square(st, i, moves):
+    """A uniformly random set bit of the non-zero board ``moves`` (multiply-shift, no modulo)."""
+    n = np.uint64(popcount(moves))
+    k = ((_next_random(st, i) >> U32) * n) >> U32
+    for _ in range(np.int64(k)):
+        moves &= moves - U1
+    return lowest_square(moves)
+
+
+@njit(cache=True)
+def _outcome(me, opp):
+    """WIN / DRAW / LOSS of a finished game for the owner of ``me``."""
+    d = popcount(me) - popcount(opp)
+    if d > 0:
+        return WIN
+    if d < 0:
+        return LOSS
+    return DRAW
+
+
+@njit(cache=True)
+def _record(meta, hist, i, sq):
+    n = meta[i, NMOVES]
+    hist[i, n] = sq
+    meta[i, NMOVES] = n + 1
+
+
+@njit(cache=True)
+def _opponent_moves(st, meta, hist, i, sq):
+    """The opponent plays the legal square ``sq``; the outcome code for the agent's turn."""
+    opp, me = apply_move(st[i, OPP], st[i, AGENT], sq)
+    st[i, AGENT] = me
+    st[i, OPP] = opp
+    _record(meta, hist, i, sq)
+    if is_game_over(me, opp):
+        return _outcome(me, opp)
+    return ONGOING  # the agent moves next, or must pass with action 64
+
+
+@njit(cache=True)
+def _opponent_turn(st, meta, hist, i, random_opponent):
+    """The opponent's turn: it passes when it must, else moves (random) or OPPONENT_TO_MOVE."""
+    me = st[i, AGENT]
+    opp = st[i, OPP]
+    ol = legal_moves(opp, me)
+    if ol == U0:
+        if legal_moves(me, opp) == U0:
+            return _outcome(me, opp)
+        return ONGOING  # the opponent passes: the agent moves again
+    if not random_opponent:
+        return OPPONENT_TO_MOVE
+    return _opponent_moves(st, meta, hist, i, _random_square(st, i, ol))
+
+
+@njit(cache=True)
+def _agent_step(st, meta, hist, i, action, random_opponent):
+    """The agent plays ``action`` (0..64), then the opponent replies. Outcome code.
+
+    An illegal action returns ILLEGAL and leaves the state untouched.
+    """
+    me = st[i, AGENT]
+    opp = st[i, OPP]
+    legal = legal_moves(me, opp)
+    if action == PASS:
+        if legal != U0:
+            return ILLEGAL
+    else:
+        if (legal >> np.uint64(action)) & U1 == U0:
+            return ILLEGAL
+        me, opp = apply_move(me, opp, action)
+        st[i, AGENT] = me
+        st[i, OPP] = opp
+        _record(meta, hist, i, action)
+    return _opponent_turn(st, meta, hist, i, random_opponent)
+
+
+@njit(cache=True)
+def _reset_start(st, meta, hist, i, colour_mode, random_opponent):
+    """Start a new game in row i (colour_mode -1 draws the colour); black moves first."""
+    colour = colour_mode
+    if colour < 0:
+        colour = np.int64(_next_random(st, i) >> np.uint64(63))
+    meta[i, COLOUR] = colour
+    meta[i, NMOVES] = 0
+    if colour == 0:
+        st[i, AGENT] = BLACK_START
+        st[i, OPP] = WHITE_START
+        return ONGOING
+    st[i, AGENT] = WHITE_START
+    st[i, OPP] = BLACK_START
+    return _opponent_turn(st, meta, hist, i, random_opponent)
+
+
+@njit(cache=True)
+def _replay(moves):
+    """Play a move list (passes omitted) from the start.
+
+    Returns ``(black, white, black_to_move, k, why)``: ``why`` 0 = fine, 1 = move k is not
+    legal, 2 = the game is over before move k, 3 = the game is over after the list.
+    After the list, a side with no legal move has already passed.
+    """
+    me = BLACK_START
+    opp = WHITE_START
+    black = True
+    for k in range(moves.shape[0]):
+        legal = legal_moves(me, opp)
+        if legal == U0:
+            if legal_moves(opp, me) == U0:
+                return U0, U0, black, k, 2
+            me, opp = opp, me  # forced pass
+            black = not black
+            legal = legal_moves(me, opp)
+        sq = moves[k]
+        if (legal >> np.uint64(sq)) & U1 == U0:
+            return U0, U0, black, k, 1
+        me, opp = apply_move(me, opp, sq)
+        me, opp = opp, me
+        black = not black
+    if legal_moves(me, opp) == U0:
+        if legal_moves(opp, me) == U0:
+            return U0, U0, black, moves.shape[0], 3
+        me, opp = opp, me
+        black = not black
+    if black:
+        return me, opp, black, -1, 0
+    return opp, me, black, -1, 0
+
+
+@njit(cache=True)
+def _reset_position(st, meta, hist, i, colour_mode, moves, black, white, black_to_move, random_opponent):
+    """Start row i from a replayed position (see _replay); the opponent replies if it is to move."""
+    colour = colour_mode
+    if colour < 0:
+        colour = np.int64(_next_random(st, i) >> np.uint64(63))
+    meta[i, COLOUR] = colour
+    meta[i, NMOVES] = 0
+    for k in range(moves.shape[0]):
+        _record(meta, hist, i, moves[k])
+    if colour == 0:
+        st[i, AGENT] = black
+        st[i, OPP] = white
+    else:
+        st[i, AGENT] = white
+        st[i, OPP] = black
+    if black_to_move == (colour == 0):
+        return ONGOING  # _replay guarantees the side to move has a placement
+    return _opponent_turn(st, meta, hist, i, random_opponent)
+
+
+@njit(cache=True)
+def _write_planes(me, opp, legal, pass_ok, obs, mask, i):
+    """obs[i] = (3, 8, 8) planes [me, opp, legal]; mask[i] = (65,) with mask[i, 64] = pass_ok."""
+    for r in range(8):
+        sh = U8 * np.uint64(r)
+        a = np.int64((me >> sh) & BYTE)
+        b = np.int64((opp >> sh) & BYTE)
+        c = np.int64((legal >> sh) & BYTE)
+        for col in range(8):
+            obs[i, 0, r, col] = BYTE_BITS[a, col]
+            obs[i, 1, r, col] = BYTE_BITS[b, col]
+            obs[i, 2, r, col] = BYTE_BITS[c, col]
+            mask[i, r * 8 + col] = BYTE_BITS[c, col]
+    mask[i, PASS] = pass_ok
+
+
+@njit(cache=True)
+def _write_view(st, i, code, obs, mask):
+    """The agent's observation and action mask for row i (legal moves all 0 once finished)."""
+    me = st[i, AGENT]
+    opp = st[i, OPP]
+    legal = U0
+    pass_ok = 0
+    if code == ONGOING:
+        legal = legal_moves(me, opp)
+        if legal == U0:
+            pass_ok = 1
+    _write_planes(me, opp, legal, pass_ok, obs, mask, i)
+
+
+@njit(cache=True)
+def _write_opponent_view(st, i, obs, mask):
+    """The opponent's observation and mask for row i, when it is to move with a placement."""
+    _write_planes(st[i, OPP], st[i, AGENT], legal_moves(st[i, OPP], st[i, AGENT]), 0, obs, mask, i)
+
+
+@njit(cache=True)
+def _env_step(st, meta, hist, action, random_opponent, obs, mask):
+    """OthelloEnv.step's fused kernel: the agent's move, the opponent's reply, the new view."""
+    code = _agent_step(st, meta, hist, 0, action, random_opponent)
+    if code != OPPONENT_TO_MOVE:
+        _write_view(st, 0, code, obs, mask)
+    return code
+
+
+# ---------------------------------------------------------------------------
+# Python helpers shared by the environments.
+# ---------------------------------------------------------------------------
+
+
+def parse_colour(agent_color) -> int:
+    """'black' -> 0, 'white' -> 1, 'random' -> -1; ValueError otherwise."""
+    if agent_color not in COLOURS:
+        raise ValueError(f"agent_color must be 'black', 'white' or 'random', got {agent_color!r}")
+    return COLOURS[agent_color]
+
+
+def parse_illegal(illegal_action) -> bool:
+    """True for 'raise', False for 'terminate'; ValueError otherwise."""
+    if illegal_action not in ("terminate", "raise"):
+        raise ValueError(f"illegal_action must be 'terminate' or 'raise', got {illegal_action!r}")
+    return illegal_action == "raise"
+
+
+def resolve_policy(policy):
+    """A policy object's ``act`` or a plain callable ``policy(observation, info) -> action``."""
+    act = getattr(policy, "act", None)
+    if callable(act):
+        return act
+    if callable(policy):
+        return policy
+    raise ValueError(
+        f"opponent must be None, a callable policy(observation, info) or an object with "
+        f"act(observation, info), got {type(policy).__name__}"
+    )
+
+
+def parse_action(action) -> int:
+    """An integer action in 0..64 (NumPy integers and 0-d arrays welcome); ValueError otherwise."""
+    try:
+        a = operator.index(action)
+    except TypeError:
+        raise ValueError(f"action must be an integer in 0..64, got {action!r}") from None
+    if not 0 <= a <= PASS:
+        raise ValueError(f"action must be an integer in 0..64, got {a}")
+    return a
+
+
+def replay_moves(moves) -> tuple[np.uint64, np.uint64, bool, np.ndarray]:
+    """Validate a move list (squares 0..63, passes omitted) and replay it.
+
+    Returns ``(black, white, black_to_move, moves_array)``; ValueError with the offending
+    index on a bad list or one that ends the game.
+    """
+    try:
+        arr = np.asarray(moves)
+    except Exception as e:  # ragged nesting and the like
+        raise ValueError(f"options['moves'] must be a list of squares 0..63: {e}") from None
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+        raise ValueError(f"options['moves'] must be a flat list of integer squares 0..63, got {moves!r}")
+    arr = arr.astype(np.int64)
+    bad = np.flatnonzero((arr < 0) | (arr > 63))
+    if bad.size:
+        k = int(bad[0])
+        raise ValueError(f"options['moves'][{k}] = {arr[k]} is not a square 0..63")
+    black, white, black_to_move, k, why = _replay(arr)
+    if why == 1:
+        raise ValueError(f"options['moves'][{k}] = {arr[k]} is not a legal move in that position")
+    if why == 2:
+        raise ValueError(f"options['moves'][{k}]: the game is already over before this move")
+    if why == 3:
+        raise ValueError("options['moves'] ends the game; reset needs a position with a move to play")
+    return black, white, bool(black_to_move), arr
+
+
+def call_policy(act, obs, mask, moves) -> int:
+    """Ask a policy for a move and check it against ``mask``; ValueError on an illegal answer."""
+    a = act(obs, {"action_mask": mask, "moves": moves})
+    try:
+        a = operator.index(a)
+    except TypeError:
+        raise ValueError(f"the opponent policy returned {a!r}, not an integer action") from None
+    if not 0 <= a <= PASS or not mask[a]:
+        raise ValueError(f"the opponent policy returned illegal action {a}; legal: {np.flatnonzero(mask).tolist()}")
+    return a
+
+
+class OthelloEnv(gym.Env):
+    """Othello (Reversi) against an opponent policy: ``Othello-v0``.
+
+    ## Description
+
+    Two players place discs on an 8x8 board; a disc must flank a straight run of
+    the other side's discs, which flip. A player with no legal placement passes;
+    the game ends when neither can move, and the side with more discs wins. The
+    agent plays one colour (``agent_color``); the opponent's moves happen inside
+    ``reset``/``step``, so each ``step`` is one agent move plus the opponent's
+    reply. By default the opponent plays uniformly random legal moves.
+
+    Squares are numbered ``row*8 + col`` (a1 = 0, h8 = 63), as in OthelloGPT,
+    pgx and OpenSpiel. Black starts on 28 and 35, white on 27 and 36; black moves
+    first.
+
+    ## Action Space
+
+    ``Discrete(65)``: action ``s < 64`` places a disc on square ``s``; action
+    ``64`` passes and is legal only when the agent has no legal placement (the
+    game not being over). ``info["action_mask"]`` (int8, shape (65,)) marks the
+    legal actions on every ``reset`` and ``step``; :meth:`action_masks` returns
+    the same as bool, for sb3-contrib's MaskablePPO. When the opponent has to
+    pass, the env passes for it and the agent moves again.
+
+    ## Observation Space
+
+    ``Box(0, 1, (3, 8, 8), int8)``, from the agent's side, planes indexed
+    ``[plane, row, col]``:
+
+    * plane 0: the agent's discs
+    * plane 1: the opponent's discs
+    * plane 2: the agent's legal placements (all 0 once the episode ended)
+
+    ## Rewards
+
+    0 on every step until the game ends; then +1 if the agent has more discs,
+    -1 if fewer, 0 for a draw. An illegal action gives -1 (see below).
+
+    ## Episode End
+
+    Termination: the game is over (neither side can move), or the agent played
+    an illegal action with ``illegal_action="terminate"`` (the default: reward
+    -1, ``info["illegal_action"] = True``, board unchanged). An Othello game
+    lasts at most 60 placements, so there is no truncation.
+
+    ## Info
+
+    ``reset`` and ``step`` return ``{"action_mask": int8 (65,), "moves": list}``,
+    ``moves`` being the squares played so far by both sides, passes omitted (the
+    OthelloGPT sequence). ``step`` adds ``"illegal_action"`` (bool).
+
+    ## Arguments
+
+    * ``agent_color``: ``"black"`` (default), ``"white"`` or ``"random"`` (drawn
+      at every reset from the env's RNG stream).
+    * ``opponent``: ``None`` for the built-in uniform random player, or a policy:
+      a callable ``policy(observation, info) -> action`` or an object with
+      ``act(observation, info)``. It sees the board from its own side in the same
+      layout and ``info`` with ``"action_mask"`` and ``"moves"``; it is asked only
+      when it has a legal placement, and an illegal answer raises ValueError.
+    * ``illegal_action``: ``"terminate"`` (default) or ``"raise"`` (ValueError,
+      state unchanged).
+    * ``render_mode``: ``"ansi"`` (text board, legal moves marked ``*``),
+      ``"rgb_array"`` (uint8 264x264x3 picture) or ``"human"`` (prints the text
+      board at every reset and step).
+
+    ``reset(seed=..., options={"moves": [...]})`` starts from the position after
+    a move list (squares, passes omitted); a bad list raises ValueError naming
+    the offending move. If the opponent is to move there, it replies first.
+
+    Seeding: the random opponent and the random colour draw from a splitmix64
+    stream seeded by ``reset(seed=s)`` (``np_random`` only seeds it when no seed
+    was ever given), which the native vector env reproduces per env.
+
+    ## Version History
+
+    * v0: Initial version.
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array", "human"], "render_fps": 4}
+
+    def __init__(
+        self,
+        agent_color: str = "black",
+        opponent=None,
+        illegal_action: str = "terminate",
+        render_mode: str | None = None,
+    ):
+        self._colour_mode = parse_colour(agent_color)
+        self._raise_illegal = parse_illegal(illegal_action)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self.agent_color = agent_color
+        self.illegal_action = illegal_action
+        self.render_mode = render_mode
+        self.opponent = opponent
+        self._random_opponent = opponent is None
+        self._act = None if opponent is None else resolve_policy(opponent)
+
+        self.action_space = spaces.Discrete(N_ACTIONS)
+        self.observation_space = spaces.Box(0, 1, OBS_SHAPE, np.int8)
+
+        self._st = np.zeros((1, 3), np.uint64)
+        self._meta = np.zeros((1, 2), np.int64)
+        self._hist = np.zeros((1, MAX_MOVES), np.int8)
+        self._rng_seeded = False
+        self._mask = np.zeros(N_ACTIONS, np.int8)
+        self._done = True
+        self._started = False
+
+    # -- Gymnasium API -----------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start a game (or the position after ``options["moves"]``); returns ``(obs, info)``."""
+        super().reset(seed=seed)
+        moves = None
+        if options:
+            unknown = set(options) - {"moves"}
+            if unknown:
+                raise ValueError(f"unknown reset option(s) {sorted(unknown)}; the only option is 'moves'")
+            moves = options.get("moves")
+        position = None if moves is None else replay_moves(moves)  # validate before touching state
+        if seed is not None:
+            self._st[0, RNG] = seed_state(seed)
+        elif not self._rng_seeded:
+            self._st[0, RNG] = self.np_random.integers(0, 2**64, dtype=np.uint64)
+        self._rng_seeded = True
+
+        st, meta, hist = self._st, self._meta, self._hist
+        if position is None:
+            code = _reset_start(st, meta, hist, 0, self._colour_mode, self._random_opponent)
+        else:
+            black, white, black_to_move, arr = position
+            code = _reset_position(
+                st, meta, hist, 0, self._colour_mode, arr, black, white, black_to_move, self._random_opponent
+            )
+        obs = np.empty((1,) + OBS_SHAPE, np.int8)
+        mask = np.empty((1, N_ACTIONS), np.int8)
+        if code == OPPONENT_TO_MOVE:
+            code = self._opponent_reply(obs, mask)
+        else:
+            _write_view(st, 0, code, obs, mask)
+        self._started = True
+        if code != ONGOING:
+            self._done = True
+            raise ValueError("the opponent's reply to options['moves'] ended the game; no move is left to play")
+        self._done = False
+        self._mask = mask[0]
+        if self.render_mode == "human":
+            self.render()
+        return obs[0], {"action_mask": mask[0], "moves": hist[0, : meta[0, NMOVES]].tolist()}
+
+    def step(self, action):
+        """Play ``action`` (0..64) and the opponent's reply; returns the Gymnasium 5-tuple."""
+        if self._done:
+            raise ValueError("step() called on a finished or never reset episode; call reset() first")
+        a = parse_action(action)
+        obs = np.empty((1,) + OBS_SHAPE, np.int8)
+        mask = np.empty((1, N_ACTIONS), np.int8)
+        code = _env_step(self._st, self._meta, self._hist, a, self._random_opponent, obs, mask)
+        if code == OPPONENT_TO_MOVE:
+            code = self._opponent_reply(obs, mask)
+        if code == ILLEGAL and self._raise_illegal:
+            raise ValueError(f"illegal action {a}; legal actions: {np.flatnonzero(self._mask).tolist()}")
+        terminated = code != ONGOING
+        self._done = terminated
+        self._mask = mask[0]
+        info = {
+            "action_mask": mask[0],
+            "moves": self._hist[0, : self._meta[0, NMOVES]].tolist(),
+            "illegal_action": code == ILLEGAL,
+        }
+        if self.render_mode == "human":
+            self.render()
+        return obs[0], REWARDS[code], terminated, False, info
+
+    def action_masks(self) -> np.ndarray:
+        """Legal actions of the current position as bool (65,) (sb3-contrib MaskablePPO's hook)."""
+        return self._mask.astype(bool)
+
+    def render(self):
+        """ansi: str; rgb_array: uint8 (264, 264, 3); human: prints the text board, returns None."""
+        if self.render_mode is None:
+            gym.logger.warn(
+                "You are calling render method without specifying any render mode. "
+                'Set render_mode at initialization, e.g. gym.make("Othello-v0", render_mode="rgb_array")'
+            )
+            return None
+        black, white = self.boards()
+        legal = 0 if self._done else legal_moves(self._st[0, AGENT], self._st[0, OPP])
+        if self.render_mode == "rgb_array":
+            return board_rgb(black, white, legal)
+        text = board_ansi(black, white, legal, self._status())
+        if self.render_mode == "ansi":
+            return text
+        print(text)
+        return None
+
+    # -- extras ------------------------------------------------------------
+
+    @property
+    def color(self) -> str:
+        """The agent's colour in the current episode: 'black' or 'white'."""
+        return COLOUR_NAMES[int(self._meta[0, COLOUR])]
+
+    def boards(self) -> tuple[int, int]:
+        """The current ``(black, white)`` bitboards as Python ints."""
+        me, opp = int(self._st[0, AGENT]), int(self._st[0, OPP])
+        return (me, opp) if self._meta[0, COLOUR] == 0 else (opp, me)
+
+    def _status(self) -> str:
+        if not self._started:
+            return "not started"
+        if self._done:
+            black, white = self.boards()
+            b, w = popcount(np.uint64(black)), popcount(np.uint64(white))
+            result = "draw" if b == w else ("black wins" if b > w else "white wins")
+            return f"game over: {result} (agent {self.color})"
+        return f"agent ({self.color}) to move" + (", must pass" if self._mask[PASS] else "")
+
+    def _opponent_reply(self, obs, mask) -> int:
+        """Ask the policy opponent for its move (it has a placement), play it, write the agent's view."""
+        oobs = np.empty((1,) + OBS_SHAPE, np.int8)
+        omask = np.empty((1, N_ACTIONS), np.int8)
+        _write_opponent_view(self._st, 0, oobs, omask)
+        moves = self._hist[0, : self._meta[0, NMOVES]].tolist()
+        self._done = True  # until the reply is known to be legal
+        a = call_policy(self._act, oobs[0], omask[0], moves)
+        code = _opponent_moves(self._st, self._meta, self._hist, 0, a)
+        _write_view(self._st, 0, code, obs, mask)
+        return code
