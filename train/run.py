@@ -1,0 +1,278 @@
+"""``lgagent train``: options, config file, validation, RUN_DIR safety, then the trainer.
+
+Everything is checked before anything is written: a bad option, an unreadable
+``--data`` or ``--config`` file, a preset that does not exist, an impossible
+number or a non-empty RUN_DIR exits with code 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from train import config as C
+from train.cli import BadInput
+
+# Files a run writes into RUN_DIR (what --force removes; nothing else is touched).
+RUN_FILES = ("checkpoint.pt", "config.toml")
+RUN_GLOBS = ("events.out.tfevents.*", ".checkpoint.pt.*.tmp", ".config.toml.*.tmp")
+
+
+def default_out(cfg: C.RunConfig) -> str:
+    """CleanRL-style run directory: ``runs/<env>__<preset>__<seed>__<unix time>``."""
+    return f"runs/{cfg.env}__{cfg.preset}__{cfg.seed}__{int(time.time())}"
+
+
+def run_dir_state(out: Path) -> str:
+    """``"missing"``, ``"empty"`` or ``"used"``; BadInput when ``out`` is not a directory."""
+    if not out.exists():
+        return "missing"
+    if not out.is_dir():
+        raise BadInput(f"--out {out} exists and is not a directory")
+    return "used" if any(out.iterdir()) else "empty"
+
+
+def clear_run_dir(out: Path) -> None:
+    """Remove the files a previous run wrote (checkpoint, config, events); nothing else."""
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for pattern in RUN_GLOBS:
+        for p in out.glob(pattern):
+            if p.is_file():
+                p.unlink()
+
+
+def _opt(name, type_, help_, **kw):
+    return click.option(name, type=type_, default=None, help=help_, **kw)
+
+
+OPTIONS = [
+    click.option("--env", type=click.Choice(C.ENVS), default=None,
+                 help="Task: othello (legal next moves) or setcomp (set complement). Required."),
+    _opt("--preset", str, "Model preset: othello-gpt (othello default), tiny, setcomp-1l (setcomp "
+         "default)."),
+    _opt("--n-layer", int, "Override the preset's number of layers."),
+    _opt("--n-head", int, "Override the preset's number of heads."),
+    _opt("--n-embd", int, "Override the preset's width."),
+    _opt("--dropout", float, "Dropout rate (default: the preset's)."),
+    _opt("--norm", str, "LayerNorm placement: pre, post (GPT-1) or none (default: the preset's)."),
+    _opt("--pos", str, "Positions: learned, none or rope (default: the preset's)."),
+    _opt("--vocab-size", int, "setcomp: number of tokens v (default 16); block size v - 1."),
+    _opt("--data", str, "Othello corpus .npy from `lgagent datagen` (default: fresh random games)."),
+    _opt("--train-max-len", int, "Train on the first L tokens of each sequence; positions >= L "
+         "are evaluated as unseen lengths (default: the block size)."),
+    click.option("--loss", type=click.Choice(C.LOSSES), default=None,
+                 help="legal: cross-entropy to the uniform legal set; next: next-token "
+                      "(default: next on othello, as OthelloGPT; legal on setcomp)."),
+    _opt("--steps", int, "Optimizer steps (default 50000)."),
+    _opt("--batch-size", int, "Sequences per step and process (default 512; global batch = "
+         "batch size x processes)."),
+    _opt("--lr", float, "Peak learning rate (default 5e-4)."),
+    _opt("--beta1", float, "AdamW beta1 (default 0.9)."),
+    _opt("--beta2", float, "AdamW beta2 (default 0.95)."),
+    _opt("--weight-decay", float, "AdamW weight decay on weight matrices only (default 0.1)."),
+    _opt("--grad-clip", float, "Gradient norm clip, 0 = off (default 1.0)."),
+    _opt("--warmup", int, "Linear warmup steps (default min(1000, steps // 10)); then cosine "
+         "decay to 10%."),
+    _opt("--min-lr-ratio", float, "Final learning rate / peak (default 0.1)."),
+    click.option("--ema/--no-ema", default=None, help="Keep an EMA of the weights (evaluated "
+                 "next to the raw weights)."),
+    _opt("--ema-decay", float, "EMA decay (default 0.999)."),
+    click.option("--bema/--no-bema", default=None, help="Keep a bias-corrected EMA (BEMA)."),
+    _opt("--bema-ema-power", float, "BEMA kappa (default 0.5)."),
+    _opt("--bema-bias-power", float, "BEMA eta (default 0.2)."),
+    _opt("--bema-lag", float, "BEMA rho (default 10)."),
+    _opt("--bema-multiplier", float, "BEMA gamma (default 1)."),
+    _opt("--bema-burn-in", int, "BEMA burn-in steps tau (default 0)."),
+    _opt("--bema-update-every", int, "BEMA update period phi in steps (default 1)."),
+    _opt("--eval-every", int, "Evaluate every N steps, 0 = only at the end (default 1000)."),
+    _opt("--eval-size", int, "Held-out sequences for evaluation (default 1024)."),
+    _opt("--eval-seed", int, "Seed of the held-out batch (default 1234, fixed across runs)."),
+    _opt("--play-games", int, "othello: games against a random player at the end, per weights "
+         "(default 100; 0 = none)."),
+    _opt("--log-every", int, "TensorBoard scalars every N steps (default 10)."),
+    _opt("--ckpt-every", int, "Checkpoint every N steps, 0 = only at the end (default 1000)."),
+    click.option("--device", type=click.Choice(C.DEVICES), default=None,
+                 help="auto (CUDA when available), cpu or cuda."),
+    click.option("--compile/--no-compile", default=None, help="torch.compile the model."),
+    _opt("--num-threads", int, "CPU threads for torch (default: torch's choice)."),
+    _opt("--seed", int, "Seed of the model init, dropout and the data stream (default 0)."),
+    _opt("--out", str, "RUN_DIR (default runs/<env>__<preset>__<seed>__<time>)."),
+    _opt("--stop-at", int, "Stop with a checkpoint at this global step (the schedule still "
+         "runs to --steps); resume later with --resume."),
+    _opt("--config", click.Path(dir_okay=False), "TOML file of options (keys as the long "
+         "options, e.g. batch_size = 256); command-line options win."),
+    click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint."),
+    click.option("--force", is_flag=True, help="Start over in a used --out (removes its "
+                 "checkpoint, config and events)."),
+    click.option("--progress/--no-progress", default=True, help="Show the progress bar."),
+]
+
+
+def _options(f):
+    for opt in reversed(OPTIONS):
+        f = opt(f)
+    return f
+
+
+def prepare(cli_values: dict, *, config_file=None, resume=False, force=False, dist_info=None):
+    """Turn options into a checked run: ``(cfg, task, model_cfg, ckpt | None)``. Writes nothing.
+
+    BadInput for anything unusable. ``cli_values`` holds only the options given.
+    """
+    from train import trainer as T
+
+    if resume and force:
+        raise BadInput("--resume and --force exclude each other")
+    try:
+        file_values = C.load_toml(config_file) if config_file else {}
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    given = set(file_values) | set(cli_values)
+    out = cli_values.get("out") or file_values.get("out")
+    ckpt = None
+    if resume:
+        if not out:
+            raise BadInput("--resume needs --out RUN_DIR (the run to continue)")
+        try:
+            ckpt = T.load_checkpoint(Path(out) / T.CHECKPOINT)
+        except ValueError as e:
+            raise BadInput(str(e)) from None
+        saved = ckpt["config"]
+        unknown = sorted(set(saved) - set(C.FIELDS))
+        if unknown:
+            raise BadInput(f"{out}: checkpoint config has unknown fields {', '.join(unknown)}")
+        cfg = C.merge(saved, file_values, cli_values)
+        bad = C.incompatible(saved, cfg, given)
+        if bad:
+            raise BadInput(f"cannot resume {out} with a different {'; '.join(bad)} "
+                           "(start a new run, or --force to start over)")
+    else:
+        try:
+            cfg = C.merge(file_values, cli_values)
+        except ValueError as e:
+            raise BadInput(str(e)) from None
+    try:
+        C.validate(cfg)
+        cfg = C.resolve(cfg)
+        d = dist_info or T.dist_from_env()
+        T.resolve_device(cfg.device, d)
+        cfg, task, model_cfg = T.build(cfg, rank=d.rank)
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    cfg.out = out or default_out(cfg)
+    if resume:
+        if ckpt["model_config"] != _asdict(model_cfg):
+            raise BadInput(f"cannot resume {out}: its model config differs from the preset's now")
+        if cfg.steps < ckpt["step"]:
+            raise BadInput(f"--steps {cfg.steps} is below the checkpoint's step {ckpt['step']}")
+        if cfg.stop_at is not None and cfg.stop_at <= ckpt["step"]:
+            raise BadInput(f"--stop-at {cfg.stop_at} is not after the checkpoint's step "
+                           f"{ckpt['step']}")
+    else:
+        state = run_dir_state(Path(cfg.out))
+        if state == "used" and not force:
+            raise BadInput(f"--out {cfg.out} is not empty: --resume to continue it, --force to "
+                           "start over, or choose another directory")
+    return cfg, task, model_cfg, ckpt
+
+
+def _asdict(model_cfg) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(model_cfg)
+
+
+def _format_summary(summary: dict, cfg: C.RunConfig) -> list[str]:
+    lines = []
+    head = f"step {summary['step']}/{cfg.steps} in {summary['seconds']:.1f}s"
+    if summary["step"] and summary.get("tokens_per_s"):
+        head += f" ({summary['tokens_per_s']:,.0f} tokens/s)"
+    if summary["interrupted"]:
+        head += f"; stopped by {summary['interrupted']}"
+    lines.append(head)
+    if summary["eval"]:
+        lines.append(f"{'weights':8} {'split':7} {'top1_err':>9} {'sep_acc':>8} {'margin':>8} "
+                     f"{'loss':>8} {'illegal_mass':>12}")
+        for w, splits in summary["eval"].items():
+            for s, m in splits.items():
+                lines.append(f"{w:8} {s:7} {m['top1_err']:9.4f} {m['sep_acc']:8.4f} "
+                             f"{_f(m['margin']):>8} {m['loss']:8.4f} {m['illegal_mass']:12.4f}")
+    for w, r in (summary.get("play") or {}).items():
+        lines.append(f"play {w} vs random ({r['games']} games): win {r['win']:.2f} draw "
+                     f"{r['draw']:.2f} loss {r['loss']:.2f}, first choice legal "
+                     f"{r['first_choice_legal']:.4f}")
+    if summary.get("params_in_sync") is not None:
+        lines.append("parameters identical on all ranks" if summary["params_in_sync"]
+                     else "WARNING: parameters differ across ranks")
+    out = cfg.out
+    lines.append(f"checkpoint: {out}/checkpoint.pt; TensorBoard: tensorboard --logdir {out}")
+    if not summary["finished"]:
+        lines.append(f"resume with: lgagent train --resume --out {out}")
+    return lines
+
+
+def _f(x: float) -> str:
+    return "nan" if math.isnan(x) else f"{x:.3f}"
+
+
+@click.command("train", context_settings={"help_option_names": ["-h", "--help"],
+                                          "max_content_width": 100})
+@_options
+@click.pass_context
+def train(ctx, config, resume, force, progress, **options):
+    """Train a GPT on Othello legal moves or set complement; logs to TensorBoard.
+
+    \b
+    With only --env othello --ema this is the OthelloGPT recipe (preset
+    othello-gpt, AdamW 5e-4, betas 0.9/0.95, weight decay 0.1 on matrices,
+    clip 1.0, warmup then cosine to 10%, batch 512 per GPU, next-token loss),
+    sized for one GPU. A CPU run that finishes in minutes:
+      lgagent train --env othello --ema --preset tiny --steps 2000 --batch-size 64 --out runs/tiny
+    Several processes: torchrun --nproc_per_node K -m train.run --env ... --out RUN_DIR
+    """
+    from train import trainer as T
+
+    cli_values = {k: v for k, v in options.items() if v is not None}
+    try:
+        d = T.dist_from_env()
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    cfg, task, model_cfg, ckpt = prepare(cli_values, config_file=config, resume=resume,
+                                         force=force, dist_info=d)
+    device = T.resolve_device(cfg.device, d)
+    T.init_distributed(d, device)
+    try:
+        out = Path(cfg.out)
+        if force and d.is_main and out.is_dir():
+            clear_run_dir(out)
+        T.barrier(d)
+        trainer = T.Trainer(cfg, task, model_cfg, out, dist_info=d, device=device, resume=ckpt,
+                            progress=progress, echo=click.echo)
+        if d.is_main:
+            n = trainer.model.num_params()
+            where = f"{d.world_size} processes" if d.enabled else "1 process"
+            start = f"from step {trainer.step} " if ckpt else ""
+            click.echo(f"lgagent train: {cfg.env}, preset {cfg.preset} ({n / 1e6:.2f}M parameters), "
+                       f"loss {cfg.loss}, {where} on {device.type}, {start}to step {cfg.steps}; "
+                       f"out {out}", err=True)
+        summary = trainer.train()
+    except BaseException:
+        T.abandon_distributed(d)  # no barrier: the other ranks may never reach it
+        raise
+    T.shutdown_distributed(d)
+    if d.is_main:
+        for line in _format_summary(summary, cfg):
+            click.echo(line)
+    if summary["interrupted"]:
+        ctx.exit(130 if summary["interrupted"] == "SIGINT" else 143)
+
+
+if __name__ == "__main__":  # torchrun -m train.run ... / python -m train.run ...
+    from train.cli import main
+
+    main(["train", *sys.argv[1:]], prog_name="lgagent")
