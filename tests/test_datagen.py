@@ -1,0 +1,103 @@
+"""`lgagent datagen` through click's CliRunner: output, chunking, refusals, atomicity."""
+
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import train.datagen
+from othello_env import generate_games, validate_games
+from train.cli import main
+
+
+def run(args):
+    return CliRunner().invoke(main, ["datagen", *args])
+
+
+def one_line_error(result, match):
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and match in lines[0], lines
+    assert "Traceback" not in result.output
+
+
+def test_datagen_writes_the_generate_games_corpus(tmp_path, monkeypatch):
+    monkeypatch.setattr(train.datagen, "CHUNK_GAMES", 7)  # several chunks, one ragged
+    out = tmp_path / "sub" / "games.npy"  # parent directory is created
+    r = run(["--env", "othello", "--games", "50", "--seed", "4", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "wrote 50 games" in r.stdout
+    g = np.load(out)
+    assert g.shape == (50, 60) and g.dtype == np.int8
+    validate_games(g)
+    np.testing.assert_array_equal(g, generate_games(50, seed=4))
+    assert sorted(p.name for p in out.parent.iterdir()) == ["games.npy"]  # no temp files left
+
+
+def test_datagen_refuses_to_overwrite_without_force(tmp_path):
+    out = tmp_path / "games.npy"
+    assert run(["--games", "20", "--seed", "1", "--out", str(out)]).exit_code == 0
+    before = out.read_bytes()
+    one_line_error(run(["--games", "30", "--seed", "2", "--out", str(out)]), "--force")
+    assert out.read_bytes() == before
+    r = run(["--games", "30", "--seed", "2", "--out", str(out), "--force"])
+    assert r.exit_code == 0, r.output
+    np.testing.assert_array_equal(np.load(out), generate_games(30, seed=2))
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--games", "0"], "--games must be positive"),
+        (["--games", "-5"], "--games must be positive"),
+        (["--games", "x"], "'--games'"),
+        (["--games", "5", "--env", "chess"], "unknown --env 'chess'"),
+        (["--games", "5", "--seed", "-1"], "--seed must lie"),
+        (["--games", "5", "--seed", str(2**64)], "--seed must lie"),
+    ],
+)
+def test_datagen_bad_arguments(tmp_path, args, match):
+    out = tmp_path / "games.npy"
+    one_line_error(run([*args, "--out", str(out)]), match)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_datagen_bad_output_paths(tmp_path):
+    one_line_error(run(["--games", "5", "--out", str(tmp_path)]), "is a directory")
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    one_line_error(run(["--games", "5", "--out", str(a_file / "g.npy")]), "is not a directory")
+    one_line_error(run(["--games", "5"]), "--out")
+    assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write anywhere")
+def test_datagen_unwritable_directory(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        one_line_error(run(["--games", "5", "--out", str(locked / "g.npy")]), "permission denied")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_datagen_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
+    out = tmp_path / "games.npy"
+    out.write_bytes(b"previous")
+    calls = []
+
+    def interrupted(arr, seed, offset):
+        calls.append(offset)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the corpus
+        arr[:] = -1
+
+    monkeypatch.setattr(train.datagen, "CHUNK_GAMES", 4)
+    monkeypatch.setattr("othello_env.games.generate_into", interrupted)
+    r = run(["--games", "10", "--out", str(out), "--force"])
+    assert r.exit_code == 130
+    assert calls == [0, 4]
+    assert out.read_bytes() == b"previous"  # the old file survives, no partial file
+    assert [p.name for p in tmp_path.iterdir()] == ["games.npy"]
