@@ -42,7 +42,8 @@ def sample_sequences(n: int, length: int, vocab_size: int, seed=0) -> np.ndarray
     length = _check_int("length", length, 0)
     vocab_size = _check_int("vocab_size", vocab_size, 1)
     if length > vocab_size:
-        raise ValueError(f"length ({length}) cannot exceed vocab_size ({vocab_size}): tokens are distinct")
+        raise ValueError(
+            f"length ({length}) cannot exceed vocab_size ({vocab_size}): tokens are distinct")
     if isinstance(seed, np.random.Generator):
         raise ValueError("seed must be an int or a SeedSequence, not a Generator (determinism)")
     rng = np.random.default_rng(seed)
@@ -69,7 +70,8 @@ def complement_masks(seqs, vocab_size: int) -> np.ndarray:
     if seqs.size and not np.issubdtype(seqs.dtype, np.integer):
         raise ValueError(f"seqs must hold integers, got dtype {seqs.dtype}")
     if seqs.size and (seqs.min() < 0 or seqs.max() >= vocab_size):
-        raise ValueError(f"seqs values must lie in [0, {vocab_size}), got min {seqs.min()} max {seqs.max()}")
+        raise ValueError(
+            f"seqs values must lie in [0, {vocab_size}), got min {seqs.min()} max {seqs.max()}")
     n, length = seqs.shape
     # one_hot[i, p, k] = seqs[i, p] == k; a running OR along p gives "seen so far"
     seen = np.zeros((n, length, vocab_size), dtype=np.bool_)

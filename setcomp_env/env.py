@@ -20,7 +20,8 @@ def check_options(vocab_size, start_length, illegal_action) -> tuple[int, int, s
         raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
     check_start_length(start_length, vocab_size)
     if illegal_action not in ILLEGAL_ACTION_MODES:
-        raise ValueError(f"illegal_action must be one of {ILLEGAL_ACTION_MODES}, got {illegal_action!r}")
+        raise ValueError(
+            f"illegal_action must be one of {ILLEGAL_ACTION_MODES}, got {illegal_action!r}")
     return int(vocab_size), int(start_length), illegal_action
 
 
@@ -106,7 +107,11 @@ class SetComplementEnv(gym.Env):
 
     The native vector env :class:`setcomp_env.vector.SetComplementVectorEnv` is
     registered as this id's ``vector_entry_point``:
-    ``gym.make_vec("setcomp_env:SetComplement-v0", num_envs=8, vectorization_mode="vector_entry_point")``.
+
+    ```python
+    envs = gym.make_vec("setcomp_env:SetComplement-v0", num_envs=8,
+                        vectorization_mode="vector_entry_point")
+    ```
 
     ## Version History
 
@@ -175,7 +180,7 @@ class SetComplementEnv(gym.Env):
 
     def render(self):
         if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; "
-                            'pass render_mode="ansi" to gym.make("setcomp_env:SetComplement-v0", ...)')
+            gym.logger.warn('render() called without a render_mode; pass render_mode="ansi" '
+                            'to gym.make("setcomp_env:SetComplement-v0", ...)')
             return None
         return render_ansi(self._moves, self.vocab_size)

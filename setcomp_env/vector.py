@@ -32,11 +32,14 @@ class SetComplementVectorEnv(VectorEnv):
     bool ``(num_envs, vocab_size)`` legal-action mask.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4, "autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata = {
+        "render_modes": ["ansi"], "render_fps": 4, "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
 
     def __init__(self, num_envs: int = 1, vocab_size: int = 16, start_length: int = 0,
                  illegal_action: str = "end", render_mode: str | None = None):
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+        if (isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer))
+                or num_envs < 1):
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         self.vocab_size, self.start_length, self.illegal_action = check_options(
             vocab_size, start_length, illegal_action)
@@ -90,7 +93,7 @@ class SetComplementVectorEnv(VectorEnv):
         return infos
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
-        """Reset every sub-env (or those in ``options["reset_mask"]``); seeds as in SyncVectorEnv."""
+        """Reset every sub-env (or those in ``options["reset_mask"]``), seeded as SyncVectorEnv."""
         n = self.num_envs
         if seed is None:
             seeds = [None] * n
@@ -99,7 +102,8 @@ class SetComplementVectorEnv(VectorEnv):
         else:
             seeds = list(seed)
             if len(seeds) != n:
-                raise ValueError(f"a list of seeds must have num_envs={n} entries, got {len(seeds)}")
+                raise ValueError(
+                    f"a list of seeds must have num_envs={n} entries, got {len(seeds)}")
         options = dict(options or {})
         mask = options.pop("reset_mask", None)
         if mask is None:
@@ -124,7 +128,8 @@ class SetComplementVectorEnv(VectorEnv):
             raise RuntimeError("step() called before reset()")
         a = np.asarray(actions)
         if a.shape != (self.num_envs,) or not np.issubdtype(a.dtype, np.integer):
-            raise ValueError(f"actions must be an integer array of shape ({self.num_envs},), got {a!r}")
+            raise ValueError(
+                f"actions must be an integer array of shape ({self.num_envs},), got {a!r}")
         if a.min() < 0 or a.max() >= self.vocab_size:
             raise ValueError(f"actions must be tokens in 0..{self.vocab_size - 1}, got {a}")
         a = a.astype(np.int64)
@@ -134,7 +139,8 @@ class SetComplementVectorEnv(VectorEnv):
         illegal = active & self._present[rows, a]
         if self.illegal_action == "raise" and illegal.any():
             i = int(np.flatnonzero(illegal)[0])
-            raise ValueError(f"illegal action in sub-env {i}: token {a[i]} is already in the sequence")
+            raise ValueError(
+                f"illegal action in sub-env {i}: token {a[i]} is already in the sequence")
         legal = active & ~illegal
         li = np.flatnonzero(legal)
         self._seqs[li, self._lengths[li]] = a[li]
@@ -157,5 +163,6 @@ class SetComplementVectorEnv(VectorEnv):
         if self.render_mode is None:
             logger.warn("render() called without a render_mode; pass render_mode=\"ansi\"")
             return None
-        return tuple(render_ansi([int(t) for t in self._seqs[i, : self._lengths[i]]], self.vocab_size)
-                     for i in range(self.num_envs))
+        return tuple(
+            render_ansi([int(t) for t in self._seqs[i, : self._lengths[i]]], self.vocab_size)
+            for i in range(self.num_envs))

@@ -255,8 +255,9 @@ def _assert_infos_equal(a, b):
 @pytest.mark.parametrize("v,start,seed", [(5, 0, 0), (7, 3, 1), (1, 0, 2), (3, 2, 3)])
 def test_vector_env_equals_sync_vector_env(v, start, seed):
     n = 6
-    ref = SyncVectorEnv([lambda: SetComplementEnv(vocab_size=v, start_length=start) for _ in range(n)],
-                        autoreset_mode=AutoresetMode.NEXT_STEP)
+    ref = SyncVectorEnv(
+        [lambda: SetComplementEnv(vocab_size=v, start_length=start) for _ in range(n)],
+        autoreset_mode=AutoresetMode.NEXT_STEP)
     vec = SetComplementVectorEnv(n, vocab_size=v, start_length=start)
     o1, i1 = ref.reset(seed=seed)
     o2, i2 = vec.reset(seed=seed)

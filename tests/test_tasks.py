@@ -189,7 +189,8 @@ def test_othello_shapes_and_metadata():
     assert (task.name, task.vocab_size, task.block_size, task.pad_id) == ("othello", 61, 59, 0)
     b = task.batch(5)
     assert b.tokens.shape == (5, 59) and b.legal.shape == (5, 59, 61) and b.next.shape == (5, 59)
-    assert b.tokens.dtype == torch.long and b.legal.dtype == torch.bool and b.next.dtype == torch.long
+    assert b.tokens.dtype == torch.long and b.next.dtype == torch.long
+    assert b.legal.dtype == torch.bool
     assert not b.legal[:, :, T.PAD].any()
     b = task.batch(3, max_len=20)
     assert b.tokens.shape == (3, 20) and b.legal.shape == (3, 20, 61)
@@ -301,7 +302,8 @@ def test_corpus_state_from_another_corpus(corpus, tmp_path):
     state = make_task("othello", data=path).state_dict()
     with pytest.raises(ValueError, match="10 games"):
         make_task("othello", data=other).load_state_dict(state)
-    with pytest.raises(ValueError, match="offset"):  # a fresh-stream state lacks the corpus position
+    # a fresh-stream state lacks the corpus position
+    with pytest.raises(ValueError, match="offset"):
         make_task("othello", data=path).load_state_dict(make_task("othello").state_dict())
 
 
@@ -381,7 +383,7 @@ def test_corpus_sampled_validation_and_check_on_serve(tmp_path, monkeypatch):
     games[199, 0] = generate_games(200, seed=1)[199, 0]
     # a bad game the sample skipped raises, with its file index, when a batch serves it
     ss = np.random.SeedSequence(0, spawn_key=(tasks._VALIDATE,))
-    checked = set(np.random.default_rng(ss).choice(np.arange(5, 195), 10, replace=False).tolist())
+    checked = set((5 + np.random.default_rng(ss).choice(190, 10, replace=False)).tolist())
     hidden = next(i for i in range(5, 195) if i not in checked)
     games[hidden, 0] = 0
     np.save(path, games)

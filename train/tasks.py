@@ -142,7 +142,10 @@ class Task:
         self.step = 0  # batches drawn so far
 
     def _lengths(self, max_len, min_len) -> tuple[int, int]:
-        T = self.block_size if max_len is None else _check_int("max_len", max_len, 1, self.block_size)
+        if max_len is None:
+            T = self.block_size
+        else:
+            T = _check_int("max_len", max_len, 1, self.block_size)
         min_len = _check_int("min_len", min_len, 1, T)
         return T, min_len
 
@@ -155,7 +158,8 @@ class Task:
         self.step += 1
         return out
 
-    def eval_batch(self, n: int, max_len: int | None = None, min_len: int = 1, seed: int = 0) -> Batch:
+    def eval_batch(self, n: int, max_len: int | None = None, min_len: int = 1,
+                   seed: int = 0) -> Batch:
         """A fixed held-out batch of ``n`` fresh sequences, independent of the training stream.
 
         Depends only on ``(n, max_len, min_len, seed)``; does not advance the stream.
@@ -192,7 +196,8 @@ class Task:
         pass
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(vocab_size={self.vocab_size}, block_size={self.block_size}, "
+        return (f"{type(self).__name__}(vocab_size={self.vocab_size}, "
+                f"block_size={self.block_size}, "
                 f"seed={self.seed}, rank={self.rank}, step={self.step})")
 
 
@@ -222,7 +227,8 @@ class SetComplementTask(Task):
 
     def _load_extra(self, state: dict) -> None:
         if state["vocab_size"] != self.v:
-            raise ValueError(f"task state has vocab_size {state['vocab_size']}, this task has {self.v}")
+            raise ValueError(
+                f"task state has vocab_size {state['vocab_size']}, this task has {self.v}")
 
 
 def _games_api():
@@ -239,7 +245,8 @@ def othello_batch(games: np.ndarray, T: int, min_len: int = 1) -> Batch:
     n = games.shape[0]
     sq = games[:, : T + 1].astype(np.int64)  # moves 0..T (move T only feeds next[T-1])
     tokens = _SQUARE_PLUS1_TO_TOKEN[sq[:, :T] + 1]
-    masks = api.legal_move_masks(np.ascontiguousarray(games[:, :T]))  # (n, T, 64) legal after moves 0..t
+    # (n, T, 64): legal squares after moves 0..t
+    masks = api.legal_move_masks(np.ascontiguousarray(games[:, :T]))
     legal = np.zeros((n, T, othello_tokens.VOCAB_SIZE), dtype=np.bool_)
     legal[:, :, 1:] = masks[:, :, _TOKEN_SQUARES]
     nxt = _SQUARE_PLUS1_TO_TOKEN[sq[:, 1 : T + 1] + 1]
@@ -318,7 +325,7 @@ class OthelloTask(Task):
 
 
 def load_corpus(path, seed: int = 0) -> np.ndarray:
-    """Memory-map and validate an Othello corpus (.npy, int8 (n, 60)); ValueError naming the problem.
+    """Memory-map and validate an Othello corpus (.npy, int8 (n, 60)); ValueError names the problem.
 
     See the module docstring for what is validated fully and what by sample.
     """
@@ -328,7 +335,8 @@ def load_corpus(path, seed: int = 0) -> np.ndarray:
     try:
         games = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as e:  # truncated header, bad magic, short data, pickled object arrays
-        raise ValueError(f"corpus {path}: not a readable .npy file (truncated or corrupt?): {e}") from None
+        raise ValueError(
+            f"corpus {path}: not a readable .npy file (truncated or corrupt?): {e}") from None
     if not isinstance(games, np.ndarray):
         raise ValueError(f"corpus {path}: expected one .npy array, got {type(games).__name__}")
     if games.dtype != np.int8:
@@ -350,7 +358,8 @@ def load_corpus(path, seed: int = 0) -> np.ndarray:
     else:
         edge = SAMPLE_VALIDATION_GAMES // 4
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_VALIDATE,)))
-        middle = rng.choice(np.arange(edge, n - edge), SAMPLE_VALIDATION_GAMES - 2 * edge, replace=False)
+        # an int population: numpy samples without building (or permuting) arange(n)
+        middle = edge + rng.choice(n - 2 * edge, SAMPLE_VALIDATION_GAMES - 2 * edge, replace=False)
         idx = np.concatenate([np.arange(edge), np.sort(middle), np.arange(n - edge, n)])
     _validate_rows(games, idx, path)
     return games
@@ -361,7 +370,10 @@ def _validate_rows(games, idx, path) -> None:
     chunk = 1 << 16
     total = games.shape[0] if idx is None else len(idx)
     for start in range(0, total, chunk):
-        rows = (np.arange(start, min(start + chunk, total)) if idx is None else idx[start : start + chunk])
+        if idx is None:
+            rows = np.arange(start, min(start + chunk, total))
+        else:
+            rows = idx[start : start + chunk]
         part = np.asarray(games[rows[0] : rows[-1] + 1] if idx is None else games[rows])
         try:
             api.validate_games(part)
