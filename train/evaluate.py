@@ -191,47 +191,49 @@ def flat_scalars(results: dict, prefix: str = "eval") -> dict:
 
 def play_vs_random(model, n_games: int, *, weights: str = "raw", seed: int = 0,
                    greedy: bool = True) -> dict:
-    """Play ``n_games`` of Othello: ``model`` (a GPT, or a checkpoint path) vs a random player.
+    """Play ``n_games`` of ``Othello-v0``: ``model`` against its built-in uniform random player.
 
-    The model plays black in even games and white in odd ones, through
-    ``agents.ModelPolicy`` (``weights`` picks raw/ema/bema when ``model`` is a
-    checkpoint); the opponent is ``agents.RandomPolicy``. Game ``i`` uses seed
-    ``seed + i`` for the env and the random player, so results are reproducible.
+    ``model`` is a GPT (or an EMA/BEMA, or a checkpoint path, whose ``weights``
+    raw/ema/bema are used), played through ``agents.ModelPolicy`` (greedy over
+    the legal moves by default). The model plays black in even games and white
+    in odd ones; game ``i`` resets the env with seed ``seed + i``, so results
+    are reproducible. A module's train/eval mode is restored afterwards.
 
     Returns ``{"games", "win", "draw", "loss"`` (rates from the model's side),
-    ``"first_choice_legal"`` (the fraction of the model's moves where its own
-    first choice was legal), ``"moves"`` (the model's moves in all)}.
+    ``"first_choice_legal"`` (the fraction of the model's decisions where its
+    own unmasked first choice was legal), ``"decisions"``}.
     """
-    if n_games < 1:
-        raise ValueError(f"n_games must be at least 1, got {n_games}")
-    from agents import ModelPolicy, RandomPolicy
-    from othello_env.env import OthelloEnv
+    if isinstance(n_games, bool) or not isinstance(n_games, int) or n_games < 1:
+        raise ValueError(f"n_games must be a positive integer, got {n_games!r}")
+    import gymnasium as gym
 
-    policy = ModelPolicy(model, weights=weights, greedy=greedy)
-    wins = draws = losses = legal_first = moves = 0
-    for i in range(n_games):
-        model_colour = i % 2  # 0: model plays black (moves first), 1: white
-        opponent = RandomPolicy(seed=seed + i)
-        env = OthelloEnv()
-        obs, info = env.reset(seed=seed + i)
-        terminated = truncated = False
-        reward_black = 0.0
-        while not (terminated or truncated):
-            mover = info["player"]
-            if mover == model_colour:
-                action = policy(obs, info)
-                legal_first += int(policy.last_first_choice_legal)
-                moves += 1
-            else:
-                action = opponent(obs, info)
-            obs, reward, terminated, truncated, info = env.step(action)
-            # reward is from the mover's side
-            reward_black = reward if mover == 0 else -reward
-        result = reward_black if model_colour == 0 else -reward_black
-        wins += result > 0
-        draws += result == 0
-        losses += result < 0
-        env.close()
-    return {"games": n_games, "win": wins / n_games, "draw": draws / n_games,
-            "loss": losses / n_games, "first_choice_legal": legal_first / max(moves, 1),
-            "moves": moves}
+    from agents import ModelPolicy
+
+    module = model if isinstance(model, torch.nn.Module) else getattr(model, "module", None)
+    was_training = module.training if isinstance(module, torch.nn.Module) else None
+    device = (next(module.parameters()).device if isinstance(module, torch.nn.Module)
+              else torch.device("cpu"))
+    try:
+        policy = ModelPolicy(model, weights=weights, greedy=greedy, task="othello", device=device,
+                             seed=seed)
+        envs = {c: gym.make("othello_env:Othello-v0", agent_color=c) for c in ("black", "white")}
+        outcome = {"win": 0, "draw": 0, "loss": 0}
+        for i in range(n_games):
+            env = envs["black" if i % 2 == 0 else "white"]
+            obs, info = env.reset(seed=seed + i)
+            reward, done = 0.0, False
+            while not done:
+                obs, reward, terminated, truncated, info = env.step(policy(obs, info))
+                done = terminated or truncated
+            # the final reward is from the agent's side: +1 win, 0 draw, -1 loss
+            outcome["win" if reward > 0 else "loss" if reward < 0 else "draw"] += 1
+        for env in envs.values():
+            env.close()
+    finally:
+        if was_training is not None:
+            module.train(was_training)
+    decisions = policy.n_decisions
+    return {"games": n_games, **{k: v / n_games for k, v in outcome.items()},
+            "first_choice_legal": (1.0 - policy.n_illegal_choices / decisions) if decisions
+            else math.nan,
+            "decisions": decisions}
