@@ -9,6 +9,7 @@ a legal action, as a Python int.
 
 from __future__ import annotations
 
+import copy
 import os
 
 import numpy as np
@@ -117,6 +118,10 @@ class ModelPolicy:
     a module given directly is used as it is. ``task`` ("othello" | "setcomp") selects
     the token codec for a module (default "othello"); a checkpoint's own
     ``config["env"]`` decides for a path (a conflicting ``task`` is an error).
+    ``device``: where the model runs; None means a module's own device (a module
+    given with another device is copied there, never moved) and the CPU for a
+    checkpoint. The model runs in eval mode; a module's train/eval mode is restored
+    after each decision.
 
     Codec: Othello squares -> ``othello_env.tokens`` (vocabulary 61, PAD = 0; action a
     is square a, 64 = pass); set complement tokens are themselves (action = token,
@@ -145,7 +150,7 @@ class ModelPolicy:
         weights: str = "ema",
         greedy: bool = True,
         task: str | None = None,
-        device="cpu",
+        device=None,
         seed: int | None = None,
         temperature: float = 1.0,
     ):
@@ -155,8 +160,8 @@ class ModelPolicy:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
-        self.device = torch.device(device)
         if isinstance(model_or_checkpoint, (str, os.PathLike)):
+            self.device = torch.device(device or "cpu")
             model, config = load_checkpoint_model(model_or_checkpoint, weights, self.device)
             ckpt_task = _task_of_env(config.get("env", "othello"))
             if task is not None and task != ckpt_task:
@@ -173,7 +178,12 @@ class ModelPolicy:
             )
         if not isinstance(model, GPT):
             raise ValueError(f"ModelPolicy needs an agents.GPT, got {type(model).__name__}")
-        self.model = model.to(self.device).eval()
+        if not isinstance(model_or_checkpoint, (str, os.PathLike)):
+            own = next(model.parameters()).device
+            self.device = torch.device(device) if device is not None else own
+            if self.device != own:  # never move the caller's (training) model
+                model = copy.deepcopy(model).to(self.device)
+        self.model = model
         self.task = task or "othello"
         self.greedy = bool(greedy)
         self.temperature = float(temperature)
@@ -237,7 +247,12 @@ class ModelPolicy:
             return self._random(legal)  # the model never saw an empty prefix
         tokens = tokens[-self.model.config.block_size :]
         x = torch.as_tensor(tokens, dtype=torch.long, device=self.device)[None]  # (1, T)
-        logits = self.model(x)[0, -1].float().cpu()  # (V,)
+        was_training = self.model.training
+        self.model.eval()  # dropout off; the caller's mode is restored below
+        try:
+            logits = self.model(x)[0, -1].float().cpu()  # (V,)
+        finally:
+            self.model.train(was_training)
 
         # the model's own first choice: argmax over move tokens (PAD excluded), unmasked
         has_token = self._action_token >= 0
