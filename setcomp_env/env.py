@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-ILLEGAL_ACTION_MODES = ("end", "raise")
+ILLEGAL_ACTION_MODES = ("terminate", "raise")  # as Othello-v0
 
 
 def check_options(vocab_size, start_length, illegal_action) -> tuple[int, int, str]:
@@ -32,6 +32,38 @@ def check_start_length(start_length, vocab_size) -> int:
     if not 0 <= start_length < vocab_size:
         raise ValueError(f"start_length must lie in 0..{vocab_size - 1}, got {start_length}")
     return int(start_length)
+
+
+def parse_moves(moves, vocab_size) -> list[int]:
+    """Check ``options["moves"]``: distinct tokens in 0..vocab_size-1, fewer than vocab_size."""
+    try:
+        arr = np.asarray(moves)
+    except Exception as e:  # ragged nested lists
+        raise ValueError(f"options['moves'] must be a list of tokens: {e}") from None
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"options['moves'] must be a flat list of integer tokens, got {moves!r}")
+    out = [int(t) for t in arr]
+    for k, t in enumerate(out):
+        if not 0 <= t < vocab_size:
+            raise ValueError(f"options['moves'][{k}] = {t} is not a token 0..{vocab_size - 1}")
+        if t in out[:k]:
+            raise ValueError(f"options['moves'][{k}] = {t} repeats an earlier token")
+    if len(out) == vocab_size:
+        raise ValueError("options['moves'] holds every token; reset needs a token left to play")
+    return out
+
+
+def reset_start(options, vocab_size, start_length) -> tuple[list[int] | None, int]:
+    """``(moves, start_length)`` for a reset: given moves (no random draw) or a prefix length."""
+    options = options or {}
+    if "moves" in options and "start_length" in options:
+        raise ValueError("reset options take 'moves' or 'start_length', not both")
+    if "moves" in options:
+        moves = parse_moves(options["moves"], vocab_size)
+        return moves, len(moves)
+    if "start_length" in options:
+        return None, check_start_length(options["start_length"], vocab_size)
+    return None, start_length
 
 
 def render_ansi(moves: list[int], vocab_size: int) -> str:
@@ -74,17 +106,17 @@ class SetComplementEnv(gym.Env):
     ## Episode End
 
     Termination: all tokens are present (``info["success"]`` is True), or an
-    illegal action (``info["illegal_action"]`` is True; the sequence is left
-    unchanged). There is no truncation: an episode lasts at most
-    ``vocab_size - start_length`` steps.
+    illegal action with ``illegal_action="terminate"`` (the default: reward -1,
+    ``info["illegal_action"]`` True, the sequence unchanged). There is no
+    truncation: an episode lasts at most ``vocab_size - start_length`` steps.
 
     ## Info
 
     ``action_mask``: int8 ``(vocab_size,)``, 1 for the absent tokens (the legal
     actions; all 0 once the episode succeeded). ``moves``: the sequence so far as
     a list of ints (the policy interface of ``docs/ARCHITECTURE.md``).
-    ``success``: whether every token is present. ``illegal_action``: present (True)
-    only on the step that ended the episode with an illegal action.
+    ``success``: whether every token is present. ``step`` adds ``illegal_action``
+    (bool; True only on the step that ended the episode with an illegal action).
     :meth:`action_masks` returns the mask as bool (the sb3-contrib MaskablePPO
     convention).
 
@@ -93,16 +125,20 @@ class SetComplementEnv(gym.Env):
     ```python
     import gymnasium as gym
     env = gym.make("setcomp_env:SetComplement-v0", vocab_size=16, start_length=0,
-                   illegal_action="end", render_mode=None)
+                   illegal_action="terminate", render_mode=None)
     ```
 
     * ``vocab_size`` (int, default 16, >= 1): number of tokens.
     * ``start_length`` (int, default 0, ``0 <= start_length < vocab_size``): length
-      of the random prefix each episode starts from. ``reset(options={"start_length": k})``
-      overrides it for that episode.
-    * ``illegal_action`` (``"end"`` or ``"raise"``, default ``"end"``): ``"end"`` ends
-      the episode with -1; ``"raise"`` raises ValueError instead (for debugging
-      agents that should never play illegally).
+      of the random prefix each episode starts from.
+
+    Reset options: ``reset(options={"start_length": k})`` draws a random prefix of
+    length ``k`` for this episode; ``reset(options={"moves": [...]})`` starts from
+    the given distinct tokens (no random draw). A bad value raises ValueError.
+    * ``illegal_action`` (``"terminate"`` or ``"raise"``, default ``"terminate"``, as
+      in ``Othello-v0``): ``"terminate"`` ends the episode with -1; ``"raise"`` raises
+      ValueError instead, state unchanged (for agents that should never play
+      illegally).
     * ``render_mode``: ``None`` or ``"ansi"`` (a one-line text view).
 
     The native vector env :class:`setcomp_env.vector.SetComplementVectorEnv` is
@@ -120,7 +156,8 @@ class SetComplementEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
-    def __init__(self, vocab_size: int = 16, start_length: int = 0, illegal_action: str = "end",
+    def __init__(self, vocab_size: int = 16, start_length: int = 0,
+                 illegal_action: str = "terminate",
                  render_mode: str | None = None):
         self.vocab_size, self.start_length, self.illegal_action = check_options(
             vocab_size, start_length, illegal_action)
@@ -151,10 +188,10 @@ class SetComplementEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        start = self.start_length
-        if options and "start_length" in options:
-            start = check_start_length(options["start_length"], self.vocab_size)
-        self._moves = [int(t) for t in self.np_random.permutation(self.vocab_size)[:start]]
+        moves, start = reset_start(options, self.vocab_size, self.start_length)
+        if moves is None:
+            moves = [int(t) for t in self.np_random.permutation(self.vocab_size)[:start]]
+        self._moves = moves
         self._present = np.zeros(self.vocab_size, dtype=np.bool_)
         self._present[self._moves] = True
         self._done = False
@@ -162,7 +199,8 @@ class SetComplementEnv(gym.Env):
 
     def step(self, action):
         if self._done:
-            raise RuntimeError("step() called after the episode ended; call reset() first")
+            raise ValueError(
+                "step() called on a finished or never reset episode; call reset() first")
         if not self.action_space.contains(action):
             raise ValueError(f"action must be a token in 0..{self.vocab_size - 1}, got {action!r}")
         action = int(action)
@@ -176,7 +214,9 @@ class SetComplementEnv(gym.Env):
         self._moves.append(action)
         self._present[action] = True
         self._done = len(self._moves) == self.vocab_size
-        return self._obs(), 1.0, self._done, False, self._info()
+        info = self._info()
+        info["illegal_action"] = False
+        return self._obs(), 1.0, self._done, False, info
 
     def render(self):
         if self.render_mode is None:

@@ -15,7 +15,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from setcomp_env.env import check_options, check_start_length, render_ansi
+from setcomp_env.env import check_options, render_ansi, reset_start
 
 
 class SetComplementVectorEnv(VectorEnv):
@@ -25,8 +25,9 @@ class SetComplementVectorEnv(VectorEnv):
     ``num_envs``. Observations ``(num_envs, vocab_size)`` int64 (pad id
     ``vocab_size``), rewards float64, infos batched as ``SyncVectorEnv`` does:
     ``action_mask`` ``(num_envs, vocab_size)`` int8, ``moves`` an object array of
-    lists, ``success`` bool, ``illegal_action`` bool where an env played
-    illegally, each with its ``_key`` mask. A sub-env that ended is reset by
+    lists, ``success`` bool and, after ``step``, ``illegal_action`` bool (its
+    ``_illegal_action`` mask False for the sub-envs that were autoreset), each
+    with its ``_key`` mask. A sub-env that ended is reset by
     the following ``step`` (its action ignored, reward 0), as
     ``AutoresetMode.NEXT_STEP`` prescribes. :meth:`action_masks` gives the
     bool ``(num_envs, vocab_size)`` legal-action mask.
@@ -37,7 +38,7 @@ class SetComplementVectorEnv(VectorEnv):
     }
 
     def __init__(self, num_envs: int = 1, vocab_size: int = 16, start_length: int = 0,
-                 illegal_action: str = "end", render_mode: str | None = None):
+                 illegal_action: str = "terminate", render_mode: str | None = None):
         if (isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer))
                 or num_envs < 1):
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
@@ -62,17 +63,21 @@ class SetComplementVectorEnv(VectorEnv):
         self._autoreset = np.zeros(self.num_envs, dtype=np.bool_)
         self._started = False
 
-    def _reset_one(self, i: int, start: int) -> None:
+    def _reset_one(self, i: int, start: int, moves: list[int] | None = None) -> None:
         if self._rngs[i] is None:
             self._rngs[i], _ = seeding.np_random(None)
-        prefix = self._rngs[i].permutation(self.vocab_size)[:start]  # same draw as the single env
+        if moves is None:  # the same draw as the single env
+            prefix = self._rngs[i].permutation(self.vocab_size)[:start]
+        else:
+            prefix = np.asarray(moves, dtype=np.int64)
         self._seqs[i] = self.pad_id
         self._seqs[i, :start] = prefix
         self._lengths[i] = start
         self._present[i] = False
         self._present[i, prefix] = True
 
-    def _infos(self, ids: np.ndarray, illegal: np.ndarray | None = None) -> dict:
+    def _infos(self, ids: np.ndarray, illegal: np.ndarray | None = None,
+               stepped: np.ndarray | None = None) -> dict:
         """Infos for the sub-envs ``ids`` (bool mask), laid out like SyncVectorEnv's."""
         n = self.num_envs
         infos = {}
@@ -87,9 +92,9 @@ class SetComplementVectorEnv(VectorEnv):
         infos["_moves"] = ids.copy()
         infos["success"] = ids & (self._lengths == self.vocab_size)
         infos["_success"] = ids.copy()
-        if illegal is not None and illegal.any():
-            infos["illegal_action"] = illegal.copy()
-            infos["_illegal_action"] = illegal.copy()
+        if stepped is not None and stepped.any():  # only stepped (not autoreset) envs have it
+            infos["illegal_action"] = illegal & stepped
+            infos["_illegal_action"] = stepped.copy()
         return infos
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
@@ -112,20 +117,18 @@ class SetComplementVectorEnv(VectorEnv):
             raise ValueError(f"options['reset_mask'] must be a bool array of shape ({n},)")
         elif not self._started and not mask.all():
             raise ValueError("the first reset must reset every sub-env (no reset_mask)")
-        start = self.start_length
-        if "start_length" in options:
-            start = check_start_length(options["start_length"], self.vocab_size)
+        moves, start = reset_start(options, self.vocab_size, self.start_length)
         for i in np.flatnonzero(mask):
             if seeds[i] is not None:
                 self._rngs[i], _ = seeding.np_random(seeds[i])
-            self._reset_one(i, start)
+            self._reset_one(i, start, moves)
         self._autoreset[mask] = False
         self._started = True
         return self._seqs.copy(), self._infos(mask)
 
     def step(self, actions):
         if not self._started:
-            raise RuntimeError("step() called before reset()")
+            raise ValueError("step() called before reset()")
         a = np.asarray(actions)
         if a.shape != (self.num_envs,) or not np.issubdtype(a.dtype, np.integer):
             raise ValueError(
@@ -152,7 +155,7 @@ class SetComplementVectorEnv(VectorEnv):
         terminated = illegal | (legal & (self._lengths == self.vocab_size))
         truncated = np.zeros(self.num_envs, dtype=np.bool_)
         self._autoreset = terminated.copy()
-        infos = self._infos(np.ones(self.num_envs, dtype=np.bool_), illegal)
+        infos = self._infos(np.ones(self.num_envs, dtype=np.bool_), illegal, active)
         return self._seqs.copy(), rewards, terminated, truncated, infos
 
     def action_masks(self) -> np.ndarray:

@@ -157,7 +157,7 @@ def test_perfect_play_succeeds():
         steps += 1
     assert steps == 4 and total == 4.0 and info["success"]
     assert sorted(info["moves"]) == list(range(6)) and obs.tolist() == info["moves"]
-    assert info["action_mask"].sum() == 0 and "illegal_action" not in info
+    assert info["action_mask"].sum() == 0 and info["illegal_action"] is False
 
 
 def test_moves_observation_and_masks_agree():
@@ -180,7 +180,7 @@ def test_illegal_action_ends_episode():
     obs, r, term, trunc, info = env.step(2)
     assert (r, term, trunc) == (-1.0, True, False)
     assert info["illegal_action"] is True and info["moves"] == [2] and not info["success"]
-    with pytest.raises(RuntimeError, match="reset"):
+    with pytest.raises(ValueError, match="reset"):
         env.step(1)
 
 
@@ -202,6 +202,31 @@ def test_start_length_and_reset_option():
     assert len(info["moves"]) == 3
     with pytest.raises(ValueError, match="start_length"):
         env.reset(options={"start_length": 8})
+
+
+def test_reset_from_given_moves():
+    env = SetComplementEnv(vocab_size=5, start_length=2)
+    obs, info = env.reset(seed=0, options={"moves": [4, 1, 0]})
+    assert info["moves"] == [4, 1, 0] and obs.tolist() == [4, 1, 0, 5, 5]
+    assert info["action_mask"].tolist() == [0, 0, 1, 1, 0]
+    assert env.step(1)[1:3] == (-1.0, True)
+    _, info = env.reset(options={"moves": []})
+    assert info["moves"] == []
+
+
+@pytest.mark.parametrize("options,match", [
+    ({"moves": [1, 1]}, "repeats"),
+    ({"moves": [0, 9]}, "not a token"),
+    ({"moves": [0, 1, 2, 3, 4]}, "every token"),
+    ({"moves": [[0], [1]]}, "flat list"),
+    ({"moves": [0.5]}, "flat list"),
+    ({"moves": [0], "start_length": 1}, "not both"),
+])
+def test_reset_bad_moves(options, match):
+    with pytest.raises(ValueError, match=match):
+        SetComplementEnv(vocab_size=5).reset(seed=0, options=options)
+    with pytest.raises(ValueError, match=match):
+        SetComplementVectorEnv(2, vocab_size=5).reset(seed=0, options=options)
 
 
 def test_reset_seed_determinism():
@@ -271,11 +296,12 @@ def test_vector_env_equals_sync_vector_env(v, start, seed):
         else:  # masked: episodes reach success
             actions = np.array([rng.choice(np.flatnonzero(m)) if m.any() else 0
                                 for m in vec.action_masks()])
-        if t == 30:  # mid-run reset of a subset, with a seed list
-            mask = np.arange(n) % 2 == 0
-            seeds = [100 + i for i in range(n)]
-            o1, i1 = ref.reset(seed=seeds, options={"reset_mask": mask.copy()})
-            o2, i2 = vec.reset(seed=seeds, options={"reset_mask": mask.copy()})
+        if t in (30, 45):  # mid-run reset of a subset, with a seed list, then given moves
+            mask = np.arange(n) % 2 == (t == 45)
+            seeds = [100 + i for i in range(n)] if t == 30 else None
+            opts = {} if t == 30 else {"moves": list(range(v - 1))[::-1]}
+            o1, i1 = ref.reset(seed=seeds, options={"reset_mask": mask.copy(), **opts})
+            o2, i2 = vec.reset(seed=seeds, options={"reset_mask": mask.copy(), **opts})
             assert np.array_equal(o1, o2)
             _assert_infos_equal(i1, i2)
         r1 = ref.step(actions)
@@ -283,7 +309,7 @@ def test_vector_env_equals_sync_vector_env(v, start, seed):
         for x, y in zip(r1[:4], r2[:4]):
             assert x.dtype == y.dtype and np.array_equal(x, y), t
         _assert_infos_equal(r1[4], r2[4])
-        saw_illegal |= "illegal_action" in r2[4]
+        saw_illegal |= bool(r2[4].get("illegal_action", np.zeros(1, bool)).any())
         saw_success |= bool(r2[4]["success"].any())
     assert saw_success and (saw_illegal or v == 1)
 
@@ -308,7 +334,7 @@ def test_vector_env_raise_mode_and_render():
 
 def test_vector_env_bad_input():
     env = SetComplementVectorEnv(2, vocab_size=3)
-    with pytest.raises(RuntimeError, match="reset"):
+    with pytest.raises(ValueError, match="reset"):
         env.step(np.array([0, 1]))
     env.reset(seed=0)
     with pytest.raises(ValueError, match="shape"):
