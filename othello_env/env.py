@@ -68,8 +68,9 @@ MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 MIX2 = np.uint64(0x94D049BB133111EB)
 _M64 = (1 << 64) - 1
 
-# BYTE_BITS[b] = the 8 bits of byte b as int8 0/1, least significant first (one board row).
-BYTE_BITS = ((np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1).astype(np.int8)
+# ROW_WORD[b] = the 8 bits of byte b (one board row) as eight int8 0/1 bytes, least significant
+# bit first, packed in a little-endian uint64: one store writes a row of an observation plane.
+ROW_WORD = ((np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1).astype("<i1").view("<u8").ravel()
 
 
 def seed_state(seed: int) -> np.uint64:
@@ -246,23 +247,26 @@ def _reset_position(st, meta, hist, i, colour_mode, moves, black, white, black_t
 
 
 @njit(cache=True)
-def _write_planes(me, opp, legal, pass_ok, obs, mask, i):
-    """obs[i] = (3, 8, 8) planes [me, opp, legal]; mask[i] = (65,) with mask[i, 64] = pass_ok."""
+def as_words(obs):
+    """View int8 observations (N, 3, 8, 8) as uint64 (N, 24): one word per board row."""
+    return obs.reshape(obs.shape[0], 192).view(np.uint64)
+
+
+@njit(cache=True)
+def _write_planes(me, opp, legal, pass_ok, words, mask, i):
+    """Row i's observation [me, opp, legal] as 24 words of ``words`` (see as_words); its (65,) mask."""
     for r in range(8):
         sh = U8 * np.uint64(r)
-        a = np.int64((me >> sh) & BYTE)
-        b = np.int64((opp >> sh) & BYTE)
-        c = np.int64((legal >> sh) & BYTE)
-        for col in range(8):
-            obs[i, 0, r, col] = BYTE_BITS[a, col]
-            obs[i, 1, r, col] = BYTE_BITS[b, col]
-            obs[i, 2, r, col] = BYTE_BITS[c, col]
-            mask[i, r * 8 + col] = BYTE_BITS[c, col]
+        words[i, r] = ROW_WORD[np.int64((me >> sh) & BYTE)]
+        words[i, 8 + r] = ROW_WORD[np.int64((opp >> sh) & BYTE)]
+        words[i, 16 + r] = ROW_WORD[np.int64((legal >> sh) & BYTE)]
+    for s in range(64):
+        mask[i, s] = np.int8((legal >> np.uint64(s)) & U1)
     mask[i, PASS] = pass_ok
 
 
 @njit(cache=True)
-def _write_view(st, i, code, obs, mask):
+def _write_view(st, i, code, words, mask):
     """The agent's observation and action mask for row i (legal moves all 0 once finished)."""
     me = st[i, AGENT]
     opp = st[i, OPP]
@@ -272,13 +276,27 @@ def _write_view(st, i, code, obs, mask):
         legal = legal_moves(me, opp)
         if legal == U0:
             pass_ok = 1
-    _write_planes(me, opp, legal, pass_ok, obs, mask, i)
+    _write_planes(me, opp, legal, pass_ok, words, mask, i)
 
 
 @njit(cache=True)
 def _write_opponent_view(st, i, obs, mask):
     """The opponent's observation and mask for row i, when it is to move with a placement."""
-    _write_planes(st[i, OPP], st[i, AGENT], legal_moves(st[i, OPP], st[i, AGENT]), 0, obs, mask, i)
+    me = st[i, OPP]
+    opp = st[i, AGENT]
+    _write_planes(me, opp, legal_moves(me, opp), 0, as_words(obs), mask, i)
+
+
+@njit("void(uint64, uint64, uint64, int64, int8[:, :, :, ::1], int8[:, ::1])", cache=True)
+def write_planes(me, opp, legal, pass_ok, obs, mask):
+    """obs (1, 3, 8, 8) int8 = planes [me, opp, legal]; mask (1, 65) int8 = legal + [pass_ok]."""
+    _write_planes(me, opp, legal, pass_ok, as_words(obs), mask, 0)
+
+
+@njit(cache=True)
+def _view(st, i, code, obs, mask):
+    """_write_view on int8 observations (N, 3, 8, 8)."""
+    _write_view(st, i, code, as_words(obs), mask)
 
 
 @njit(cache=True)
@@ -286,7 +304,7 @@ def _env_step(st, meta, hist, action, random_opponent, obs, mask):
     """OthelloEnv.step's fused kernel: the agent's move, the opponent's reply, the new view."""
     code = _agent_step(st, meta, hist, 0, action, random_opponent)
     if code != OPPONENT_TO_MOVE:
-        _write_view(st, 0, code, obs, mask)
+        _write_view(st, 0, code, as_words(obs), mask)
     return code
 
 
@@ -514,7 +532,7 @@ class OthelloEnv(gym.Env):
         if code == OPPONENT_TO_MOVE:
             code = self._opponent_reply(obs, mask)
         else:
-            _write_view(st, 0, code, obs, mask)
+            _view(st, 0, code, obs, mask)
         self._started = True
         if code != ONGOING:
             self._done = True
@@ -602,5 +620,5 @@ class OthelloEnv(gym.Env):
         self._done = True  # until the reply is known to be legal
         a = call_policy(self._act, oobs[0], omask[0], moves)
         code = _opponent_moves(self._st, self._meta, self._hist, 0, a)
-        _write_view(self._st, 0, code, obs, mask)
+        _view(self._st, 0, code, obs, mask)
         return code

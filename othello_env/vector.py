@@ -1,0 +1,276 @@
+"""The native vector env of ``Othello-v0``: ``num_envs`` games stepped by one Numba kernel.
+
+``gym.make_vec("Othello-v0", num_envs=N)`` (or ``vectorization_mode="vector_entry_point"``)
+returns :class:`OthelloVectorEnv`. Each row runs the same compiled turn kernels as
+:class:`othello_env.env.OthelloEnv`, so env ``i`` reset with seed ``s`` plays exactly
+like a single ``Othello-v0`` reset with seed ``s + i``; ``SyncVectorEnv`` over the single
+env gives identical observations, rewards, terminations and masks step for step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+from numba import njit
+
+from othello_env.engine import legal_moves
+from othello_env.env import (
+    AGENT,
+    COLOUR,
+    COLOUR_NAMES,
+    ILLEGAL,
+    MAX_MOVES,
+    N_ACTIONS,
+    NMOVES,
+    OBS_SHAPE,
+    ONGOING,
+    OPP,
+    PASS,
+    RNG,
+    U0,
+    U1,
+    _agent_step,
+    _reset_start,
+    _write_view,
+    as_words,
+    parse_colour,
+    parse_illegal,
+    seed_state,
+)
+from othello_env.render import board_ansi, board_rgb
+
+# Reward of each outcome code (ONGOING, WIN, DRAW, LOSS, ILLEGAL), from the agent's side.
+_REWARD = np.array([0.0, 1.0, 0.0, -1.0, -1.0])
+
+
+@njit(cache=True)
+def _vector_step(st, meta, hist, actions, autoreset, colour_mode, obs, mask, rewards, terminated, illegal):
+    """Step every row: a row that ended last step restarts (NEXT_STEP autoreset), others play.
+
+    actions int64 (N,); autoreset bool (N,), updated in place; outputs obs (N, 3, 8, 8),
+    mask (N, 65) int8, rewards float64, terminated / illegal bool, all (N,).
+    """
+    words = as_words(obs)
+    for i in range(actions.shape[0]):
+        if autoreset[i]:
+            code = _reset_start(st, meta, hist, i, colour_mode, True)
+            rewards[i] = 0.0
+            terminated[i] = False
+            illegal[i] = False
+        else:
+            code = _agent_step(st, meta, hist, i, actions[i], True)
+            rewards[i] = _REWARD[code]
+            terminated[i] = code != ONGOING
+            illegal[i] = code == ILLEGAL
+        autoreset[i] = terminated[i]
+        _write_view(st, i, code, words, mask)
+
+
+@njit(cache=True)
+def _vector_reset(st, meta, hist, which, autoreset, colour_mode, obs, mask):
+    """Restart the rows where ``which`` is True; write every row's view (finished rows: no moves)."""
+    words = as_words(obs)
+    for i in range(which.shape[0]):
+        code = ONGOING
+        if which[i]:
+            _reset_start(st, meta, hist, i, colour_mode, True)
+        elif autoreset[i]:
+            code = ILLEGAL  # any finished code: the view shows no legal move
+        _write_view(st, i, code, words, mask)
+
+
+@njit(cache=True)
+def _first_illegal(st, actions, autoreset):
+    """Index of the first stepping row whose action is illegal, -1 if none."""
+    for i in range(actions.shape[0]):
+        if autoreset[i]:
+            continue
+        a = actions[i]
+        legal = legal_moves(st[i, AGENT], st[i, OPP])
+        if a == PASS:
+            if legal != U0:
+                return i
+        elif (legal >> np.uint64(a)) & U1 == U0:
+            return i
+    return -1
+
+
+class OthelloVectorEnv(VectorEnv):
+    """``num_envs`` Othello games against the built-in random opponent, batched in Numba.
+
+    Same game, spaces, rewards and arguments as :class:`othello_env.env.OthelloEnv`
+    (see its docstring), batched:
+
+    * observations int8 ``(num_envs, 3, 8, 8)``; actions ``MultiDiscrete([65] * num_envs)``,
+      any integer array of shape ``(num_envs,)``; rewards float64, terminations and
+      truncations bool, all ``(num_envs,)``.
+    * ``info["action_mask"]``: int8 ``(num_envs, 65)``; ``info["illegal_action"]``: bool
+      ``(num_envs,)`` on ``step``; each with its Gymnasium ``"_key"`` mask, as
+      ``SyncVectorEnv`` would give. Move histories are not put in ``info`` (a copy per
+      step would cost more than the step); :meth:`moves` returns them.
+    * Autoreset: ``AutoresetMode.NEXT_STEP`` (like ``CartPoleVectorEnv``): the step after
+      a row ends returns that row's new first observation with reward 0 and ignores its
+      action.
+
+    The opponent is always the uniform random player, run inside the kernel;
+    ``opponent=`` other than None raises ValueError (use ``SyncVectorEnv`` over
+    ``Othello-v0`` for a policy opponent). ``reset(options=...)`` accepts only
+    ``{"reset_mask": bool array (num_envs,)}``.
+
+    Seeding: ``reset(seed=s)`` seeds row ``i`` with ``s + i`` (a list gives one seed
+    per row); without a seed, rows never seeded draw theirs from ``np_random``.
+    """
+
+    metadata = {
+        "render_modes": ["ansi", "rgb_array"],
+        "render_fps": 4,
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        agent_color: str = "black",
+        opponent=None,
+        illegal_action: str = "terminate",
+        render_mode: str | None = None,
+    ):
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        if opponent is not None:
+            raise ValueError(
+                "OthelloVectorEnv plays only the built-in random opponent (opponent=None); "
+                "for a policy opponent use gym.make_vec('Othello-v0', vectorization_mode='sync', opponent=...)"
+            )
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self.num_envs = int(num_envs)
+        self._colour_mode = parse_colour(agent_color)
+        self._raise_illegal = parse_illegal(illegal_action)
+        self.agent_color = agent_color
+        self.illegal_action = illegal_action
+        self.render_mode = render_mode
+
+        self.single_action_space = spaces.Discrete(N_ACTIONS)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.single_observation_space = spaces.Box(0, 1, OBS_SHAPE, np.int8)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+
+        n = self.num_envs
+        self._st = np.zeros((n, 3), np.uint64)
+        self._meta = np.zeros((n, 2), np.int64)
+        self._hist = np.zeros((n, MAX_MOVES), np.int8)
+        self._seeded = np.zeros(n, bool)
+        self._autoreset = np.zeros(n, bool)
+        self._mask = np.zeros((n, N_ACTIONS), np.int8)
+        self._started = False
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
+        """Restart every row (or those in ``options["reset_mask"]``); returns ``(obs, info)``."""
+        n = self.num_envs
+        which = np.ones(n, bool)
+        if options:
+            unknown = set(options) - {"reset_mask"}
+            if unknown:
+                raise ValueError(f"unknown reset option(s) {sorted(unknown)}; the only option is 'reset_mask'")
+            which = np.asarray(options["reset_mask"])
+            if which.shape != (n,) or which.dtype != np.bool_ or not which.any():
+                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({n},) with a True entry")
+            if not self._started and not which.all():
+                raise ValueError("the first reset must restart every env (no reset_mask)")
+        if seed is None:
+            seeds = [None] * n
+        elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+            if seed < 0:
+                raise ValueError(f"seed must be a non-negative integer, got {seed}")
+            seeds = [int(seed) + i for i in range(n)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != n:
+                raise ValueError(f"a list of seeds must have num_envs={n} entries, got {len(seeds)}")
+        first = next((s for s in seeds if s is not None), None)
+        super().reset(seed=first)
+        for i, s in enumerate(seeds):
+            if not which[i]:
+                continue
+            if s is not None:
+                self._st[i, RNG] = seed_state(s)
+                self._seeded[i] = True
+        unseeded = which & ~self._seeded
+        if unseeded.any():
+            self._st[unseeded, RNG] = self.np_random.integers(0, 2**64, size=int(unseeded.sum()), dtype=np.uint64)
+            self._seeded[unseeded] = True
+
+        obs = np.empty((n,) + OBS_SHAPE, np.int8)
+        mask = np.empty((n, N_ACTIONS), np.int8)
+        _vector_reset(self._st, self._meta, self._hist, which, self._autoreset, self._colour_mode, obs, mask)
+        self._autoreset[which] = False
+        self._mask = mask
+        self._started = True
+        return obs, {"action_mask": mask, "_action_mask": which.copy()}
+
+    def step(self, actions):
+        """Step every row; returns batched ``(obs, rewards, terminations, truncations, info)``."""
+        if not self._started:
+            raise ValueError("step() before reset(); call reset() first")
+        n = self.num_envs
+        a = np.asarray(actions)
+        if a.shape != (n,) or (a.dtype.kind not in "iu"):
+            raise ValueError(f"actions must be an integer array of shape ({n},), got {a.dtype} {a.shape}")
+        a = a.astype(np.int64, copy=False)
+        if n and (a.min() < 0 or a.max() > PASS):
+            raise ValueError(f"actions must lie in 0..64, got values {a.min()}..{a.max()}")
+        if self._raise_illegal:
+            k = _first_illegal(self._st, a, self._autoreset)
+            if k >= 0:
+                legal = np.flatnonzero(self._mask[k]).tolist()
+                raise ValueError(f"illegal action {a[k]} in env {k}; legal actions: {legal}")
+        stepped = ~self._autoreset
+        obs = np.empty((n,) + OBS_SHAPE, np.int8)
+        mask = np.empty((n, N_ACTIONS), np.int8)
+        rewards = np.empty(n, np.float64)
+        terminated = np.empty(n, bool)
+        illegal = np.empty(n, bool)
+        _vector_step(
+            self._st, self._meta, self._hist, a, self._autoreset, self._colour_mode,
+            obs, mask, rewards, terminated, illegal,
+        )  # fmt: skip
+        self._mask = mask
+        info = {
+            "action_mask": mask,
+            "_action_mask": np.ones(n, bool),
+            "illegal_action": illegal,
+            "_illegal_action": stepped,
+        }
+        return obs, rewards, terminated, np.zeros(n, bool), info
+
+    def moves(self, i: int) -> list[int]:
+        """Squares played so far in env ``i``'s current game (passes omitted)."""
+        return self._hist[i, : self._meta[i, NMOVES]].tolist()
+
+    def colors(self) -> list[str]:
+        """Each env's agent colour in its current game: 'black' or 'white'."""
+        return [COLOUR_NAMES[c] for c in self._meta[:, COLOUR]]
+
+    def render(self):
+        """A tuple with one frame per env: str boards ("ansi") or uint8 (264, 264, 3) images."""
+        if self.render_mode is None:
+            gym.logger.warn("You are calling render method without specifying any render mode.")
+            return None
+        frames = []
+        for i in range(self.num_envs):
+            me, opp = int(self._st[i, AGENT]), int(self._st[i, OPP])
+            colour = int(self._meta[i, COLOUR])
+            black, white = (me, opp) if colour == 0 else (opp, me)
+            legal = 0 if self._autoreset[i] else legal_moves(me, opp)
+            if self.render_mode == "rgb_array":
+                frames.append(board_rgb(black, white, legal))
+            else:
+                status = "game over" if self._autoreset[i] else f"agent ({COLOUR_NAMES[colour]}) to move"
+                frames.append(board_ansi(black, white, legal, status))
+        return tuple(frames)
