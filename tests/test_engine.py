@@ -131,6 +131,12 @@ def test_perft_exported_from_package():
     assert othello_env.perft(7) == 55092
 
 
+@pytest.mark.parametrize("depth", [-1, 61, 2.0, "3", True])
+def test_perft_bad_depth(depth):
+    with pytest.raises(ValueError, match="depth must"):
+        perft(depth)
+
+
 def test_start_position_constants():
     assert squares_of(BLACK_START) == {28, 35}
     assert squares_of(WHITE_START) == {27, 36}
