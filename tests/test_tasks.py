@@ -391,3 +391,11 @@ def test_corpus_sampled_validation_and_check_on_serve(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=f"game {hidden}, ply 0"):
         for _ in range(10):
             task.batch(20)
+
+
+def test_documented_othello_token_mapping():
+    # the ranges spelled out in train/tasks.py's module docstring
+    for squares, tokens_ in ((range(0, 27), range(1, 28)), (range(29, 35), range(28, 34)),
+                             (range(37, 64), range(34, 61))):
+        assert T.SQUARE_TO_TOKEN[list(squares)].tolist() == list(tokens_)
+    assert "squares 29..34 -> tokens 28..33" in tasks.__doc__
