@@ -109,6 +109,29 @@ def test_pass_game_literal_boards_and_masks_around_the_pass():
     assert boards[50, 52] == 1 and boards[51, 56] == 1
 
 
+# 59 moves, then neither side can take the last empty square (b1 = 1): a blocked end.
+BLOCKED_GAME = [
+    19, 20, 45, 42, 13, 44, 37, 11, 2, 21, 18, 30, 34, 3, 38, 26, 43, 17, 29, 22,
+    4, 53, 54, 52, 61, 46, 39, 31, 60, 59, 51, 12, 25, 55, 49, 58, 14, 41, 5, 56,
+    40, 48, 16, 63, 57, 6, 7, 62, 23, 32, 50, 24, 33, 9, 47, 8, 0, 15, 10,
+]
+BLOCKED_FINAL = ["X.XXXXXX", "OOOOOOOO", "OOOOXXOO", "OOOXOOXO",
+                 "OOOXOOXO", "OOOOXXOO", "OOOXXXOO", "OOOOOOOO"]
+
+
+def test_blocked_game_ends_with_an_empty_square():
+    g = padded(BLOCKED_GAME)
+    validate_games(g)
+    boards = board_states(g)[0]
+    masks = legal_move_masks(g)[0]
+    np.testing.assert_array_equal(boards[58], board(BLOCKED_FINAL))
+    np.testing.assert_array_equal(boards[59], board(BLOCKED_FINAL))
+    assert masks[57].any() and not masks[58:].any()
+    g[0, 59] = 1  # nobody may play the last square
+    with pytest.raises(ValueError, match="ply 59: square 1 is played after the game ended"):
+        validate_games(g)
+
+
 def test_package_exports():
     for name in ("generate_games", "legal_move_masks", "validate_games", "board_states", "perft"):
         assert callable(getattr(othello_env, name))
