@@ -447,8 +447,9 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
         from torch.utils.tensorboard.summary import hparams
 
-        # purge_step: events logged after the checkpoint by an interrupted run are discarded
-        self.writer = SummaryWriter(log_dir=str(self.out), purge_step=None if fresh else self.step)
+        # events logged after the checkpoint's step (by the interrupted run) are discarded
+        self.writer = SummaryWriter(log_dir=str(self.out),
+                                    purge_step=None if fresh else self.step + 1)
         if not fresh:
             return
         saved = self.cfg.saved_dict()
@@ -542,6 +543,10 @@ class Trainer:
                     stop_signal = self._should_stop(flag)
                     if stop_signal:
                         break
+        except BaseException:
+            if self.writer is not None:  # keep what was logged; a resume purges what follows
+                self.writer.close()
+            raise
         finally:
             bar.close()
         finished = self.step >= cfg.steps
