@@ -1,0 +1,461 @@
+"""Othello-v0 (othello_env.env): Gymnasium conventions, passes, illegal moves, options, rendering, examples."""
+
+from __future__ import annotations
+
+import pickle
+import runpy
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import othello_env  # noqa: F401  (registers Othello-v0)
+from othello_env.engine import BLACK_START, WHITE_START, apply_move, legal_moves
+from othello_env.env import OthelloEnv, seed_state
+from othello_env.render import SIZE, board_ansi, board_rgb, square_name
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Real random games (found with the engine, passes omitted as in OthelloGPT).
+# GAME_B: after its first 8 moves black has no legal placement and passes; white plays 16.
+GAME_B = [19, 18, 37, 11, 3, 4, 9, 2, 16, 0, 43, 50, 51, 26, 38, 52, 25, 29, 20, 46]
+# GAME_W: after its first 11 moves (black played 58) white must pass; black plays 21 and,
+# white having moves again, white plays 20.
+GAME_W = [37, 43, 42, 45, 44, 41, 49, 29, 40, 56, 58, 21, 20, 53, 46, 50]
+FIRST_MOVES = [19, 26, 37, 44]
+START_ANSI = (
+    "  a b c d e f g h\n"
+    "1 . . . . . . . .\n"
+    "2 . . . . . . . .\n"
+    "3 . . . * . . . .\n"
+    "4 . . * O X . . .\n"
+    "5 . . . X O * . .\n"
+    "6 . . . . * . . .\n"
+    "7 . . . . . . . .\n"
+    "8 . . . . . . . .\n"
+    "X 2  O 2  agent (black) to move\n"
+)
+
+
+class scripted:
+    """A policy replaying ``game``: the move after the history it is shown (picklable)."""
+
+    def __init__(self, game):
+        self.game = game
+
+    def __call__(self, obs, info):
+        return self.game[len(info["moves"])]
+
+
+def legal(info):
+    return np.flatnonzero(info["action_mask"]).tolist()
+
+
+def play_random(env, seed, rng_seed=0, max_steps=200):
+    """A masked random rollout; returns the list of (obs, reward, terminated, info) per step."""
+    rng = np.random.default_rng(rng_seed)
+    obs, info = env.reset(seed=seed)
+    out = [(obs, 0.0, False, info)]
+    for _ in range(max_steps):
+        obs, r, term, trunc, info = env.step(int(rng.choice(legal(out[-1][3]))))
+        out.append((obs, r, term, info))
+        if term:
+            break
+    return out
+
+
+# -- Gymnasium conventions ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"agent_color": "white"}, {"agent_color": "random", "render_mode": "rgb_array"}, {"render_mode": "ansi"}],
+)
+def test_check_env_passes_without_warnings(kwargs, capsys):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(gym.make("Othello-v0", **kwargs).unwrapped)
+    assert [str(w.message) for w in caught] == []
+
+
+def test_check_env_with_policy_opponent():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(gym.make("Othello-v0", opponent=scripted_first_legal).unwrapped)
+    assert [str(w.message) for w in caught] == []
+
+
+def scripted_first_legal(obs, info):
+    return int(np.flatnonzero(info["action_mask"])[0])
+
+
+def test_make_and_spaces():
+    env = gym.make("Othello-v0")
+    assert isinstance(env.unwrapped, OthelloEnv)
+    assert env.action_space == gym.spaces.Discrete(65)
+    assert env.observation_space == gym.spaces.Box(0, 1, (3, 8, 8), np.int8)
+    obs, info = env.reset(seed=0)
+    assert obs.dtype == np.int8 and obs.shape == (3, 8, 8)
+    assert info["action_mask"].dtype == np.int8 and info["action_mask"].shape == (65,)
+    assert legal(info) == FIRST_MOVES and info["moves"] == []
+    # plane 0 = agent (black) on 28, 35; plane 1 = opponent on 27, 36; plane 2 = legal moves
+    assert np.flatnonzero(obs[0]).tolist() == [28, 35]
+    assert np.flatnonzero(obs[1]).tolist() == [27, 36]
+    assert np.flatnonzero(obs[2]).tolist() == FIRST_MOVES
+    assert env.unwrapped.action_masks().dtype == bool
+    assert np.flatnonzero(env.unwrapped.action_masks()).tolist() == FIRST_MOVES
+
+
+def test_module_prefixed_id_imports_package():
+    code = "import gymnasium as gym; e = gym.make('othello_env:Othello-v0'); print(type(e.unwrapped).__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "OthelloEnv"
+
+
+def test_full_random_game_rewards_and_moves():
+    env = OthelloEnv()
+    steps = play_random(env, seed=1)
+    obs, r, term, info = steps[-1]
+    assert term
+    black, white = env.boards()
+    diff = bin(black).count("1") - bin(white).count("1")
+    assert r == float(np.sign(diff))
+    assert all(s[1] == 0.0 for s in steps[:-1])
+    assert not info["illegal_action"] and legal(info) == []
+    assert obs[2].sum() == 0
+    moves = info["moves"]
+    assert len(set(moves)) == len(moves) and not set(moves) & {27, 28, 35, 36}
+    assert replay_with_engine(moves) == (black, white)  # the history reproduces the final board
+    with pytest.raises(ValueError, match="reset"):
+        env.step(0)
+
+
+def replay_with_engine(moves):
+    """(black, white) after a move list, passes implied, using only the engine."""
+    me, opp, black_to_move = int(BLACK_START), int(WHITE_START), True
+    for sq in moves:
+        if legal_moves(me, opp) == 0:
+            me, opp, black_to_move = opp, me, not black_to_move
+        assert (legal_moves(me, opp) >> sq) & 1
+        me, opp = apply_move(me, opp, sq)
+        me, opp, black_to_move = opp, me, not black_to_move
+    return (me, opp) if black_to_move else (opp, me)
+
+
+def test_agent_white_opponent_moves_first():
+    env = OthelloEnv(agent_color="white")
+    obs, info = env.reset(seed=5)
+    assert env.color == "white" and len(info["moves"]) == 1 and info["moves"][0] in FIRST_MOVES
+    assert obs[0].sum() == 1 and obs[1].sum() == 4  # white lost one disc to black's first move
+
+
+def test_random_colour_uses_seeded_stream():
+    env = OthelloEnv(agent_color="random")
+    colours = []
+    for s in range(16):
+        env.reset(seed=s)
+        colours.append(env.color)
+    assert set(colours) == {"black", "white"}
+    again = []
+    for s in range(16):
+        env.reset(seed=s)
+        again.append(env.color)
+    assert again == colours
+
+
+# -- determinism, pickling ------------------------------------------------------
+
+
+def test_seeded_determinism():
+    a = play_random(OthelloEnv(), seed=7, rng_seed=3)
+    b = play_random(OthelloEnv(), seed=7, rng_seed=3)
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert np.array_equal(x[0], y[0]) and x[1] == y[1] and x[3]["moves"] == y[3]["moves"]
+    c = play_random(OthelloEnv(), seed=8, rng_seed=3)
+    assert [s[3]["moves"] for s in c] != [s[3]["moves"] for s in a]
+
+
+def test_reset_without_seed_continues_the_stream():
+    a, b = OthelloEnv(agent_color="white"), OthelloEnv(agent_color="white")
+    firsts_a, firsts_b = [], []
+    for env, firsts in ((a, firsts_a), (b, firsts_b)):
+        firsts.append(env.reset(seed=3)[1]["moves"][0])
+        for _ in range(30):  # the opponent's first move, drawn from the continuing stream
+            firsts.append(env.reset()[1]["moves"][0])
+    assert firsts_a == firsts_b
+    assert len(set(firsts_a)) == 4  # all four openings turn up: the stream moves on between episodes
+
+
+def test_seed_state_is_splitmix64():
+    # splitmix64 reference outputs for state 0: first output is 0xE220A8397B1DCDAF
+    assert int(seed_state(0)) == 0xE220A8397B1DCDAF
+    assert seed_state(1) != seed_state(0)
+
+
+def test_pickle_mid_game_continues_identically():
+    env = OthelloEnv(agent_color="random")
+    obs, info = env.reset(seed=11)
+    for _ in range(5):
+        obs, _, _, _, info = env.step(legal(info)[0])
+    clone = pickle.loads(pickle.dumps(env))
+    rng = np.random.default_rng(0)
+    info_c = info
+    for _ in range(100):
+        a = int(rng.choice(legal(info)))
+        o1, r1, t1, _, info = env.step(a)
+        o2, r2, t2, _, info_c = clone.step(a)
+        assert np.array_equal(o1, o2) and r1 == r2 and t1 == t2 and info["moves"] == info_c["moves"]
+        if t1:
+            break
+    assert t1
+
+
+# -- passes ---------------------------------------------------------------------
+
+
+def test_agent_must_pass_with_action_64():
+    env = OthelloEnv(agent_color="black", opponent=scripted(GAME_B))
+    obs, info = env.reset(seed=0)
+    for k in range(0, 8, 2):
+        assert GAME_B[k] in legal(info)
+        obs, r, term, _, info = env.step(GAME_B[k])
+        assert not term and r == 0.0
+    assert info["moves"] == GAME_B[:8]
+    assert legal(info) == [64] and obs[2].sum() == 0
+    clone = pickle.loads(pickle.dumps(env))
+    _, r, term, _, inf = clone.step(16)  # a placement is illegal while black must pass
+    assert term and r == -1.0 and inf["illegal_action"]
+    _, _, term, _, info = env.step(64)
+    # after the pass white played GAME_B[8] = 16 and black is to move again
+    assert not term and info["moves"] == GAME_B[:9]
+    assert GAME_B[9] in legal(info)
+    _, _, _, _, info = env.step(GAME_B[9])
+    assert info["moves"] == GAME_B[:11]
+
+
+def test_pass_is_illegal_when_a_placement_exists():
+    env = OthelloEnv()
+    env.reset(seed=0)
+    _, r, term, _, info = env.step(64)
+    assert term and r == -1.0 and info["illegal_action"]
+
+
+def test_opponent_pass_is_automatic():
+    env = OthelloEnv(agent_color="black", opponent=scripted(GAME_W))
+    _, info = env.reset(seed=0)
+    for k in range(0, 10, 2):
+        _, _, _, _, info = env.step(GAME_W[k])
+    assert info["moves"] == GAME_W[:10]
+    _, r, term, _, info = env.step(GAME_W[10])
+    # white had no move: the env passed for it, black moves again
+    assert not term and r == 0.0 and info["moves"] == GAME_W[:11]
+    assert GAME_W[11] in legal(info) and 64 not in legal(info)
+    _, _, _, _, info = env.step(GAME_W[11])
+    assert info["moves"] == GAME_W[:13]
+
+
+# -- illegal actions ----------------------------------------------------------
+
+
+def test_illegal_action_terminates_by_default():
+    env = OthelloEnv()
+    obs0, _ = env.reset(seed=0)
+    obs, r, term, trunc, info = env.step(0)
+    assert term and not trunc and r == -1.0 and info["illegal_action"] is True
+    assert np.array_equal(obs[:2], obs0[:2]) and obs[2].sum() == 0 and legal(info) == []
+    with pytest.raises(ValueError):
+        env.step(19)
+
+
+def test_illegal_action_raise_leaves_state_unchanged():
+    env = OthelloEnv(illegal_action="raise")
+    ref = OthelloEnv()
+    env.reset(seed=4)
+    ref.reset(seed=4)
+    with pytest.raises(ValueError, match="illegal action 0; legal actions: \\[19, 26, 37, 44\\]"):
+        env.step(0)
+    with pytest.raises(ValueError, match="illegal action 64"):
+        env.step(64)
+    o1, r1, t1, _, i1 = env.step(19)
+    o2, r2, t2, _, i2 = ref.step(19)
+    assert np.array_equal(o1, o2) and i1["moves"] == i2["moves"] and i1["illegal_action"] is False
+
+
+@pytest.mark.parametrize("bad", [65, -1, 3.0, "a", None, np.array([1, 2])])
+def test_out_of_space_actions_raise(bad):
+    env = OthelloEnv()
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="action must be an integer"):
+        env.step(bad)
+    env.step(np.int64(19))  # the env is still usable
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match="agent_color"):
+        OthelloEnv(agent_color="red")
+    with pytest.raises(ValueError, match="illegal_action"):
+        OthelloEnv(illegal_action="ignore")
+    with pytest.raises(ValueError, match="render_mode"):
+        OthelloEnv(render_mode="video")
+    with pytest.raises(ValueError, match="opponent"):
+        OthelloEnv(opponent=42)
+
+
+# -- opponents ------------------------------------------------------------------
+
+
+class Recorder:
+    """A policy object: first legal move; records what it is shown."""
+
+    def __init__(self):
+        self.seen = []
+
+    def act(self, observation, info):
+        self.seen.append((observation.copy(), info["action_mask"].copy(), list(info["moves"])))
+        return int(np.flatnonzero(info["action_mask"])[0])
+
+
+def test_policy_object_opponent_sees_its_own_side():
+    rec = Recorder()
+    env = OthelloEnv(agent_color="white", opponent=rec)
+    obs, info = env.reset(seed=0)
+    obs_b, mask_b, moves_b = rec.seen[0]
+    # black moved first from the start: its planes are [black, white, legal]
+    assert np.flatnonzero(obs_b[0]).tolist() == [28, 35]
+    assert np.flatnonzero(mask_b).tolist() == FIRST_MOVES and moves_b == []
+    assert info["moves"] == [19]
+    _, _, _, _, info = env.step(legal(info)[0])
+    assert len(rec.seen) == 2 and rec.seen[1][2] == info["moves"][:2]
+
+
+def test_agents_random_policy_as_opponent():
+    from agents.policies import RandomPolicy
+
+    env = OthelloEnv(opponent=RandomPolicy(seed=0))
+    steps = play_random(env, seed=0)
+    assert steps[-1][2]
+
+
+def test_opponent_illegal_answer_raises():
+    env = OthelloEnv(opponent=lambda obs, info: 0)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="opponent policy returned illegal action 0"):
+        env.step(19)
+    with pytest.raises(ValueError, match="reset"):
+        env.step(18)
+
+
+# -- reset options ----------------------------------------------------------------
+
+
+def test_reset_from_moves():
+    env = OthelloEnv(agent_color="white", opponent=scripted(GAME_B))
+    obs, info = env.reset(seed=0, options={"moves": GAME_B[:5]})
+    # after 5 moves white (the agent) is to move
+    assert info["moves"] == GAME_B[:5] and GAME_B[5] in legal(info)
+    env = OthelloEnv(agent_color="black", opponent=scripted(GAME_B))
+    obs, info = env.reset(seed=0, options={"moves": GAME_B[:5]})
+    # white (the opponent) was to move and replied first
+    assert info["moves"] == GAME_B[:6]
+    # after GAME_B[:8] black has no move: the list implies black's pass, white replies 16
+    obs, info = env.reset(seed=0, options={"moves": GAME_B[:8]})
+    assert info["moves"] == GAME_B[:9] and GAME_B[9] in legal(info)
+
+
+@pytest.mark.parametrize(
+    "moves,match",
+    [
+        ([19, 99], r"options\['moves'\]\[1\] = 99 is not a square"),
+        ([19, 0], r"options\['moves'\]\[1\] = 0 is not a legal move"),
+        ([19, 19], r"options\['moves'\]\[1\] = 19 is not a legal move"),
+        ([[19]], "flat list"),
+        ([19.5], "flat list"),
+        ("19", "flat list"),
+    ],
+)
+def test_reset_bad_moves(moves, match):
+    env = OthelloEnv()
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=match):
+        env.reset(options={"moves": moves})
+
+
+def test_reset_moves_that_end_the_game_and_unknown_option():
+    # a shortest Othello game (found by search with the engine): white wiped out after 9 moves
+    wipeout = [19, 18, 17, 11, 4, 43, 51, 20, 29]
+    env = OthelloEnv()
+    with pytest.raises(ValueError, match="ends the game"):
+        env.reset(options={"moves": wipeout})
+    with pytest.raises(ValueError, match="already over before this move"):
+        env.reset(options={"moves": wipeout + [0]})
+    with pytest.raises(ValueError, match="unknown reset option"):
+        env.reset(options={"move": [19]})
+
+
+# -- rendering --------------------------------------------------------------------
+
+
+def test_render_ansi_literal():
+    env = OthelloEnv(render_mode="ansi")
+    env.reset(seed=0)
+    assert env.render() == START_ANSI
+
+
+def test_render_rgb_array_pixels():
+    env = gym.make("Othello-v0", render_mode="rgb_array")
+    env.reset(seed=0)
+    img = env.render()
+    assert img.dtype == np.uint8 and img.shape == (SIZE, SIZE, 3)
+
+    def centre(sq):
+        r, c = divmod(sq, 8)
+        return img[4 + r * 32 + 16, 4 + c * 32 + 16]
+
+    assert centre(28).tolist() == [15, 15, 15]  # black disc
+    assert centre(27).tolist() == [240, 240, 240]  # white disc
+    assert centre(19).tolist() == [255, 200, 0]  # legal-move dot
+    assert centre(0).tolist() == [0, 120, 60]  # empty board
+
+
+def test_render_human_prints(capsys):
+    env = OthelloEnv(render_mode="human")
+    env.reset(seed=0)
+    assert capsys.readouterr().out.startswith(START_ANSI.rstrip("\n").rsplit("\n", 1)[0])
+    env.step(19)
+    out = capsys.readouterr().out
+    assert "agent (black) to move" in out and env.render() is None
+
+
+def test_render_without_mode_warns():
+    env = OthelloEnv()
+    env.reset(seed=0)
+    with pytest.warns(UserWarning, match="render_mode"):
+        assert env.render() is None
+
+
+def test_render_helpers():
+    assert square_name(0) == "a1" and square_name(19) == "d3" and square_name(63) == "h8"
+    assert square_name(64) == "pass"
+    with pytest.raises(ValueError):
+        square_name(65)
+    text = board_ansi(1 << 63, 1, 0, None)
+    assert text.splitlines()[1].startswith("1 O") and text.splitlines()[8].endswith("X")
+    img = board_rgb(0, 0, 0)
+    assert (img[4 + 16, 4 + 16] == [0, 120, 60]).all()
+
+
+# -- examples -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["masked_random_rollout.py", "pettingzoo_loop.py"])
+def test_examples_run(name, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", [name, "--episodes", "3"])
+    runpy.run_path(str(ROOT / "examples" / name), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "episodes" in out
