@@ -9,7 +9,9 @@ RUN_DIR (``out``) holds
 * ``checkpoint.pt``: the latest state, format ``lgagent-checkpoint`` version 1
   (docs/ARCHITECTURE.md "Checkpoint"): model, optimizer, scheduler, ``"ema"``
   and ``"bema"`` states, step, RNG states (torch CPU/CUDA, NumPy, Python; one
-  entry per rank under ``"rng_ranks"``), the data stream (``"data"``), the full
+  entry per rank under ``"rng_ranks"``), the data stream (``"data"``; every
+  rank's under ``"data_ranks"``; all ranks draw the same number of batches, so
+  any rank resumes from rank 0's position in its own stream), the full
   config and the model config;
 * ``config.toml``: the resolved run config (reusable with ``--config``);
 * TensorBoard events: ``loss/train``, ``loss/grad_norm``, ``charts/lr``,
@@ -383,11 +385,12 @@ class Trainer:
 
     def state_dict(self) -> dict | None:
         """The checkpoint dict on rank 0 (None on other ranks). Collective under DDP."""
-        rng = capture_rng()
-        rng_ranks = [rng]
+        rng, data = capture_rng(), self.task.state_dict()
+        rng_ranks, data_ranks = [rng], [data]
         if self.d.enabled:
-            rng_ranks = [None] * self.d.world_size
-            dist.all_gather_object(rng_ranks, _to_cpu(rng))
+            gathered = [None] * self.d.world_size
+            dist.all_gather_object(gathered, (_to_cpu(rng), data))
+            rng_ranks, data_ranks = [g[0] for g in gathered], [g[1] for g in gathered]
         if not self.d.is_main:
             return None
         return {
@@ -400,7 +403,7 @@ class Trainer:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "bema": self.bema.state_dict() if self.bema is not None else None,
             "rng": rng, "rng_ranks": rng_ranks,
-            "data": self.task.state_dict(),
+            "data": data, "data_ranks": data_ranks,
         }
 
     def save(self) -> None:
