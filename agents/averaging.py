@@ -109,8 +109,7 @@ class EMA(_Averager):
         if self.n_updates == 0:
             torch._foreach_copy_(avg, src)
         else:
-            torch._foreach_mul_(avg, self.decay)
-            torch._foreach_add_(avg, src, alpha=1.0 - self.decay)
+            torch._foreach_lerp_(avg, src, 1.0 - self.decay)  # decay * ema + (1 - decay) * theta
         self._copy_buffers(model)
         self.n_updates += 1
 
@@ -206,13 +205,11 @@ class BEMA(_Averager):
         elif since % self.update_every == 0:
             self.k += 1
             beta, alpha = self.coefficients(self.k)
-            torch._foreach_mul_(self.ema, 1.0 - beta)
-            torch._foreach_add_(self.ema, src, alpha=beta)
+            torch._foreach_lerp_(self.ema, src, beta)  # (1 - beta) EMA + beta theta
             out = self._params()
-            torch._foreach_copy_(out, src)
-            torch._foreach_sub_(out, self.theta0)
-            torch._foreach_mul_(out, alpha)
-            torch._foreach_add_(out, self.ema)
+            torch._foreach_copy_(out, self.ema)
+            torch._foreach_add_(out, src, alpha=alpha)
+            torch._foreach_add_(out, self.theta0, alpha=-alpha)
         else:
             return
         self._copy_buffers(model)

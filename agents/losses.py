@@ -56,8 +56,10 @@ def next_token_loss(logits: torch.Tensor, next: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"next tokens must be an integer tensor, got {next.dtype}")
     V = logits.shape[-1]
     flat = next.reshape(-1).long()
-    # checked on the CPU only: on an accelerator the check would force a sync every step
-    if flat.device.type == "cpu" and bool(((flat < -1) | (flat >= V)).any()):
+    # checked eagerly on the CPU only: on an accelerator the check would force a sync every
+    # step, and under torch.compile a graph break
+    check = flat.device.type == "cpu" and not torch.compiler.is_compiling()
+    if check and bool(((flat < -1) | (flat >= V)).any()):
         raise ValueError(f"next tokens must lie in -1..{V - 1}")
     total = F.cross_entropy(logits.reshape(-1, V).float(), flat, ignore_index=-1, reduction="sum")
     return total / (flat != -1).sum().clamp(min=1)
