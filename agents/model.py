@@ -198,9 +198,11 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(cfg)
         self.mlp = MLP(cfg) if cfg.mlp else None
         # ln_1 / ln_2 belong to the attention / MLP sublayer: before it (pre) or after its add (post)
-        use_ln = cfg.norm != "none"
-        self.ln_1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias) if use_ln else nn.Identity()
-        self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias) if use_ln and cfg.mlp else None
+        def norm():
+            return nn.LayerNorm(cfg.n_embd, bias=cfg.bias) if cfg.norm != "none" else nn.Identity()
+
+        self.ln_1 = norm()
+        self.ln_2 = norm() if cfg.mlp else None
 
     def forward(self, x: torch.Tensor, rope: tuple | None = None) -> torch.Tensor:
         if self.norm == "post":  # GPT-1: LayerNorm after each residual add
@@ -210,7 +212,7 @@ class Block(nn.Module):
         else:  # "pre" (GPT-2), or "none" where ln_1/ln_2 are the identity
             x = x + self.attn(self.ln_1(x), rope)
             if self.mlp is not None:
-                x = x + self.mlp(self.ln_2(x) if self.ln_2 is not None else x)
+                x = x + self.mlp(self.ln_2(x))
         return x  # (B, T, C)
 
 
