@@ -1,0 +1,163 @@
+"""The native Othello vector env (othello_env.vector): SyncVectorEnv equivalence, autoreset, errors."""
+
+from __future__ import annotations
+
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+import othello_env  # noqa: F401  (registers Othello-v0)
+from othello_env.env import OthelloEnv
+from othello_env.vector import OthelloVectorEnv
+
+
+def masked_actions(rng, mask, p_unmasked=0.0):
+    """A random legal action per row; with probability p_unmasked any action 0..64 instead."""
+    out = np.empty(mask.shape[0], np.int64)
+    for i, row in enumerate(mask):
+        legal = np.flatnonzero(row)
+        if legal.size == 0 or rng.random() < p_unmasked:
+            out[i] = rng.integers(65)
+        else:
+            out[i] = rng.choice(legal)
+    return out
+
+
+def test_make_vec_returns_native_env():
+    envs = gym.make_vec("Othello-v0", num_envs=3, vectorization_mode="vector_entry_point")
+    assert isinstance(envs, OthelloVectorEnv)
+    assert envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    assert isinstance(gym.make_vec("Othello-v0", num_envs=2), OthelloVectorEnv)  # the default mode
+    assert envs.single_action_space == gym.spaces.Discrete(65)
+    assert envs.action_space == gym.spaces.MultiDiscrete([65] * 3)
+    assert envs.observation_space.shape == (3, 3, 8, 8) and envs.observation_space.dtype == np.int8
+    obs, info = envs.reset(seed=0)
+    assert obs.shape == (3, 3, 8, 8) and obs.dtype == np.int8
+    assert info["action_mask"].shape == (3, 65) and info["action_mask"].dtype == np.int8
+    assert (np.flatnonzero(info["action_mask"][0]) == [19, 26, 37, 44]).all()
+
+
+@pytest.mark.parametrize(
+    "agent_color,illegal_action,p_unmasked",
+    [("black", "terminate", 0.0), ("random", "terminate", 0.03), ("white", "raise", 0.0)],
+)
+def test_matches_sync_vector_env_step_for_step(agent_color, illegal_action, p_unmasked):
+    n, steps = 8, 260
+    kwargs = {"agent_color": agent_color, "illegal_action": illegal_action}
+    native = gym.make_vec("Othello-v0", num_envs=n, vectorization_mode="vector_entry_point", **kwargs)
+    sync = SyncVectorEnv([lambda: OthelloEnv(**kwargs) for _ in range(n)])
+    assert sync.metadata["autoreset_mode"] == native.metadata["autoreset_mode"]
+    o1, i1 = native.reset(seed=42)
+    o2, i2 = sync.reset(seed=42)
+    assert np.array_equal(o1, o2) and np.array_equal(i1["action_mask"], i2["action_mask"])
+    rng = np.random.default_rng(1)
+    seen = {"pass": 0, "illegal": 0, "end": 0, "autoreset": 0}
+    for t in range(steps):
+        actions = masked_actions(rng, i1["action_mask"], p_unmasked)
+        seen["pass"] += int((i1["action_mask"][:, 64] == 1).sum())
+        o1, r1, te1, tr1, i1 = native.step(actions)
+        o2, r2, te2, tr2, i2 = sync.step(actions)
+        assert np.array_equal(o1, o2), t
+        assert np.array_equal(r1, r2) and np.array_equal(te1, te2) and np.array_equal(tr1, tr2), t
+        for key in ("action_mask", "_action_mask", "illegal_action", "_illegal_action"):
+            if key in i2:
+                assert np.array_equal(i1[key], i2[key]), (t, key)
+            else:  # every sync env reset this step, so none reported a step info
+                assert not i1["_illegal_action"].any(), t
+        seen["illegal"] += int(i1["illegal_action"].sum())
+        seen["end"] += int(te1.sum())
+        seen["autoreset"] += int((~i1["_illegal_action"]).sum())
+    # the run covered whole games, autoresets and agent passes (and illegal moves when unmasked)
+    assert seen["end"] >= n and seen["autoreset"] >= n and seen["pass"] > 0
+    assert (seen["illegal"] > 0) == (p_unmasked > 0)
+
+
+def test_moves_and_colours_match_the_single_env():
+    native = OthelloVectorEnv(num_envs=4, agent_color="random")
+    native.reset(seed=9)
+    singles = [OthelloEnv(agent_color="random") for _ in range(4)]
+    for i, env in enumerate(singles):
+        _, info = env.reset(seed=9 + i)
+        assert native.moves(i) == info["moves"]
+        assert native.colors()[i] == env.color
+
+
+def test_autoreset_next_step_semantics():
+    envs = OthelloVectorEnv(num_envs=2)
+    obs, info = envs.reset(seed=0)
+    # env 0 plays an illegal move and ends; env 1 plays on
+    obs, r, term, trunc, info = envs.step(np.array([0, 19]))
+    assert term.tolist() == [True, False] and r.tolist() == [-1.0, 0.0]
+    assert info["illegal_action"].tolist() == [True, False] and info["action_mask"][0].sum() == 0
+    # next step: env 0 restarts (its action ignored, reward 0, fresh start), env 1 steps
+    obs, r, term, trunc, info = envs.step(np.array([5, int(np.flatnonzero(info["action_mask"][1])[0])]))
+    assert term.tolist() == [False, False] and r[0] == 0.0
+    assert info["_illegal_action"].tolist() == [False, True]
+    assert envs.moves(0) == [] and np.flatnonzero(info["action_mask"][0]).tolist() == [19, 26, 37, 44]
+
+
+def test_reset_mask_and_seed_list():
+    envs = OthelloVectorEnv(num_envs=3, agent_color="white")
+    _, info = envs.reset(seed=[5, 6, 7])
+    firsts = [envs.moves(i) for i in range(3)]
+    single = OthelloEnv(agent_color="white")
+    assert [single.reset(seed=s)[1]["moves"] for s in (5, 6, 7)] == firsts
+    envs.step(np.array([np.flatnonzero(m)[0] for m in info["action_mask"]]))
+    before = [envs.moves(i) for i in range(3)]
+    obs, info = envs.reset(seed=[None, 6, None], options={"reset_mask": np.array([False, True, False])})
+    assert info["_action_mask"].tolist() == [False, True, False]
+    assert envs.moves(0) == before[0] and envs.moves(2) == before[2] and envs.moves(1) == firsts[1]
+    with pytest.raises(ValueError, match="reset_mask"):
+        envs.reset(options={"reset_mask": np.array([False, False, False])})
+    with pytest.raises(ValueError, match="reset_mask"):
+        envs.reset(options={"reset_mask": np.array([1, 1, 1])})
+    with pytest.raises(ValueError, match="unknown reset option"):
+        envs.reset(options={"moves": [19]})
+    with pytest.raises(ValueError, match="3 entries"):
+        envs.reset(seed=[1, 2])
+
+
+def test_raise_mode_checks_before_changing_anything():
+    envs = OthelloVectorEnv(num_envs=2, illegal_action="raise")
+    _, info = envs.reset(seed=0)
+    snapshot = pickle.dumps(envs)
+    with pytest.raises(ValueError, match="illegal action 0 in env 1"):
+        envs.step(np.array([19, 0]))
+    assert pickle.dumps(envs) == snapshot
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="num_envs"):
+        OthelloVectorEnv(num_envs=0)
+    with pytest.raises(ValueError, match="random opponent"):
+        OthelloVectorEnv(num_envs=2, opponent=lambda o, i: 64)
+    with pytest.raises(ValueError, match="render_mode"):
+        OthelloVectorEnv(num_envs=2, render_mode="human")
+    envs = OthelloVectorEnv(num_envs=2)
+    with pytest.raises(ValueError, match="reset"):
+        envs.step(np.array([19, 19]))
+    envs.reset(seed=0)
+    with pytest.raises(ValueError, match="shape"):
+        envs.step(np.array([19]))
+    with pytest.raises(ValueError, match="integer"):
+        envs.step(np.array([19.0, 19.0]))
+    with pytest.raises(ValueError, match="0..64"):
+        envs.step(np.array([19, 65]))
+
+
+def test_pickle_and_render():
+    envs = OthelloVectorEnv(num_envs=2, render_mode="ansi")
+    _, info = envs.reset(seed=1)
+    clone = pickle.loads(pickle.dumps(envs))
+    a = np.array([np.flatnonzero(m)[0] for m in info["action_mask"]])
+    out1, out2 = envs.step(a), clone.step(a)
+    assert np.array_equal(out1[0], out2[0]) and np.array_equal(out1[4]["action_mask"], out2[4]["action_mask"])
+    frames = envs.render()
+    assert len(frames) == 2 and all(isinstance(f, str) and "agent (black) to move" in f for f in frames)
+    rgb = OthelloVectorEnv(num_envs=2, render_mode="rgb_array")
+    rgb.reset(seed=0)
+    frames = rgb.render()
+    assert len(frames) == 2 and frames[0].shape == (264, 264, 3) and frames[0].dtype == np.uint8
