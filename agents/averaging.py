@@ -31,9 +31,7 @@ def unwrap(model: nn.Module) -> nn.Module:
         inner = getattr(model, "_orig_mod", None)  # torch.compile's OptimizedModule
         if isinstance(inner, nn.Module):
             model = inner
-        elif isinstance(
-            model, (nn.parallel.DistributedDataParallel, nn.parallel.DataParallel)
-        ):
+        elif isinstance(model, (nn.parallel.DistributedDataParallel, nn.parallel.DataParallel)):
             model = model.module
         else:
             return model
@@ -46,7 +44,9 @@ class _Averager:
 
     def __init__(self, model: nn.Module):
         if not isinstance(model, nn.Module):
-            raise ValueError(f"{type(self).__name__} needs an nn.Module, got {type(model).__name__}")
+            raise ValueError(
+                f"{type(self).__name__} needs an nn.Module, got {type(model).__name__}"
+            )
         src = unwrap(model)
         module = copy.deepcopy(src).float().eval()
         for p in module.parameters():
@@ -190,7 +190,9 @@ class BEMA(_Averager):
     def coefficients(self, t: int) -> tuple[float, float]:
         """(beta_t, alpha_t) for the t-th update after the snapshot (t >= 1)."""
         base = self.lag + self.multiplier * t
-        return base ** -self.ema_power, (0.0 if math.isinf(self.bias_power) else base ** -self.bias_power)
+        return base**-self.ema_power, (
+            0.0 if math.isinf(self.bias_power) else base**-self.bias_power
+        )
 
     @torch.no_grad()
     def update(self, model: nn.Module):

@@ -1,4 +1,4 @@
-"""A GPT-1 style decoder-only transformer, nanoGPT-flat, with every knob of the research as a switch.
+"""A GPT-1 style decoder-only transformer, nanoGPT-flat, every knob of the research a switch.
 
 Read top to bottom: GPTConfig, the presets, then CausalSelfAttention, MLP, Block, GPT.
 Shapes: B = batch, T = sequence length, C = n_embd, H = n_head, D = C // H, V = vocab_size.
@@ -84,7 +84,7 @@ class GPTConfig:
             raise ValueError(f"GPTConfig.rope_base must be > 1, got {self.rope_base!r}")
 
     def drop(self, which: str) -> float:
-        """The dropout rate for ``which`` in ("attn", "resid", "embd"), falling back to ``dropout``."""
+        """Dropout rate for ``which`` ("attn", "resid" or "embd"); ``dropout`` when unset."""
         value = getattr(self, f"{which}_dropout")
         return float(self.dropout if value is None else value)
 
@@ -97,19 +97,42 @@ PRESETS: dict[str, dict] = {
     # OthelloGPT (Li et al. 2023): 8 layers, 8 heads, width 512, MLP 2048 (4x), GELU, pre-LN,
     # learned absolute positions, dropout 0.1, context 59; about 25.3M parameters.
     "othello-gpt": dict(
-        vocab_size=61, block_size=59, n_layer=8, n_head=8, n_embd=512, mlp=True, mlp_ratio=4,
-        norm="pre", pos="learned", dropout=0.1,
+        vocab_size=61,
+        block_size=59,
+        n_layer=8,
+        n_head=8,
+        n_embd=512,
+        mlp=True,
+        mlp_ratio=4,
+        norm="pre",
+        pos="learned",
+        dropout=0.1,
     ),
     # OthelloGPT shrunk to run in seconds on a CPU (tests, smoke runs); about 0.11M parameters.
     "tiny": dict(
-        vocab_size=61, block_size=59, n_layer=2, n_head=4, n_embd=64, mlp=True, mlp_ratio=4,
-        norm="pre", pos="learned", dropout=0.1,
+        vocab_size=61,
+        block_size=59,
+        n_layer=2,
+        n_head=4,
+        n_embd=64,
+        mlp=True,
+        mlp_ratio=4,
+        norm="pre",
+        pos="learned",
+        dropout=0.1,
     ),
     # The paper's minimal model: one layer, one head, attention only, no LayerNorm, no positions.
     # Default vocab/block are set complement with v = 16 (vocab 17 incl. PAD, block 15).
     "setcomp-1l": dict(
-        vocab_size=17, block_size=15, n_layer=1, n_head=1, n_embd=64, mlp=False,
-        norm="none", pos="none", dropout=0.0,
+        vocab_size=17,
+        block_size=15,
+        n_layer=1,
+        n_head=1,
+        n_embd=64,
+        mlp=False,
+        norm="none",
+        pos="none",
+        dropout=0.0,
     ),
 }
 
@@ -137,7 +160,9 @@ def preset(name: str, **overrides) -> GPTConfig:
 
 def rope_cos_sin(T: int, head_dim: int, base: float, device) -> tuple[torch.Tensor, torch.Tensor]:
     """cos, sin tables of shape (T, head_dim // 2) for rotary embeddings."""
-    inv_freq = base ** (-torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
+    inv_freq = base ** (
+        -torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim
+    )
     angles = torch.outer(torch.arange(T, device=device, dtype=torch.float32), inv_freq)
     return angles.cos(), angles.sin()
 
@@ -197,7 +222,8 @@ class Block(nn.Module):
         self.norm = cfg.norm
         self.attn = CausalSelfAttention(cfg)
         self.mlp = MLP(cfg) if cfg.mlp else None
-        # ln_1 / ln_2 belong to the attention / MLP sublayer: before it (pre) or after its add (post)
+
+        # ln_1 / ln_2 belong to the attention / MLP sublayer: before it (pre), after its add (post)
         def norm():
             return nn.LayerNorm(cfg.n_embd, bias=cfg.bias) if cfg.norm != "none" else nn.Identity()
 
@@ -266,7 +292,7 @@ class GPT(nn.Module):
     def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None):
         if tokens.dim() != 2:
             raise ValueError(f"tokens must have shape (B, T), got {tuple(tokens.shape)}")
-        B, T = tokens.shape
+        T = tokens.shape[1]
         cfg = self.config
         if cfg.pos == "learned" and T > cfg.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size {cfg.block_size}")

@@ -32,7 +32,9 @@ def action_mask(observation, info) -> np.ndarray:
     elif isinstance(observation, dict) and "action_mask" in observation:
         mask = observation["action_mask"]
     if mask is None:
-        raise ValueError('no action mask: expected info["action_mask"] or observation["action_mask"]')
+        raise ValueError(
+            'no action mask: expected info["action_mask"] or observation["action_mask"]'
+        )
     mask = np.asarray(mask)
     if mask.ndim != 1:
         raise ValueError(f"action mask must be 1-D, got shape {mask.shape}")
@@ -59,7 +61,7 @@ def _task_of_env(env) -> str:
     name = str(env).lower()
     if name.startswith("othello"):
         return "othello"
-    if name.startswith("setcomp") or name.startswith("setcomplement"):
+    if name.startswith(("setcomp", "setcomplement")):
         return "setcomp"
     raise ValueError(f"checkpoint config has an unknown env {env!r}; expected othello or setcomp")
 
@@ -232,7 +234,8 @@ class ModelPolicy:
         mask = action_mask(observation, info)
         if mask.shape[0] != self.n_actions:
             raise ValueError(
-                f"action mask has {mask.shape[0]} actions; this {self.task} policy expects {self.n_actions}"
+                f"action mask has {mask.shape[0]} actions; "
+                f"this {self.task} policy expects {self.n_actions}"
             )
         legal = np.flatnonzero(mask)
         if legal.size == 0:

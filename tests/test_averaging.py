@@ -38,7 +38,9 @@ def test_ema_hand_computed():
     ema = EMA(model, decay=0.5)
     assert ema.module.w.item() == 7.0  # before any update: the weights at construction
     # first update copies; then ema = 0.5 ema + 0.5 theta
-    assert drive(ema, [1.0, 2.0, 4.0, 3.0, 5.0], model) == pytest.approx([1.0, 1.5, 2.75, 2.875, 3.9375])
+    assert drive(ema, [1.0, 2.0, 4.0, 3.0, 5.0], model) == pytest.approx(
+        [1.0, 1.5, 2.75, 2.875, 3.9375]
+    )
     assert ema.module.seen.item() == 5  # buffer copied
     assert ema.n_updates == 5
     ema9 = EMA(One(), decay=0.9)
@@ -53,7 +55,7 @@ def test_bema_hand_computed_defaults():
     assert got == pytest.approx([1.0, 1.9205552652616094], abs=1e-6)
     assert bema.ema[0].item() == pytest.approx(1.3015113445777637, abs=1e-6)
     assert bema.theta0[0].item() == 1.0
-    assert bema.coefficients(1) == pytest.approx((11 ** -0.5, 11 ** -0.2))
+    assert bema.coefficients(1) == pytest.approx((11**-0.5, 11**-0.2))
 
 
 def test_bema_hand_computed_burn_in_and_cadence():
@@ -79,18 +81,21 @@ def bema_reference(thetas, ema_power, bias_power, lag, multiplier, burn_in, upda
         elif since % update_every == 0:
             k += 1
             base = lag + multiplier * k
-            beta, alpha = base ** -ema_power, base ** -bias_power
+            beta, alpha = base**-ema_power, base**-bias_power
             ema = (1 - beta) * ema + beta * th
             module = ema + alpha * (th - theta0)
         out.append(module)
     return out
 
 
-@pytest.mark.parametrize("hyper", [
-    dict(ema_power=0.5, bias_power=0.2, lag=10.0, multiplier=1.0, burn_in=0, update_every=1),
-    dict(ema_power=0.7, bias_power=0.4, lag=2.0, multiplier=3.0, burn_in=3, update_every=3),
-    dict(ema_power=1.0, bias_power=0.0, lag=0.0, multiplier=1.0, burn_in=0, update_every=1),
-])
+@pytest.mark.parametrize(
+    "hyper",
+    [
+        dict(ema_power=0.5, bias_power=0.2, lag=10.0, multiplier=1.0, burn_in=0, update_every=1),
+        dict(ema_power=0.7, bias_power=0.4, lag=2.0, multiplier=3.0, burn_in=3, update_every=3),
+        dict(ema_power=1.0, bias_power=0.0, lag=0.0, multiplier=1.0, burn_in=0, update_every=1),
+    ],
+)
 def test_bema_matches_plain_python_schedule(hyper):
     thetas = [math.sin(i) * 3 + i * 0.1 for i in range(20)]
     bema = BEMA(One(), **hyper)
@@ -113,7 +118,9 @@ def test_bema_degenerate_settings_reduce_to_tracking_and_plain_ema():
 
 def test_averages_are_float32_eval_frozen_and_independent():
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=7, block_size=4, n_layer=1, n_head=1, n_embd=8)).to(torch.bfloat16)
+    model = GPT(GPTConfig(vocab_size=7, block_size=4, n_layer=1, n_head=1, n_embd=8)).to(
+        torch.bfloat16
+    )
     model.train()
     for avg in (EMA(model), BEMA(model)):
         assert all(p.dtype == torch.float32 for p in avg.module.parameters())
@@ -152,10 +159,14 @@ def _roundtrip(state):
     return torch.load(buf, weights_only=True)
 
 
-@pytest.mark.parametrize("make", [
-    lambda m: EMA(m, decay=0.9),
-    lambda m: BEMA(m, burn_in=2, update_every=3, lag=5.0),
-], ids=["ema", "bema"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: EMA(m, decay=0.9),
+        lambda m: BEMA(m, burn_in=2, update_every=3, lag=5.0),
+    ],
+    ids=["ema", "bema"],
+)
 def test_state_dict_round_trip_gives_identical_module_and_updates(make):
     model = _tiny()
     avg = make(model)
@@ -187,10 +198,19 @@ def test_load_state_dict_rejects_mismatches():
         EMA(model).update(One())
 
 
-@pytest.mark.parametrize("bad", [
-    dict(ema_power=-1.0), dict(bias_power=-0.1), dict(lag=-1.0), dict(lag=0.0, multiplier=0.0),
-    dict(burn_in=-1), dict(burn_in=1.5), dict(update_every=0), dict(update_every=True),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(ema_power=-1.0),
+        dict(bias_power=-0.1),
+        dict(lag=-1.0),
+        dict(lag=0.0, multiplier=0.0),
+        dict(burn_in=-1),
+        dict(burn_in=1.5),
+        dict(update_every=0),
+        dict(update_every=True),
+    ],
+)
 def test_bema_bad_hyperparameters(bad):
     with pytest.raises(ValueError):
         BEMA(One(), **bad)
@@ -226,7 +246,9 @@ def _free_port():
 def test_ddp_model_is_unwrapped():
     import torch.distributed as dist
 
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1
+    )
     try:
         model = _tiny()
         ddp = nn.parallel.DistributedDataParallel(model)
@@ -239,6 +261,8 @@ def test_ddp_model_is_unwrapped():
         ema.update(ddp)
         _step(model, 1)
         ema.update(ddp)
-        torch.testing.assert_close(ema.module.wte.weight, 0.5 * before + 0.5 * model.wte.weight.detach())
+        torch.testing.assert_close(
+            ema.module.wte.weight, 0.5 * before + 0.5 * model.wte.weight.detach()
+        )
     finally:
         dist.destroy_process_group()

@@ -76,7 +76,9 @@ def test_legal_loss_accepts_bf16_logits():
     logits, legal = _random_case(3)
     out = legal_loss(logits.bfloat16(), legal)
     assert out.dtype == torch.float32
-    assert out.item() == pytest.approx(legal_loss(logits.bfloat16().float(), legal).item(), rel=1e-6)
+    assert out.item() == pytest.approx(
+        legal_loss(logits.bfloat16().float(), legal).item(), rel=1e-6
+    )
 
 
 def test_next_token_loss_matches_cross_entropy_and_ignores_minus_one():

@@ -1,4 +1,4 @@
-"""agents.model: shapes, causality, order invariance, norm placement, presets, init, optimizer groups."""
+"""agents.model: shapes, causality, order invariance, norm placement, presets, init, optimizer."""
 
 import dataclasses
 import math
@@ -16,12 +16,16 @@ def small(**kw) -> GPTConfig:
 
 
 ALL_SWITCHES = [
-    dict(norm=n, pos=p, mlp=m) for n in ("pre", "post", "none") for p in ("learned", "none", "rope")
+    dict(norm=n, pos=p, mlp=m)
+    for n in ("pre", "post", "none")
+    for p in ("learned", "none", "rope")
     for m in (True, False)
 ]
 
 
-@pytest.mark.parametrize("kw", ALL_SWITCHES, ids=lambda kw: f"{kw['norm']}-{kw['pos']}-mlp{kw['mlp']}")
+@pytest.mark.parametrize(
+    "kw", ALL_SWITCHES, ids=lambda kw: f"{kw['norm']}-{kw['pos']}-mlp{kw['mlp']}"
+)
 def test_shapes_and_causality_for_every_switch(kw):
     torch.manual_seed(0)
     model = GPT(small(**kw)).eval()
@@ -57,7 +61,9 @@ def test_one_attention_layer_without_positions_ignores_order():
         y = torch.cat([x[:, :7][:, perm], x[:, 7:]], dim=1)
         torch.testing.assert_close(model(y)[0, -1], last, rtol=1e-4, atol=1e-4)
     # with learned positions the order matters (the check above could fail)
-    pos_model = _sharpen(GPT(preset("setcomp-1l", vocab_size=11, block_size=10, pos="learned")).eval())
+    pos_model = _sharpen(
+        GPT(preset("setcomp-1l", vocab_size=11, block_size=10, pos="learned")).eval()
+    )
     y = torch.cat([x[:, :7].flip(1), x[:, 7:]], dim=1)
     assert (pos_model(y)[0, -1] - pos_model(x)[0, -1]).abs().max() > 1e-2
 
@@ -78,7 +84,9 @@ def test_post_norm_normalises_every_block_output_and_pre_norm_does_not():
     assert isinstance(post.ln_f, torch.nn.Identity)  # GPT-1: no final LayerNorm
     for out in _block_outputs(post, x):  # (B, T, C)
         torch.testing.assert_close(out.mean(-1), torch.zeros(2, 10), atol=1e-5, rtol=0)
-        torch.testing.assert_close(out.var(-1, unbiased=False), torch.ones(2, 10), atol=1e-3, rtol=0)
+        torch.testing.assert_close(
+            out.var(-1, unbiased=False), torch.ones(2, 10), atol=1e-3, rtol=0
+        )
     pre = GPT(small(norm="pre", n_layer=3)).eval()
     assert isinstance(pre.ln_f, torch.nn.LayerNorm)
     for out in _block_outputs(pre, x):  # the residual stream is not normalised (std ~ 0.02)
@@ -110,14 +118,27 @@ def test_presets_build_with_documented_sizes():
     big = GPT(preset("othello-gpt"))
     c = big.config
     assert (c.n_layer, c.n_head, c.n_embd, c.mlp_ratio * c.n_embd) == (8, 8, 512, 2048)
-    assert (c.vocab_size, c.block_size, c.norm, c.pos, c.dropout, c.mlp) == (61, 59, "pre", "learned", 0.1, True)
+    assert (c.vocab_size, c.block_size, c.norm, c.pos, c.dropout, c.mlp) == (
+        61,
+        59,
+        "pre",
+        "learned",
+        0.1,
+        True,
+    )
     # 8 * (4*512^2 + 4*512 attn + 2*512*2048 + 2048 + 512 mlp + 4*512 LN) + embeddings + head
     per_layer = 4 * 512 * 512 + 4 * 512 + 2 * 512 * 2048 + 2048 + 512 + 4 * 512
     expected = 8 * per_layer + 61 * 512 + 59 * 512 + 2 * 512 + 512 * 61
     assert big.num_params() == expected and 25e6 < expected < 25.5e6
     assert isinstance(big.blocks[0].mlp.gelu, torch.nn.GELU)
     tiny = preset("tiny")
-    assert (tiny.vocab_size, tiny.block_size, tiny.n_layer, tiny.n_head, tiny.n_embd) == (61, 59, 2, 4, 64)
+    assert (tiny.vocab_size, tiny.block_size, tiny.n_layer, tiny.n_head, tiny.n_embd) == (
+        61,
+        59,
+        2,
+        4,
+        64,
+    )
     one = preset("setcomp-1l", vocab_size=33, block_size=31)
     assert (one.n_layer, one.n_head, one.mlp, one.norm, one.pos) == (1, 1, False, "none", "none")
     assert (one.vocab_size, one.block_size) == (33, 31)
@@ -131,9 +152,17 @@ def test_bad_config_and_preset_raise_value_error():
         preset("gpt-5")
     with pytest.raises(ValueError, match="unknown GPTConfig field"):
         preset("tiny", n_layers=3)
-    for bad in (dict(norm="middle"), dict(pos="alibi"), dict(n_embd=15, n_head=2), dict(n_layer=0),
-                dict(dropout=1.0), dict(attn_dropout=-0.1), dict(mlp="yes"), dict(vocab_size=2.5),
-                dict(pos="rope", n_embd=6, n_head=2)):
+    for bad in (
+        dict(norm="middle"),
+        dict(pos="alibi"),
+        dict(n_embd=15, n_head=2),
+        dict(n_layer=0),
+        dict(dropout=1.0),
+        dict(attn_dropout=-0.1),
+        dict(mlp="yes"),
+        dict(vocab_size=2.5),
+        dict(pos="rope", n_embd=6, n_head=2),
+    ):
         with pytest.raises(ValueError):
             small(**bad)
     with pytest.raises(ValueError, match="exceeds block_size"):

@@ -1,4 +1,4 @@
-"""agents.policies: RandomPolicy and ModelPolicy always return legal actions, and report honestly."""
+"""agents.policies: RandomPolicy and ModelPolicy always return legal actions and report honestly."""
 
 import dataclasses
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents import BEMA, EMA, GPT, GPTConfig, ModelPolicy, RandomPolicy, preset
+from agents import BEMA, EMA, GPT, ModelPolicy, RandomPolicy, preset
 from agents.policies import action_mask, load_checkpoint_model
 from othello_env import generate_games, legal_move_masks
 from othello_env.tokens import SQUARE_TO_TOKEN, TOKEN_TO_SQUARE
@@ -43,7 +43,7 @@ def sharp_tiny(seed=0, **kw):
 
 
 def model_scores(model, moves):
-    tokens = torch.as_tensor(SQUARE_TO_TOKEN[moves][-model.config.block_size:])[None]
+    tokens = torch.as_tensor(SQUARE_TO_TOKEN[moves][-model.config.block_size :])[None]
     with torch.no_grad():
         return model(tokens)[0, -1]  # (61,)
 
@@ -199,15 +199,23 @@ def test_model_policy_bad_arguments():
 
 
 def save_checkpoint(path, model, env="othello", ema=None, bema=None, **config):
-    torch.save({
-        "format": "lgagent-checkpoint", "version": 1, "step": 3,
-        "config": {"env": env, **config},
-        "model_config": dataclasses.asdict(model.config),
-        "model": model.state_dict(), "optimizer": {}, "scheduler": {},
-        "ema": ema.state_dict() if ema is not None else None,
-        "bema": bema.state_dict() if bema is not None else None,
-        "rng": {}, "data": {},
-    }, path)
+    torch.save(
+        {
+            "format": "lgagent-checkpoint",
+            "version": 1,
+            "step": 3,
+            "config": {"env": env, **config},
+            "model_config": dataclasses.asdict(model.config),
+            "model": model.state_dict(),
+            "optimizer": {},
+            "scheduler": {},
+            "ema": ema.state_dict() if ema is not None else None,
+            "bema": bema.state_dict() if bema is not None else None,
+            "rng": {},
+            "data": {},
+        },
+        path,
+    )
 
 
 def test_checkpoint_weights_are_selected_and_missing_ones_rejected(tmp_path):
@@ -309,6 +317,40 @@ def test_model_policy_plays_full_othello_games_as_player_and_opponent():
         play(env, rand, seed)
     assert opponent.n_decisions > 30
     # model against model
-    env = gym.make("othello_env:Othello-v0", agent_color="white", opponent=ModelPolicy(model),
-                   illegal_action="raise")
+    env = gym.make(
+        "othello_env:Othello-v0",
+        agent_color="white",
+        opponent=ModelPolicy(model),
+        illegal_action="raise",
+    )
     play(env, ModelPolicy(sharp_tiny(7), greedy=False, seed=3), 0)
+
+
+def play_aec(aec, policies):
+    """One PettingZoo game; returns the agents' cumulative rewards."""
+    aec.reset(seed=0)
+    totals = dict.fromkeys(aec.possible_agents, 0.0)
+    for agent in aec.agent_iter():
+        obs, reward, terminated, truncated, info = aec.last()
+        totals[agent] += reward
+        aec.step(None if terminated or truncated else policies[agent](obs, info))
+    return totals
+
+
+def test_model_policy_as_a_pettingzoo_player():
+    from othello_env.pettingzoo import env, raw_env
+
+    model_pol = ModelPolicy(sharp_tiny(8))
+    # raw_env raises ValueError on an illegal move
+    for policies in (
+        {"player_0": model_pol, "player_1": RandomPolicy(1)},
+        {"player_0": RandomPolicy(2), "player_1": model_pol},
+    ):
+        totals = play_aec(raw_env(), policies)
+        assert sorted(totals.values()) in ([-1.0, 1.0], [0.0, 0.0])
+    # the classic wrappers end the game with -1 to an illegal mover only: the sum would be -1
+    totals = play_aec(
+        env(), {"player_0": model_pol, "player_1": ModelPolicy(sharp_tiny(9), greedy=False, seed=4)}
+    )
+    assert sum(totals.values()) == 0
+    assert model_pol.n_decisions > 40
