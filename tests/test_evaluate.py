@@ -162,3 +162,45 @@ def test_play_vs_random_is_reproducible_and_well_formed():
     assert model.training  # mode restored
     with pytest.raises(ValueError, match="n_games"):
         ev.play_vs_random(model, 0)
+
+
+def test_evaluate_checkpoint_and_eval_command_match_the_runs_last_evaluation(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from train.cli import main
+
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", "--env", "setcomp", "--vocab-size", "8", "--preset",
+                                  "tiny", "--steps", "3", "--batch-size", "8", "--eval-size",
+                                  "16", "--train-max-len", "4", "--ema", "--no-progress",
+                                  "--out", str(out)])
+    assert r.exit_code == 0, r.output + r.stderr
+    res = ev.evaluate_checkpoint(out)
+    assert res["step"] == 3 and res["train_max_len"] == 4 and set(res["eval"]) == {"raw", "ema"}
+    ea = EventAccumulator(str(out))
+    ea.Reload()
+    for tag, v in ev.flat_scalars(res["eval"]).items():
+        if not math.isnan(v):
+            assert ea.Scalars(tag)[-1].value == pytest.approx(v, rel=1e-6), tag
+
+    only = ev.evaluate_checkpoint(out / "checkpoint.pt", weights=["ema"], eval_size=4,
+                                  train_max_len=7)
+    assert set(only["eval"]) == {"ema"} and set(only["eval"]["ema"]) == {"seen"}
+    with pytest.raises(ValueError, match="no bema weights"):
+        ev.evaluate_checkpoint(out, weights=["bema"])
+    with pytest.raises(ValueError, match="only Othello"):
+        ev.evaluate_checkpoint(out, play_games=2)
+    with pytest.raises(ValueError, match="train_max_len must lie"):
+        ev.evaluate_checkpoint(out, train_max_len=8)
+
+    runner = CliRunner()
+    r = runner.invoke(ev.eval_command, [str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["eval"]["raw"]["unseen"]["positions"] == 16 * 3
+    r = runner.invoke(ev.eval_command, [str(out), "--weights", "raw"])
+    assert r.exit_code == 0 and "raw      unseen" in r.output
+    r = runner.invoke(ev.eval_command, [str(tmp_path / "nothing")])
+    assert r.exit_code == 2 and "no checkpoint at" in r.output

@@ -32,10 +32,14 @@ which the model's own first choice was legal.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 
+import click
 import torch
 from torch.nn import functional as F
+
+from train.cli import BadInput
 
 METRICS = ("top1_err", "loss", "sep_acc", "margin", "illegal_mass", "tv")
 SPLITS = ("seen", "unseen")
@@ -237,3 +241,125 @@ def play_vs_random(model, n_games: int, *, weights: str = "raw", seed: int = 0,
             "first_choice_legal": (1.0 - policy.n_illegal_choices / decisions) if decisions
             else math.nan,
             "decisions": decisions}
+
+
+def format_results(results: dict | None, play: dict | None = None) -> list[str]:
+    """Human-readable lines: one per (weights, split) with the main metrics, one per play result."""
+    lines = []
+    if results:
+        lines.append(f"{'weights':8} {'split':7} {'top1_err':>9} {'sep_acc':>8} {'margin':>8} "
+                     f"{'loss':>8} {'illegal_mass':>12} {'tv':>7}")
+        for w, splits in results.items():
+            for s, m in splits.items():
+                margin = "nan" if math.isnan(m["margin"]) else f"{m['margin']:.3f}"
+                lines.append(f"{w:8} {s:7} {m['top1_err']:9.4f} {m['sep_acc']:8.4f} {margin:>8} "
+                             f"{m['loss']:8.4f} {m['illegal_mass']:12.4f} {m['tv']:7.4f}")
+    for w, r in (play or {}).items():
+        lines.append(f"play {w} vs random ({r['games']} games): win {r['win']:.2f} draw "
+                     f"{r['draw']:.2f} loss {r['loss']:.2f}, first choice legal "
+                     f"{r['first_choice_legal']:.4f}")
+    return lines
+
+
+def evaluate_checkpoint(path, *, weights=None, eval_size: int | None = None,
+                        eval_seed: int | None = None, train_max_len: int | None = None,
+                        play_games: int = 0, device="cpu") -> dict:
+    """Evaluate a saved run standalone: its checkpoint's weights on a fresh held-out batch.
+
+    ``path`` is a checkpoint file or a RUN_DIR holding ``checkpoint.pt``.
+    ``weights``: names among raw/ema/bema (default: every one the checkpoint holds).
+    ``eval_size``, ``eval_seed``, ``train_max_len`` default to the run's own
+    (so the numbers match the run's last evaluation). ``play_games`` > 0 plays
+    Othello against a random player. Returns ``{"step", "env", "eval", "play"}``.
+    ValueError for an unusable checkpoint or argument.
+    """
+    from pathlib import Path
+
+    from train.tasks import make_task
+    from train.trainer import CHECKPOINT, load_checkpoint, model_from_checkpoint
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    ckpt = load_checkpoint(path)
+    cfg = ckpt["config"]
+    available = ["raw"] + [w for w in ("ema", "bema") if ckpt[w] is not None]
+    weights = list(weights) if weights else available
+    for w in weights:
+        if w not in ("raw", "ema", "bema"):
+            raise ValueError(f"unknown weights {w!r}; choose from raw, ema, bema")
+        if w not in available:
+            raise ValueError(f"{path} holds no {w} weights (trained without --{w})")
+    env = cfg.get("env")
+    if env == "setcomp":
+        task = make_task("setcomp", vocab_size=cfg.get("vocab_size") or 16)
+    elif env == "othello":
+        task = make_task("othello")
+    else:
+        raise ValueError(f"{path}: unknown env {env!r} in the checkpoint config")
+    L = train_max_len if train_max_len is not None else cfg.get("train_max_len") or task.block_size
+    if not 1 <= L <= task.block_size:
+        raise ValueError(f"train_max_len must lie in 1..{task.block_size}, got {L}")
+    if play_games and env != "othello":
+        raise ValueError("play_games: only Othello models play games")
+    if play_games < 0:
+        raise ValueError(f"play_games must be >= 0, got {play_games}")
+    n = eval_size if eval_size is not None else cfg.get("eval_size", 1024)
+    seed = eval_seed if eval_seed is not None else cfg.get("eval_seed", 0)
+    batch = task.eval_batch(n, seed=seed)
+    device = torch.device(device)
+    models = {w: model_from_checkpoint(ckpt, w).to(device) for w in weights}
+    results = evaluate_weights(models, batch, pad_id=task.pad_id, train_max_len=L,
+                               chunk_size=cfg.get("batch_size", 512), device=device)
+    play = ({w: play_vs_random(m, play_games, seed=seed) for w, m in models.items()}
+            if play_games else None)
+    return {"step": ckpt["step"], "env": env, "train_max_len": L, "eval": results, "play": play}
+
+
+@click.command("eval", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("run", type=click.Path(exists=False))
+@click.option("--weights", default=None,
+              help="Comma-separated raw,ema,bema (default: all the checkpoint holds).")
+@click.option("--eval-size", type=int, default=None, help="Held-out sequences (default: "
+              "the run's).")
+@click.option("--eval-seed", type=int, default=None, help="Held-out seed (default: the run's).")
+@click.option("--train-max-len", type=int, default=None,
+              help="Seen/unseen boundary (default: the run's).")
+@click.option("--play-games", type=int, default=0, help="Othello games vs random per weights.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def eval_command(run, weights, eval_size, eval_seed, train_max_len, play_games, device, as_json):
+    """Evaluate a run's checkpoint (RUN is a RUN_DIR or a checkpoint file).
+
+    Legality at seen and unseen lengths for the raw/EMA/BEMA weights, and
+    optionally games against a random player.
+    """
+    if eval_size is not None and eval_size < 1:
+        raise BadInput(f"--eval-size must be at least 1, got {eval_size}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BadInput("--device cuda: no CUDA device is available")
+    try:
+        res = evaluate_checkpoint(
+            run, weights=weights.split(",") if weights else None, eval_size=eval_size,
+            eval_seed=eval_seed, train_max_len=train_max_len, play_games=play_games,
+            device=device)
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    if as_json:
+        click.echo(json.dumps(_nan_to_none(res), indent=2))
+    else:
+        click.echo(f"{run}: {res['env']} at step {res['step']}, seen lengths < "
+                   f"{res['train_max_len']}")
+        for line in format_results(res["eval"], res["play"]):
+            click.echo(line)
+
+
+
+
+def _nan_to_none(obj):
+    """Strict JSON: NaN (a metric with no position to average) becomes null."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    return obj

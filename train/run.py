@@ -7,7 +7,6 @@ number or a non-empty RUN_DIR exits with code 2 and one line on stderr.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ import click
 
 from train import config as C
 from train.cli import BadInput
+from train.evaluate import format_results
 
 # Files a run writes into RUN_DIR (what --force removes; nothing else is touched).
 RUN_FILES = ("checkpoint.pt", "config.toml")
@@ -195,17 +195,7 @@ def _format_summary(summary: dict, cfg: C.RunConfig) -> list[str]:
     if summary["interrupted"]:
         head += f"; stopped by {summary['interrupted']}"
     lines.append(head)
-    if summary["eval"]:
-        lines.append(f"{'weights':8} {'split':7} {'top1_err':>9} {'sep_acc':>8} {'margin':>8} "
-                     f"{'loss':>8} {'illegal_mass':>12}")
-        for w, splits in summary["eval"].items():
-            for s, m in splits.items():
-                lines.append(f"{w:8} {s:7} {m['top1_err']:9.4f} {m['sep_acc']:8.4f} "
-                             f"{_f(m['margin']):>8} {m['loss']:8.4f} {m['illegal_mass']:12.4f}")
-    for w, r in (summary.get("play") or {}).items():
-        lines.append(f"play {w} vs random ({r['games']} games): win {r['win']:.2f} draw "
-                     f"{r['draw']:.2f} loss {r['loss']:.2f}, first choice legal "
-                     f"{r['first_choice_legal']:.4f}")
+    lines += format_results(summary["eval"], summary.get("play"))
     if summary.get("params_in_sync") is not None:
         lines.append("parameters identical on all ranks" if summary["params_in_sync"]
                      else "WARNING: parameters differ across ranks")
@@ -214,10 +204,6 @@ def _format_summary(summary: dict, cfg: C.RunConfig) -> list[str]:
     if not summary["finished"]:
         lines.append(f"resume with: lgagent train --resume --out {out}")
     return lines
-
-
-def _f(x: float) -> str:
-    return "nan" if math.isnan(x) else f"{x:.3f}"
 
 
 @click.command("train", context_settings={"help_option_names": ["-h", "--help"],
