@@ -121,7 +121,8 @@ PRESETS: dict[str, dict] = {
         pos="learned",
         dropout=0.1,
     ),
-    # The paper's minimal model: one layer, one head, attention only, no LayerNorm, no positions.
+    # The paper's minimal model: one layer, one head, attention only, no LayerNorm, no positions,
+    # no biases, so logits(t) = B[t_s] + sum_i a(t_s, t_i) D[t_i] exactly (B = E U).
     # Default vocab/block are set complement with v = 16 (vocab 17 incl. PAD, block 15).
     "setcomp-1l": dict(
         vocab_size=17,
@@ -133,6 +134,7 @@ PRESETS: dict[str, dict] = {
         norm="none",
         pos="none",
         dropout=0.0,
+        bias=False,
     ),
 }
 

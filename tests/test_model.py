@@ -273,3 +273,23 @@ def test_backward_reaches_every_parameter():
     _, loss = model(x, torch.randint(0, 13, (2, 10)))
     loss.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_setcomp_1l_is_the_papers_closed_form():
+    # logits(t) = B[t_s] + sum_i a(t_s, t_i) D[t_i], B = E U, D = E W_V W_O U,
+    # a = softmax_i(E[t_s] W_Q . E[t_i] W_K / sqrt(d)) over i <= s
+    torch.manual_seed(9)
+    model = _sharpen(GPT(preset("setcomp-1l", vocab_size=9, block_size=8)), 10.0).eval()
+    assert all(not n.endswith("bias") for n, _ in model.named_parameters())
+    E, U = model.wte.weight, model.lm_head.weight.T  # (V, C), (C, V)
+    W = model.blocks[0].attn.c_attn.weight.T  # (C, 3C): x @ W = [q | k | v]
+    C = E.shape[1]
+    W_q, W_k, W_v = W[:, :C], W[:, C : 2 * C], W[:, 2 * C :]
+    W_o = model.blocks[0].attn.c_proj.weight.T  # (C, C)
+    t = torch.tensor([4, 0, 7, 2, 5])
+    s = t[-1]
+    a = torch.softmax((E[s] @ W_q) @ (E[t] @ W_k).T / math.sqrt(C), dim=0)  # (len,)
+    B, D = E @ U, E @ W_v @ W_o @ U  # (V, V)
+    expected = B[s] + a @ D[t]
+    with torch.no_grad():
+        torch.testing.assert_close(model(t[None])[0, -1], expected, rtol=1e-4, atol=1e-4)
