@@ -48,10 +48,12 @@ def bench_ours(n_games, repeats):
     out = {"threads_all": all_threads, "games": n_games}
     try:
         numba.set_num_threads(1)
-        out["games_per_s_1_thread"] = n_games / best_time(lambda: generate_games(n_games, 1), repeats)
+        out["games_per_s_1_thread"] = n_games / best_time(lambda: generate_games(n_games, 1),
+                                                          repeats)
     finally:
         numba.set_num_threads(all_threads)
-    out["games_per_s_all_threads"] = n_games / best_time(lambda: generate_games(n_games, 1), repeats)
+    out["games_per_s_all_threads"] = n_games / best_time(lambda: generate_games(n_games, 1),
+                                                         repeats)
     log(f"ours: {out['games_per_s_1_thread']:,.0f} games/s (1 thread), "
         f"{out['games_per_s_all_threads']:,.0f} games/s ({all_threads} threads)")
 

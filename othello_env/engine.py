@@ -20,8 +20,8 @@ every constant and shift amount below is an ``np.uint64`` and no shift is by
 from __future__ import annotations
 
 import numpy as np
-from numba import config, njit, types
 from llvmlite import ir
+from numba import config, njit, types
 from numba.extending import intrinsic
 
 U0 = np.uint64(0)

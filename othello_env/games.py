@@ -48,7 +48,7 @@ def _mix64(z):
 
 @njit(cache=True, inline="always")
 def _below(state, k):
-    """Uniform integer in [0, k) (k >= 1) by Lemire's multiply-and-reject; returns (value, state)."""
+    """Uniform integer in [0, k), k >= 1, by Lemire's multiply-and-reject: (value, new state)."""
     ku = np.uint64(k)
     state += GOLDEN
     m = (_mix64(state) >> _S32) * ku
@@ -64,7 +64,7 @@ def _below(state, k):
 
 @njit(cache=True, parallel=True)
 def _generate_into(out, seed, offset):
-    """Fill ``out`` (int8, (n, 60)) with games ``offset .. offset + n - 1`` of the stream ``seed``."""
+    """Fill ``out`` (int8, (n, 60)) with games ``offset .. offset + n - 1`` of stream ``seed``."""
     key = _mix64(seed + GOLDEN)
     for i in prange(out.shape[0]):
         state = _mix64(key ^ _mix64(np.uint64(offset + i) + GOLDEN))
@@ -109,7 +109,8 @@ def generate_into(out: np.ndarray, seed: int = 0, offset: int = 0) -> None:
     if not (isinstance(out, np.ndarray) and out.dtype == np.int8 and out.ndim == 2
             and out.shape[1] == MAX_MOVES and out.flags.c_contiguous):
         raise ValueError("out must be a C-contiguous int8 array of shape (m, 60)")
-    if isinstance(offset, (bool, np.bool_)) or not isinstance(offset, (int, np.integer)) or offset < 0:
+    if (isinstance(offset, (bool, np.bool_)) or not isinstance(offset, (int, np.integer))
+            or offset < 0):
         raise ValueError(f"offset must be a non-negative integer, got {offset!r}")
     _generate_into(out, _check_seed(seed), np.int64(offset))
 

@@ -1,7 +1,7 @@
 """Batch API: scripted games with literal boards, passes, determinism, validation errors.
 
-Literal boards list rows 0..7 top to bottom (row 0 holds squares 0..7, a1..h1),
-columns left to right; X = black, O = white, . = empty. The move lists are
+Literal boards give rows 0..7 separated by spaces (row 0 holds squares 0..7,
+a1..h1), columns left to right; X = black, O = white, . = empty. The move lists are
 real random games found with the engine and checked against the plain-Python
 reference in test_engine.py.
 """
@@ -22,7 +22,8 @@ from othello_env.games import (
 CELL = {"X": 1, "O": -1, ".": 0}
 
 
-def board(rows):
+def board(text):
+    rows = text.split()
     assert len(rows) == 8 and all(len(r) == 8 for r in rows)
     return np.array([CELL[c] for r in rows for c in r], dtype=np.int8)
 
@@ -40,15 +41,15 @@ def mask_set(mask_row):
 # A 9-move game: black wipes white out (the shortest game length seen in random play).
 SHORT_GAME = [44, 45, 26, 34, 42, 43, 46, 20, 12]
 SHORT_BOARDS = [
-    ["........", "........", "........", "...OX...", "...XX...", "....X...", "........", "........"],
-    ["........", "........", "........", "...OX...", "...XO...", "....XO..", "........", "........"],
-    ["........", "........", "........", "..XXX...", "...XO...", "....XO..", "........", "........"],
-    ["........", "........", "........", "..XXX...", "..OOO...", "....XO..", "........", "........"],
-    ["........", "........", "........", "..XXX...", "..XXO...", "..X.XO..", "........", "........"],
-    ["........", "........", "........", "..XXX...", "..XXO...", "..XOOO..", "........", "........"],
-    ["........", "........", "........", "..XXX...", "..XXO...", "..XXXXX.", "........", "........"],
-    ["........", "........", "....O...", "..XXO...", "..XXO...", "..XXXXX.", "........", "........"],
-    ["........", "....X...", "....X...", "..XXX...", "..XXX...", "..XXXXX.", "........", "........"],
+    "........ ........ ........ ...OX... ...XX... ....X... ........ ........",
+    "........ ........ ........ ...OX... ...XO... ....XO.. ........ ........",
+    "........ ........ ........ ..XXX... ...XO... ....XO.. ........ ........",
+    "........ ........ ........ ..XXX... ..OOO... ....XO.. ........ ........",
+    "........ ........ ........ ..XXX... ..XXO... ..X.XO.. ........ ........",
+    "........ ........ ........ ..XXX... ..XXO... ..XOOO.. ........ ........",
+    "........ ........ ........ ..XXX... ..XXO... ..XXXXX. ........ ........",
+    "........ ........ ....O... ..XXO... ..XXO... ..XXXXX. ........ ........",
+    "........ ....X... ....X... ..XXX... ..XXX... ..XXXXX. ........ ........",
 ]
 SHORT_MASKS = [
     [29, 43, 45],
@@ -69,10 +70,10 @@ PASS_GAME = [
     50, 49, 30, 25, 24, 5, 0, 54, 16, 17, 52, 56, 57, 4, 3, 31, 58, 6, 15, 62,
 ]
 PASS_BOARDS = {
-    49: ["XOO..O.X", "XOOOOOO.", "XOOOOOOO", "XOOXXOO.", "XOXOXOOO", "XOOXOOOO", "OOOO.OOO", "...OOO.O"],
-    50: ["XOO..O.X", "XOOOOOO.", "XOOOOOOO", "XOOXXOO.", "XOXOXOOO", "XOOXXOOO", "OOOOXOOO", "...OOO.O"],
-    51: ["XOO..O.X", "XOOOOOO.", "XOOOOOOO", "XOOXXOO.", "XOXXXOOO", "XOXXXOOO", "XXOOXOOO", "X..OOO.O"],
-    59: ["XXXXXXXX", "XOOOOOOO", "XOXOXOXO", "XXOXXXXX", "XOXXXOXO", "XOXXXXXO", "XXXXXXXO", "XXXXXXXO"],
+    49: "XOO..O.X XOOOOOO. XOOOOOOO XOOXXOO. XOXOXOOO XOOXOOOO OOOO.OOO ...OOO.O",
+    50: "XOO..O.X XOOOOOO. XOOOOOOO XOOXXOO. XOXOXOOO XOOXXOOO OOOOXOOO ...OOO.O",
+    51: "XOO..O.X XOOOOOO. XOOOOOOO XOOXXOO. XOXXXOOO XOXXXOOO XXOOXOOO X..OOO.O",
+    59: "XXXXXXXX XOOOOOOO XOXOXOXO XXOXXXXX XOXXXOXO XOXXXXXO XXXXXXXO XXXXXXXO",
 }
 PASS_MASKS = {
     49: [3, 4, 6, 15, 31, 52, 56, 57, 58, 62],  # black to move
@@ -115,8 +116,7 @@ BLOCKED_GAME = [
     4, 53, 54, 52, 61, 46, 39, 31, 60, 59, 51, 12, 25, 55, 49, 58, 14, 41, 5, 56,
     40, 48, 16, 63, 57, 6, 7, 62, 23, 32, 50, 24, 33, 9, 47, 8, 0, 15, 10,
 ]
-BLOCKED_FINAL = ["X.XXXXXX", "OOOOOOOO", "OOOOXXOO", "OOOXOOXO",
-                 "OOOXOOXO", "OOOOXXOO", "OOOXXXOO", "OOOOOOOO"]
+BLOCKED_FINAL = "X.XXXXXX OOOOOOOO OOOOXXOO OOOXOOXO OOOXOOXO OOOOXXOO OOOXXXOO OOOOOOOO"
 
 
 def test_blocked_game_ends_with_an_empty_square():
@@ -223,7 +223,8 @@ def test_prefixes_are_accepted():
         (np.zeros((2, 61), dtype=np.int8), r"shape \(n, L\)"),
         (np.zeros((2, 60), dtype=np.float32), "integer dtype"),
         (np.zeros((2, 60), dtype=np.bool_), "integer dtype"),
-        (np.array([[19, 18, 70] + [-1] * 57], dtype=np.int16), r"game 0, ply 2: value 70 .*-1\.\.63"),
+        (np.array([[19, 18, 70] + [-1] * 57], dtype=np.int16),
+         r"game 0, ply 2: value 70 .*-1\.\.63"),
         (np.array([[19, 18, -5] + [-1] * 57], dtype=np.int8), r"game 0, ply 2: value -5"),
     ],
 )
@@ -242,11 +243,13 @@ def test_validate_games_names_game_ply_square():
         validate_games(bad)
     early = g.copy()
     early[1, 30:] = -1
-    with pytest.raises(ValueError, match=r"^game 1, ply 30: -1 \(end of game\) but the game is not over$"):
+    msg = r"^game 1, ply 30: -1 \(end of game\) but the game is not over$"
+    with pytest.raises(ValueError, match=msg):
         validate_games(early)
     after = padded(SHORT_GAME)
     after[0, 9] = 0
-    with pytest.raises(ValueError, match=r"^game 0, ply 9: square 0 is played after the game ended$"):
+    msg = r"^game 0, ply 9: square 0 is played after the game ended$"
+    with pytest.raises(ValueError, match=msg):
         validate_games(after)
     hole = padded(SHORT_GAME)
     hole[0, 11] = 5  # a move after the -1 padding

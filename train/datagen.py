@@ -52,7 +52,8 @@ def _check_out(out: Path, force: bool, n_games: int) -> None:
     need = n_games * BYTES_PER_GAME + 4096
     free = shutil.disk_usage(base).free
     if need > free:
-        raise BadInput(f"not enough disk space in {base}: need {need / 1e9:.2f} GB, {free / 1e9:.2f} GB free")
+        raise BadInput(f"not enough disk space in {base}: need {need / 1e9:.2f} GB, "
+                       f"{free / 1e9:.2f} GB free")
 
 
 @click.command("datagen")
@@ -85,8 +86,10 @@ def datagen(env_name: str, n_games: int, seed: int, out: Path, force: bool) -> N
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a corpus is shared data
             # open_memmap writes a proper .npy header and maps the exact path given
             # (np.save would append ".npy" to the temporary name).
-            mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int8, shape=(n_games, MAX_MOVES))
-            with tqdm(total=n_games, unit="game", unit_scale=True, desc="datagen", mininterval=0.5) as bar:
+            mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int8,
+                                           shape=(n_games, MAX_MOVES))
+            with tqdm(total=n_games, unit="game", unit_scale=True, desc="datagen",
+                      mininterval=0.5) as bar:
                 for a in range(0, n_games, CHUNK_GAMES):
                     b = min(a + CHUNK_GAMES, n_games)
                     generate_into(np.asarray(mm[a:b]), seed=seed, offset=a)
