@@ -2,8 +2,9 @@
 
 Bit ``i`` of a board is square ``i = row*8 + col`` (a1 = 0, h8 = 63). A
 position is a pair ``(me, opp)``: the discs of the player to move and of the
-other player. Every function here is ``@njit(cache=True)`` and callable both
-from Python and from other Numba code. Boards are uint64 (from Python: a
+other player. Every function here except :func:`perft` (a checked wrapper of
+:func:`perft_jit`) is ``@njit(cache=True)`` and callable both from Python and
+from other Numba code. Boards are uint64 (from Python: a
 ``np.uint64`` or a plain int in 0..2**64-1; results come back as plain ints),
 squares and counts are int64.
 
@@ -39,10 +40,11 @@ WHITE_START = np.uint64((1 << 27) | (1 << 36))
 # on boards with bit 63 set.
 _B = types.uint64
 
-S1 = np.uint64(1)  # east / west
-S7 = np.uint64(7)  # north-west / south-east
-S8 = np.uint64(8)  # north / south
-S9 = np.uint64(9)  # north-east / south-west
+# Shift amounts: "up" (<<) moves towards higher squares, "down" (>>) towards lower.
+S1 = np.uint64(1)  # col +1 / col -1
+S7 = np.uint64(7)  # row +1 col -1 / row -1 col +1
+S8 = np.uint64(8)  # row +1 / row -1
+S9 = np.uint64(9)  # row +1 col +1 / row -1 col -1
 
 # ---------------------------------------------------------------------------
 # popcount / trailing zeros: LLVM intrinsics when compiled, plain Python under
