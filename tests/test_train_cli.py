@@ -123,6 +123,23 @@ def test_config_file_and_command_line_precedence(tmp_path):
     assert C.merge(C.load_toml(out / "config.toml")).saved_dict() == cfg
 
 
+def test_othello_corpus_file_is_used_and_its_position_saved(tmp_path):
+    import numpy as np
+
+    from othello_env.games import generate_games
+
+    corpus = tmp_path / "games.npy"
+    np.save(corpus, generate_games(50, seed=1))
+    out = tmp_path / "run"
+    r = train("--env", "othello", "--preset", "tiny", "--data", corpus, "--steps", 3,
+              "--batch-size", 8, "--eval-size", 8, "--play-games", 0, "--no-progress",
+              "--out", out)
+    assert r.exit_code == 0, r.output + r.stderr
+    c = ckpt(out)
+    assert c["config"]["data"] == str(corpus)
+    assert (c["data"]["offset"], c["data"]["corpus_games"]) == (24, 50)
+
+
 def test_compile_flag_calls_torch_compile(tmp_path, monkeypatch):
     calls = []
 

@@ -519,7 +519,9 @@ class Trainer:
                         if self.device.type == "cuda":
                             torch.cuda.synchronize()
                         now = time.perf_counter()
-                        # loss on rank 0's data; exact global mean would cost an all-reduce
+                        if d.enabled:  # the mean over every rank's data
+                            dist.all_reduce(loss_sum, op=dist.ReduceOp.SUM)
+                            loss_sum /= d.world_size
                         mean_loss = float(loss_sum) / steps_since_log
                         tok_s = tokens_per_step * steps_since_log / max(now - t_log, 1e-9)
                         if d.is_main:
