@@ -20,11 +20,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import tomli_w
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli package
+    import tomli as tomllib
 
 ENVS = ("othello", "setcomp")
 LOSSES = ("legal", "next")
@@ -181,7 +185,8 @@ def validate(cfg: RunConfig) -> None:
     _check(cfg.env in ENVS, f"unknown env {cfg.env!r}; choose from {', '.join(ENVS)}")
     _check(cfg.loss is None or cfg.loss in LOSSES,
            f"unknown loss {cfg.loss!r}; choose from {', '.join(LOSSES)}")
-    _check(cfg.device in DEVICES, f"unknown device {cfg.device!r}; choose from {', '.join(DEVICES)}")
+    _check(cfg.device in DEVICES,
+           f"unknown device {cfg.device!r}; choose from {', '.join(DEVICES)}")
     _check(cfg.steps >= 1, f"--steps must be at least 1, got {cfg.steps}")
     _check(cfg.batch_size >= 1, f"--batch-size must be at least 1, got {cfg.batch_size}")
     _check(math.isfinite(cfg.lr) and cfg.lr > 0, f"--lr must be a positive number, got {cfg.lr}")
@@ -233,7 +238,10 @@ def validate(cfg: RunConfig) -> None:
 
 
 def resolve(cfg: RunConfig) -> RunConfig:
-    """Fill the env-dependent defaults (preset, loss, warmup, vocab_size). Call after :func:`validate`."""
+    """Fill the env-dependent defaults (preset, loss, warmup, vocab_size).
+
+    Call after :func:`validate`.
+    """
     return dataclasses.replace(
         cfg,
         preset=cfg.preset or DEFAULT_PRESET[cfg.env],

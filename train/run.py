@@ -62,7 +62,8 @@ OPTIONS = [
     _opt("--norm", str, "LayerNorm placement: pre, post (GPT-1) or none (default: the preset's)."),
     _opt("--pos", str, "Positions: learned, none or rope (default: the preset's)."),
     _opt("--vocab-size", int, "setcomp: number of tokens v (default 16); block size v - 1."),
-    _opt("--data", str, "Othello corpus .npy from `lgagent datagen` (default: fresh random games)."),
+    _opt("--data", str, "Othello corpus .npy from `lgagent datagen` (default: fresh random "
+         "games)."),
     _opt("--train-max-len", int, "Train on the first L tokens of each sequence; positions >= L "
          "are evaluated as unseen lengths (default: the block size)."),
     click.option("--loss", type=click.Choice(C.LOSSES), default=None,
@@ -243,7 +244,8 @@ def train(ctx, config, resume, force, progress, **options):
             n = trainer.model.num_params()
             where = f"{d.world_size} processes" if d.enabled else "1 process"
             start = f"from step {trainer.step} " if ckpt else ""
-            click.echo(f"lgagent train: {cfg.env}, preset {cfg.preset} ({n / 1e6:.2f}M parameters), "
+            click.echo(f"lgagent train: {cfg.env}, preset {cfg.preset} "
+                       f"({n / 1e6:.2f}M parameters), "
                        f"loss {cfg.loss}, {where} on {device.type}, {start}to step {cfg.steps}; "
                        f"out {out}", err=True)
         summary = trainer.train()

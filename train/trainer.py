@@ -99,7 +99,7 @@ def dist_from_env() -> Dist:
 
 
 def resolve_device(pref: str, d: Dist) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; one GPU per local rank. ValueError if impossible."""
+    """``auto``: CUDA when available, else CPU; one GPU per local rank. ValueError if none."""
     if pref not in ("auto", "cpu", "cuda"):
         raise ValueError(f"unknown device {pref!r}; choose from auto, cpu, cuda")
     if pref == "auto":
@@ -160,8 +160,8 @@ def build(cfg: RunConfig, rank: int = 0):
         task = make_task("setcomp", vocab_size=cfg.vocab_size, seed=cfg.seed, rank=rank)
     else:
         task = make_task("othello", data=cfg.data, seed=cfg.seed, rank=rank)
-    overrides = {k: getattr(cfg, k) for k in ("n_layer", "n_head", "n_embd", "dropout", "norm", "pos")
-                 if getattr(cfg, k) is not None}
+    model_fields = ("n_layer", "n_head", "n_embd", "dropout", "norm", "pos")
+    overrides = {k: getattr(cfg, k) for k in model_fields if getattr(cfg, k) is not None}
     model_cfg = preset(cfg.preset, vocab_size=task.vocab_size, block_size=task.block_size,
                        **overrides)
     L = task.block_size if cfg.train_max_len is None else cfg.train_max_len
@@ -264,7 +264,8 @@ def model_from_checkpoint(ckpt, weights: str = "raw", map_location="cpu") -> tor
         state = ckpt["model"]
     else:
         if ckpt[weights] is None:
-            raise ValueError(f"the checkpoint holds no {weights} weights (trained without --{weights})")
+            raise ValueError(f"the checkpoint holds no {weights} weights "
+                             f"(trained without --{weights})")
         state = ckpt[weights]["module"]  # EMA/BEMA state dicts hold the averaged model here
     model.load_state_dict(state)
     return model.eval()
@@ -441,7 +442,8 @@ class Trainer:
         for w, splits in results.items():
             for s, ms in splits.items():
                 if "top1_err" in ms:
-                    parts.append(f"{w}/{s} top1_err {ms['top1_err']:.4f} sep_acc {ms['sep_acc']:.3f}")
+                    parts.append(f"{w}/{s} top1_err {ms['top1_err']:.4f} "
+                                 f"sep_acc {ms['sep_acc']:.3f}")
         tqdm.write(f"step {self.step}: " + "; ".join(parts))
 
     # -- TensorBoard ------------------------------------------------------------------------
@@ -571,9 +573,10 @@ class Trainer:
             self.writer.flush()
             self.writer.close()
         seconds = time.perf_counter() - t_start
+        done = self.step - summary["step"]  # steps run by this invocation
         summary.update(step=self.step, finished=finished, seconds=seconds,
                        interrupted=signal.Signals(stop_signal).name if stop_signal else None,
-                       tokens_per_s=tokens_per_step * (self.step - summary["step"]) / max(seconds, 1e-9))
+                       tokens_per_s=tokens_per_step * done / max(seconds, 1e-9))
         summary["params_in_sync"] = self.check_in_sync()
         return summary
 
