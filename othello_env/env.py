@@ -8,7 +8,9 @@ single env (one row) and the native vector env (:mod:`othello_env.vector`,
 
 Per-env state, ``N`` rows (N = 1 here):
 
-* ``st``   uint64 (N, 3): the agent's discs, the opponent's discs, the RNG state
+* ``st``   uint64 (N, 4): the agent's discs, the opponent's discs, the RNG state, and the
+  agent's legal placements (kept up to date whenever the agent is to move, so each step
+  computes the agent's move set once)
 * ``meta`` int64  (N, 2): the agent's colour (0 black, 1 white), moves played
 * ``hist`` int8   (N, 60): the squares played so far, passes omitted
 
@@ -45,7 +47,7 @@ MAX_MOVES = 60  # squares to fill; passes are not recorded
 OBS_SHAPE = (3, 8, 8)
 
 # Columns of st / meta.
-AGENT, OPP, RNG = 0, 1, 2
+AGENT, OPP, RNG, LEGAL = 0, 1, 2, 3
 COLOUR, NMOVES = 0, 1
 
 # Kernel outcome codes. Every code except ONGOING and OPPONENT_TO_MOVE ends the episode.
@@ -67,6 +69,7 @@ GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 MIX2 = np.uint64(0x94D049BB133111EB)
 _M64 = (1 << 64) - 1
+FIRST_LEGAL = np.uint64((1 << 19) | (1 << 26) | (1 << 37) | (1 << 44))  # black's moves at the start
 
 # ROW_WORD[b] = the 8 bits of byte b (one board row) as eight int8 0/1 bytes, least significant
 # bit first, packed in a little-endian uint64: one store writes a row of an observation plane.
@@ -83,10 +86,12 @@ def seed_state(seed: int) -> np.uint64:
 
 # ---------------------------------------------------------------------------
 # Kernels on row i of (st, meta, hist). Shared with othello_env.vector.
+# inline="always": a call between Numba functions passing arrays costs reference
+# count updates per array; inlining made the vector step about 1.7x faster.
 # ---------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _next_random(st, i):
     """Next 64 random bits of env i's splitmix64 stream."""
     s = st[i, RNG] + GOLDEN
@@ -96,7 +101,7 @@ def _next_random(st, i):
     return z ^ (z >> U31)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _random_square(st, i, moves):
     """A uniformly random set bit of the non-zero board ``moves`` (multiply-shift, no modulo)."""
     n = np.uint64(popcount(moves))
@@ -106,7 +111,7 @@ def _random_square(st, i, moves):
     return lowest_square(moves)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _outcome(me, opp):
     """WIN / DRAW / LOSS of a finished game for the owner of ``me``."""
     d = popcount(me) - popcount(opp)
@@ -117,33 +122,37 @@ def _outcome(me, opp):
     return DRAW
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _record(meta, hist, i, sq):
     n = meta[i, NMOVES]
     hist[i, n] = sq
     meta[i, NMOVES] = n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _opponent_moves(st, meta, hist, i, sq):
     """The opponent plays the legal square ``sq``; the outcome code for the agent's turn."""
     opp, me = apply_move(st[i, OPP], st[i, AGENT], sq)
     st[i, AGENT] = me
     st[i, OPP] = opp
     _record(meta, hist, i, sq)
-    if is_game_over(me, opp):
+    legal = legal_moves(me, opp)
+    st[i, LEGAL] = legal
+    if legal == U0 and legal_moves(opp, me) == U0:
         return _outcome(me, opp)
     return ONGOING  # the agent moves next, or must pass with action 64
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _opponent_turn(st, meta, hist, i, random_opponent):
     """The opponent's turn: it passes when it must, else moves (random) or OPPONENT_TO_MOVE."""
     me = st[i, AGENT]
     opp = st[i, OPP]
     ol = legal_moves(opp, me)
     if ol == U0:
-        if legal_moves(me, opp) == U0:
+        legal = legal_moves(me, opp)
+        st[i, LEGAL] = legal
+        if legal == U0:
             return _outcome(me, opp)
         return ONGOING  # the opponent passes: the agent moves again
     if not random_opponent:
@@ -151,7 +160,7 @@ def _opponent_turn(st, meta, hist, i, random_opponent):
     return _opponent_moves(st, meta, hist, i, _random_square(st, i, ol))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _agent_step(st, meta, hist, i, action, random_opponent):
     """The agent plays ``action`` (0..64), then the opponent replies. Outcome code.
 
@@ -159,7 +168,7 @@ def _agent_step(st, meta, hist, i, action, random_opponent):
     """
     me = st[i, AGENT]
     opp = st[i, OPP]
-    legal = legal_moves(me, opp)
+    legal = st[i, LEGAL]
     if action == PASS:
         if legal != U0:
             return ILLEGAL
@@ -173,7 +182,7 @@ def _agent_step(st, meta, hist, i, action, random_opponent):
     return _opponent_turn(st, meta, hist, i, random_opponent)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _reset_start(st, meta, hist, i, colour_mode, random_opponent):
     """Start a new game in row i (colour_mode -1 draws the colour); black moves first."""
     colour = colour_mode
@@ -184,6 +193,7 @@ def _reset_start(st, meta, hist, i, colour_mode, random_opponent):
     if colour == 0:
         st[i, AGENT] = BLACK_START
         st[i, OPP] = WHITE_START
+        st[i, LEGAL] = FIRST_LEGAL
         return ONGOING
     st[i, AGENT] = WHITE_START
     st[i, OPP] = BLACK_START
@@ -242,17 +252,18 @@ def _reset_position(st, meta, hist, i, colour_mode, moves, black, white, black_t
         st[i, AGENT] = white
         st[i, OPP] = black
     if black_to_move == (colour == 0):
+        st[i, LEGAL] = legal_moves(st[i, AGENT], st[i, OPP])
         return ONGOING  # _replay guarantees the side to move has a placement
     return _opponent_turn(st, meta, hist, i, random_opponent)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def as_words(obs):
     """View int8 observations (N, 3, 8, 8) as uint64 (N, 24): one word per board row."""
     return obs.reshape(obs.shape[0], 192).view(np.uint64)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _write_planes(me, opp, legal, pass_ok, words, mask, i):
     """Row i's observation [me, opp, legal] as 24 words of ``words`` (see as_words); its (65,) mask."""
     for r in range(8):
@@ -265,18 +276,16 @@ def _write_planes(me, opp, legal, pass_ok, words, mask, i):
     mask[i, PASS] = pass_ok
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _write_view(st, i, code, words, mask):
     """The agent's observation and action mask for row i (legal moves all 0 once finished)."""
-    me = st[i, AGENT]
-    opp = st[i, OPP]
     legal = U0
     pass_ok = 0
     if code == ONGOING:
-        legal = legal_moves(me, opp)
+        legal = st[i, LEGAL]
         if legal == U0:
             pass_ok = 1
-    _write_planes(me, opp, legal, pass_ok, words, mask, i)
+    _write_planes(st[i, AGENT], st[i, OPP], legal, pass_ok, words, mask, i)
 
 
 @njit(cache=True)
@@ -493,7 +502,7 @@ class OthelloEnv(gym.Env):
         self.action_space = spaces.Discrete(N_ACTIONS)
         self.observation_space = spaces.Box(0, 1, OBS_SHAPE, np.int8)
 
-        self._st = np.zeros((1, 3), np.uint64)
+        self._st = np.zeros((1, 4), np.uint64)
         self._meta = np.zeros((1, 2), np.int64)
         self._hist = np.zeros((1, MAX_MOVES), np.int8)
         self._rng_seeded = False
@@ -580,7 +589,7 @@ class OthelloEnv(gym.Env):
             )
             return None
         black, white = self.boards()
-        legal = 0 if self._done else legal_moves(self._st[0, AGENT], self._st[0, OPP])
+        legal = 0 if self._done else self._st[0, LEGAL]
         if self.render_mode == "rgb_array":
             return board_rgb(black, white, legal)
         text = board_ansi(black, white, legal, self._status())

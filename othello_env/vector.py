@@ -24,6 +24,7 @@ from othello_env.env import (
     COLOUR,
     COLOUR_NAMES,
     ILLEGAL,
+    LEGAL,
     MAX_MOVES,
     N_ACTIONS,
     NMOVES,
@@ -48,27 +49,34 @@ from othello_env.render import board_ansi, board_rgb
 _REWARD = np.array([0.0, 1.0, 0.0, -1.0, -1.0])
 
 
+@njit(cache=True, inline="always")
+def _row_step(st, meta, hist, i, actions, autoreset, colour_mode, words, mask, rewards, terminated, illegal):
+    """Step row i: restart it if it ended last step (NEXT_STEP autoreset), else play its action."""
+    if autoreset[i]:
+        code = _reset_start(st, meta, hist, i, colour_mode, True)
+        rewards[i] = 0.0
+        terminated[i] = False
+        illegal[i] = False
+    else:
+        code = _agent_step(st, meta, hist, i, actions[i], True)
+        rewards[i] = _REWARD[code]
+        terminated[i] = code != ONGOING
+        illegal[i] = code == ILLEGAL
+    autoreset[i] = terminated[i]
+    _write_view(st, i, code, words, mask)
+
+
 @njit(cache=True)
 def _vector_step(st, meta, hist, actions, autoreset, colour_mode, obs, mask, rewards, terminated, illegal):
-    """Step every row: a row that ended last step restarts (NEXT_STEP autoreset), others play.
+    """Step every row (see _row_step). One thread: on a shared 2-core machine a prange
+    version was several times slower (threads waiting on each other), and rows are cheap.
 
     actions int64 (N,); autoreset bool (N,), updated in place; outputs obs (N, 3, 8, 8),
     mask (N, 65) int8, rewards float64, terminated / illegal bool, all (N,).
     """
     words = as_words(obs)
     for i in range(actions.shape[0]):
-        if autoreset[i]:
-            code = _reset_start(st, meta, hist, i, colour_mode, True)
-            rewards[i] = 0.0
-            terminated[i] = False
-            illegal[i] = False
-        else:
-            code = _agent_step(st, meta, hist, i, actions[i], True)
-            rewards[i] = _REWARD[code]
-            terminated[i] = code != ONGOING
-            illegal[i] = code == ILLEGAL
-        autoreset[i] = terminated[i]
-        _write_view(st, i, code, words, mask)
+        _row_step(st, meta, hist, i, actions, autoreset, colour_mode, words, mask, rewards, terminated, illegal)
 
 
 @njit(cache=True)
@@ -91,7 +99,7 @@ def _first_illegal(st, actions, autoreset):
         if autoreset[i]:
             continue
         a = actions[i]
-        legal = legal_moves(st[i, AGENT], st[i, OPP])
+        legal = st[i, LEGAL]
         if a == PASS:
             if legal != U0:
                 return i
@@ -162,7 +170,7 @@ class OthelloVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
 
         n = self.num_envs
-        self._st = np.zeros((n, 3), np.uint64)
+        self._st = np.zeros((n, 4), np.uint64)
         self._meta = np.zeros((n, 2), np.int64)
         self._hist = np.zeros((n, MAX_MOVES), np.int8)
         self._seeded = np.zeros(n, bool)
