@@ -459,3 +459,34 @@ def test_examples_run(name, monkeypatch, capsys):
     runpy.run_path(str(ROOT / "examples" / name), run_name="__main__")
     out = capsys.readouterr().out
     assert "episodes" in out
+
+
+def test_benchmark_script_prints_json():
+    import json
+
+    cmd = [sys.executable, "benchmarks/envs.py", "--single-steps", "300", "--vector-steps", "3", "--sizes", "16",
+           "--repeats", "1", "--no-peers"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
+    result = json.loads(out.stdout)
+    assert result["single"]["othello_steps_per_s"] > 0 and result["single"]["cartpole_steps_per_s"] > 0
+    assert result["single"]["ratio_vs_cartpole"] > 0 and result["vector"]["16"]["env_steps_per_s"] > 0
+    assert "pgx" not in result
+    bad = subprocess.run(cmd[:2] + ["--sizes", "0"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and "positive" in bad.stderr
+
+
+def test_benchmark_action_picker_is_uniform_over_legal_moves():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from envs import random_legal_actions
+    finally:
+        sys.path.pop(0)
+    mask = np.zeros((3000, 65), np.int8)
+    mask[:, [19, 26, 37]] = 1
+    mask[2000:] = 0
+    mask[2000:, 64] = 1  # rows that must pass
+    out = np.zeros(3000, np.int64)
+    random_legal_actions(mask, np.array([7], np.uint64), out)
+    counts = np.bincount(out[:2000], minlength=65)
+    assert np.flatnonzero(counts).tolist() == [19, 26, 37] and counts[[19, 26, 37]].min() > 550
+    assert (out[2000:] == 64).all()
