@@ -161,3 +161,17 @@ def test_pickle_and_render():
     rgb.reset(seed=0)
     frames = rgb.render()
     assert len(frames) == 2 and frames[0].shape == (264, 264, 3) and frames[0].dtype == np.uint8
+
+
+def test_sync_vectorization_takes_a_policy_opponent():
+    seen = []
+
+    def first_legal(obs, info):
+        seen.append(len(info["moves"]))
+        return int(np.flatnonzero(info["action_mask"])[0])
+
+    envs = gym.make_vec("Othello-v0", num_envs=2, vectorization_mode="sync", opponent=first_legal)
+    _, info = envs.reset(seed=0)
+    _, _, _, _, info = envs.step(np.array([19, 37]))
+    assert seen == [1, 1]  # each env's opponent replied to the agent's first move
+    assert info["action_mask"].shape == (2, 65)
