@@ -101,3 +101,14 @@ def test_datagen_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
     assert calls == [0, 4]
     assert out.read_bytes() == b"previous"  # the old file survives, no partial file
     assert [p.name for p in tmp_path.iterdir()] == ["games.npy"]
+
+
+def test_datagen_checks_disk_space_first(tmp_path, monkeypatch):
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    full = usage(10**6, 10**6 - 100, 100)
+    monkeypatch.setattr(train.datagen.shutil, "disk_usage", lambda p: full)
+    r = run(["--games", "1000", "--out", str(tmp_path / "g.npy")])
+    one_line_error(r, "not enough disk space")
+    assert list(tmp_path.iterdir()) == []
