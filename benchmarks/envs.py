@@ -90,8 +90,10 @@ def bench_single(n_steps: int, repeats: int) -> dict:
         "cartpole_steps_per_s": best["cartpole"],
         "ratio_vs_cartpole": best["othello"] / best["cartpole"],
     }
-    log(f"single: Othello-v0 {best['othello']:,.0f} steps/s, CartPole-v1 {best['cartpole']:,.0f} steps/s, "
-        f"ratio {out['ratio_vs_cartpole']:.2f}")
+    log(
+        f"single: Othello-v0 {best['othello']:,.0f} steps/s, CartPole-v1 {best['cartpole']:,.0f} steps/s, "
+        f"ratio {out['ratio_vs_cartpole']:.2f}"
+    )
     return out
 
 
@@ -145,8 +147,10 @@ def bench_vector(sizes, n_steps: int, repeats: int) -> dict:
             "env_steps_per_s": n * n_steps / best_total,
             "env_steps_per_s_env_only": n * n_steps / best_env,
         }
-        log(f"vector N={n}: {out[str(n)]['env_steps_per_s']:,.0f} env-steps/s with actions, "
-            f"{out[str(n)]['env_steps_per_s_env_only']:,.0f} env only")
+        log(
+            f"vector N={n}: {out[str(n)]['env_steps_per_s']:,.0f} env-steps/s with actions, "
+            f"{out[str(n)]['env_steps_per_s_env_only']:,.0f} env only"
+        )
     return out
 
 
@@ -161,8 +165,7 @@ def bench_pgx(sizes, n_steps: int, repeats: int) -> dict:
     try:
         env = pgx.make("othello")
         out = {"version": pgx.__version__, "jax": jax.__version__, "devices": str(jax.devices())}
-        for n in sizes:
-            init = jax.jit(jax.vmap(env.init))
+        def make_step(n):
             step = jax.vmap(auto_reset(env.step, env.init))
 
             @jax.jit
@@ -172,6 +175,11 @@ def bench_pgx(sizes, n_steps: int, repeats: int) -> dict:
                 action = jax.random.categorical(k1, logits, axis=-1)
                 return step(state, action, jax.random.split(k2, n)), k3
 
+            return one
+
+        init = jax.jit(jax.vmap(env.init))
+        for n in sizes:
+            one = make_step(n)
             key = jax.random.PRNGKey(0)
             state = init(jax.random.split(key, n))
             for _ in range(5):
@@ -204,7 +212,11 @@ def main():
         p.error("sizes, steps and repeats must be positive")
 
     result = {
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+        },
         "single": bench_single(args.single_steps, args.repeats),
         "vector": bench_vector(args.sizes, args.vector_steps, args.repeats),
     }
@@ -212,7 +224,8 @@ def main():
         result["pgx"] = bench_pgx(args.sizes, args.pgx_steps, args.repeats)
         if "error" not in result["pgx"]:
             result["ratio_ours_vs_pgx"] = {
-                str(n): result["vector"][str(n)]["env_steps_per_s"] / result["pgx"][str(n)]["env_steps_per_s"]
+                str(n): result["vector"][str(n)]["env_steps_per_s"]
+                / result["pgx"][str(n)]["env_steps_per_s"]
                 for n in args.sizes
             }
     print(json.dumps(result, indent=2))

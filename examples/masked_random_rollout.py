@@ -37,7 +37,11 @@ def single_env(episodes: int, seed: int) -> dict:
             total, steps, done = total + reward, steps + 1, terminated or truncated
         returns.append(total)
         lengths.append(steps)
-    return {"episodes": episodes, "mean_return": float(np.mean(returns)), "mean_agent_steps": float(np.mean(lengths))}
+    return {
+        "episodes": episodes,
+        "mean_return": float(np.mean(returns)),
+        "mean_agent_steps": float(np.mean(lengths)),
+    }
 
 
 def vector_env(episodes: int, num_envs: int, seed: int) -> dict:

@@ -42,7 +42,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     env = othello_aec()
-    policies = {"player_0": greedy_policy, "player_1": random_policy(np.random.default_rng(args.seed))}
+    policies = {
+        "player_0": greedy_policy,
+        "player_1": random_policy(np.random.default_rng(args.seed)),
+    }
     totals = {agent: 0.0 for agent in env.possible_agents}
     for ep in range(args.episodes):
         env.reset(seed=args.seed + ep)
@@ -52,8 +55,10 @@ def main() -> None:
             action = None if termination or truncation else policies[agent](observation, info)
             env.step(action)
     env.close()
-    print(f"episodes: {args.episodes}, total reward greedy player_0: {totals['player_0']:+.0f}, "
-          f"random player_1: {totals['player_1']:+.0f}")
+    print(
+        f"episodes: {args.episodes}, total reward greedy player_0: {totals['player_0']:+.0f}, "
+        f"random player_1: {totals['player_1']:+.0f}"
+    )
 
 
 if __name__ == "__main__":

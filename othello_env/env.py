@@ -34,7 +34,6 @@ from othello_env.engine import (
     BLACK_START,
     WHITE_START,
     apply_move,
-    is_game_over,
     legal_moves,
     lowest_square,
     popcount,
@@ -73,7 +72,9 @@ FIRST_LEGAL = np.uint64((1 << 19) | (1 << 26) | (1 << 37) | (1 << 44))  # black'
 
 # ROW_WORD[b] = the 8 bits of byte b (one board row) as eight int8 0/1 bytes, least significant
 # bit first, packed in a little-endian uint64: one store writes a row of an observation plane.
-ROW_WORD = ((np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1).astype("<i1").view("<u8").ravel()
+ROW_WORD = (
+    ((np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1).astype("<i1").view("<u8").ravel()
+)
 
 
 def seed_state(seed: int) -> np.uint64:
@@ -236,7 +237,9 @@ def _replay(moves):
 
 
 @njit(cache=True)
-def _reset_position(st, meta, hist, i, colour_mode, moves, black, white, black_to_move, random_opponent):
+def _reset_position(
+    st, meta, hist, i, colour_mode, moves, black, white, black_to_move, random_opponent
+):
     """Start row i from a replayed position (see _replay); the opponent replies if it is to move."""
     colour = colour_mode
     if colour < 0:
@@ -371,7 +374,9 @@ def replay_moves(moves) -> tuple[np.uint64, np.uint64, bool, np.ndarray]:
     except Exception as e:  # ragged nesting and the like
         raise ValueError(f"options['moves'] must be a list of squares 0..63: {e}") from None
     if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
-        raise ValueError(f"options['moves'] must be a flat list of integer squares 0..63, got {moves!r}")
+        raise ValueError(
+            f"options['moves'] must be a flat list of integer squares 0..63, got {moves!r}"
+        )
     arr = arr.astype(np.int64)
     bad = np.flatnonzero((arr < 0) | (arr > 63))
     if bad.size:
@@ -383,7 +388,9 @@ def replay_moves(moves) -> tuple[np.uint64, np.uint64, bool, np.ndarray]:
     if why == 2:
         raise ValueError(f"options['moves'][{k}]: the game is already over before this move")
     if why == 3:
-        raise ValueError("options['moves'] ends the game; reset needs a position with a move to play")
+        raise ValueError(
+            "options['moves'] ends the game; reset needs a position with a move to play"
+        )
     return black, white, bool(black_to_move), arr
 
 
@@ -395,7 +402,9 @@ def call_policy(act, obs, mask, moves) -> int:
     except TypeError:
         raise ValueError(f"the opponent policy returned {a!r}, not an integer action") from None
     if not 0 <= a <= PASS or not mask[a]:
-        raise ValueError(f"the opponent policy returned illegal action {a}; legal: {np.flatnonzero(mask).tolist()}")
+        raise ValueError(
+            f"the opponent policy returned illegal action {a}; legal: {np.flatnonzero(mask).tolist()}"
+        )
     return a
 
 
@@ -491,7 +500,9 @@ class OthelloEnv(gym.Env):
         self._colour_mode = parse_colour(agent_color)
         self._raise_illegal = parse_illegal(illegal_action)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
+            )
         self.agent_color = agent_color
         self.illegal_action = illegal_action
         self.render_mode = render_mode
@@ -519,7 +530,9 @@ class OthelloEnv(gym.Env):
         if options:
             unknown = set(options) - {"moves"}
             if unknown:
-                raise ValueError(f"unknown reset option(s) {sorted(unknown)}; the only option is 'moves'")
+                raise ValueError(
+                    f"unknown reset option(s) {sorted(unknown)}; the only option is 'moves'"
+                )
             moves = options.get("moves")
         position = None if moves is None else replay_moves(moves)  # validate before touching state
         if seed is not None:
@@ -534,7 +547,16 @@ class OthelloEnv(gym.Env):
         else:
             black, white, black_to_move, arr = position
             code = _reset_position(
-                st, meta, hist, 0, self._colour_mode, arr, black, white, black_to_move, self._random_opponent
+                st,
+                meta,
+                hist,
+                0,
+                self._colour_mode,
+                arr,
+                black,
+                white,
+                black_to_move,
+                self._random_opponent,
             )
         obs = np.empty((1,) + OBS_SHAPE, np.int8)
         mask = np.empty((1, N_ACTIONS), np.int8)
@@ -545,7 +567,9 @@ class OthelloEnv(gym.Env):
         self._started = True
         if code != ONGOING:
             self._done = True
-            raise ValueError("the opponent's reply to options['moves'] ended the game; no move is left to play")
+            raise ValueError(
+                "the opponent's reply to options['moves'] ended the game; no move is left to play"
+            )
         self._done = False
         self._mask = mask[0]
         if self.render_mode == "human":
@@ -555,7 +579,9 @@ class OthelloEnv(gym.Env):
     def step(self, action):
         """Play ``action`` (0..64) and the opponent's reply; returns the Gymnasium 5-tuple."""
         if self._done:
-            raise ValueError("step() called on a finished or never reset episode; call reset() first")
+            raise ValueError(
+                "step() called on a finished or never reset episode; call reset() first"
+            )
         a = parse_action(action)
         obs = np.empty((1,) + OBS_SHAPE, np.int8)
         mask = np.empty((1, N_ACTIONS), np.int8)
@@ -563,7 +589,9 @@ class OthelloEnv(gym.Env):
         if code == OPPONENT_TO_MOVE:
             code = self._opponent_reply(obs, mask)
         if code == ILLEGAL and self._raise_illegal:
-            raise ValueError(f"illegal action {a}; legal actions: {np.flatnonzero(self._mask).tolist()}")
+            raise ValueError(
+                f"illegal action {a}; legal actions: {np.flatnonzero(self._mask).tolist()}"
+            )
         terminated = code != ONGOING
         self._done = terminated
         self._mask = mask[0]

@@ -91,7 +91,9 @@ class raw_env(AECEnv):
     def __init__(self, render_mode: str | None = None):
         super().__init__()
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
+            )
         self.render_mode = render_mode
         self.possible_agents = ["player_0", "player_1"]
         self.agents = self.possible_agents[:]
@@ -104,7 +106,10 @@ class raw_env(AECEnv):
         self.observation_spaces = {a: obs_space for a in self.possible_agents}
         self.action_spaces = {a: spaces.Discrete(N_ACTIONS) for a in self.possible_agents}
         self._agent_selector = AgentSelector(self.agents)
-        self._discs = [BLACK_START, WHITE_START]  # np.uint64 boards of player_0 (black), player_1 (white)
+        self._discs = [
+            BLACK_START,
+            WHITE_START,
+        ]  # np.uint64 boards of player_0 (black), player_1 (white)
         self._moves: list[int] = []
         self._legal = np.uint64(0)  # legal placements of the agent to move
         self._over = False
@@ -120,7 +125,9 @@ class raw_env(AECEnv):
         """Start a game, or the position after ``options["moves"]`` (squares, passes omitted)."""
         black, white, black_to_move = BLACK_START, WHITE_START, True
         moves: list[int] = []
-        if options and options.get("moves") is not None:  # other keys are ignored (api_test passes some)
+        if (
+            options and options.get("moves") is not None
+        ):  # other keys are ignored (api_test passes some)
             black, white, black_to_move, arr = replay_moves(options["moves"])
             moves = arr.tolist()
         self._discs = [np.uint64(black), np.uint64(white)]
@@ -164,7 +171,9 @@ class raw_env(AECEnv):
         p = self.possible_agents.index(agent)
         legal = int(self._legal)
         if (a == PASS and legal != 0) or (a != PASS and not (legal >> a) & 1):
-            raise ValueError(f"illegal action {a} for {agent}; legal actions: {self._legal_actions()}")
+            raise ValueError(
+                f"illegal action {a} for {agent}; legal actions: {self._legal_actions()}"
+            )
         self._cumulative_rewards[agent] = 0.0
         if a != PASS:
             me, opp = apply_move(self._discs[p], self._discs[1 - p], a)
@@ -174,8 +183,10 @@ class raw_env(AECEnv):
             info["moves"] = list(self._moves)
         self.agent_selection = self._agent_selector.next()
         self._legal = self._legal_for(self.agent_selection)
-        if self._legal == 0 and legal_moves(self._discs[p], self._discs[1 - p]) == 0 and (
-            legal_moves(self._discs[1 - p], self._discs[p]) == 0
+        if (
+            self._legal == 0
+            and legal_moves(self._discs[p], self._discs[1 - p]) == 0
+            and (legal_moves(self._discs[1 - p], self._discs[p]) == 0)
         ):
             self._over = True
             b, w = popcount(self._discs[0]), popcount(self._discs[1])
@@ -193,7 +204,9 @@ class raw_env(AECEnv):
     def render(self):
         """human: print the text board (returns None); ansi: str; rgb_array: uint8 (264, 264, 3)."""
         if self.render_mode is None:
-            gymnasium.logger.warn("You are calling render method without specifying any render mode.")
+            gymnasium.logger.warn(
+                "You are calling render method without specifying any render mode."
+            )
             return None
         legal = 0 if self._over else int(self._legal)
         if self.render_mode == "rgb_array":
@@ -203,7 +216,9 @@ class raw_env(AECEnv):
             status = "game over: " + ("draw" if b == w else "black wins" if b > w else "white wins")
         else:
             colour = "black" if self.agent_selection == "player_0" else "white"
-            status = f"{self.agent_selection} ({colour}) to move" + (", must pass" if legal == 0 else "")
+            status = f"{self.agent_selection} ({colour}) to move" + (
+                ", must pass" if legal == 0 else ""
+            )
         text = board_ansi(self._discs[0], self._discs[1], legal, status)
         if self.render_mode == "ansi":
             return text

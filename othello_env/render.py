@@ -61,7 +61,9 @@ def board_rgb(black, white, legal=0) -> np.ndarray:
     img[BORDER:-BORDER, BORDER:-BORDER] = _GREEN
     for s in range(64):
         r, c = divmod(s, 8)
-        cell = img[BORDER + r * CELL : BORDER + (r + 1) * CELL, BORDER + c * CELL : BORDER + (c + 1) * CELL]
+        cell = img[
+            BORDER + r * CELL : BORDER + (r + 1) * CELL, BORDER + c * CELL : BORDER + (c + 1) * CELL
+        ]
         cell[0, :] = _GRID  # one-pixel grid line on the top and left edge of every cell
         cell[:, 0] = _GRID
         if b[s]:

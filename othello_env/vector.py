@@ -50,7 +50,9 @@ _REWARD = np.array([0.0, 1.0, 0.0, -1.0, -1.0])
 
 
 @njit(cache=True, inline="always")
-def _row_step(st, meta, hist, i, actions, autoreset, colour_mode, words, mask, rewards, terminated, illegal):
+def _row_step(
+    st, meta, hist, i, actions, autoreset, colour_mode, words, mask, rewards, terminated, illegal
+):
     """Step row i: restart it if it ended last step (NEXT_STEP autoreset), else play its action."""
     if autoreset[i]:
         code = _reset_start(st, meta, hist, i, colour_mode, True)
@@ -67,7 +69,9 @@ def _row_step(st, meta, hist, i, actions, autoreset, colour_mode, words, mask, r
 
 
 @njit(cache=True)
-def _vector_step(st, meta, hist, actions, autoreset, colour_mode, obs, mask, rewards, terminated, illegal):
+def _vector_step(
+    st, meta, hist, actions, autoreset, colour_mode, obs, mask, rewards, terminated, illegal
+):
     """Step every row (see _row_step). One thread: on a shared 2-core machine a prange
     version was several times slower (threads waiting on each other), and rows are cheap.
 
@@ -76,7 +80,8 @@ def _vector_step(st, meta, hist, actions, autoreset, colour_mode, obs, mask, rew
     """
     words = as_words(obs)
     for i in range(actions.shape[0]):
-        _row_step(st, meta, hist, i, actions, autoreset, colour_mode, words, mask, rewards, terminated, illegal)
+        _row_step(st, meta, hist, i, actions, autoreset, colour_mode,
+                  words, mask, rewards, terminated, illegal)  # fmt: skip
 
 
 @njit(cache=True)
@@ -148,7 +153,11 @@ class OthelloVectorEnv(VectorEnv):
         illegal_action: str = "terminate",
         render_mode: str | None = None,
     ):
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+        if (
+            isinstance(num_envs, bool)
+            or not isinstance(num_envs, (int, np.integer))
+            or num_envs < 1
+        ):
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         if opponent is not None:
             raise ValueError(
@@ -156,7 +165,9 @@ class OthelloVectorEnv(VectorEnv):
                 "for a policy opponent use gym.make_vec('Othello-v0', vectorization_mode='sync', opponent=...)"
             )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
+            )
         self.num_envs = int(num_envs)
         self._colour_mode = parse_colour(agent_color)
         self._raise_illegal = parse_illegal(illegal_action)
@@ -178,17 +189,23 @@ class OthelloVectorEnv(VectorEnv):
         self._mask = np.zeros((n, N_ACTIONS), np.int8)
         self._started = False
 
-    def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ):
         """Restart every row (or those in ``options["reset_mask"]``); returns ``(obs, info)``."""
         n = self.num_envs
         which = np.ones(n, bool)
         if options:
             unknown = set(options) - {"reset_mask"}
             if unknown:
-                raise ValueError(f"unknown reset option(s) {sorted(unknown)}; the only option is 'reset_mask'")
+                raise ValueError(
+                    f"unknown reset option(s) {sorted(unknown)}; the only option is 'reset_mask'"
+                )
             which = np.asarray(options["reset_mask"])
             if which.shape != (n,) or which.dtype != np.bool_ or not which.any():
-                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({n},) with a True entry")
+                raise ValueError(
+                    f"options['reset_mask'] must be a bool array of shape ({n},) with a True entry"
+                )
             if not self._started and not which.all():
                 raise ValueError("the first reset must restart every env (no reset_mask)")
         if seed is None:
@@ -200,7 +217,9 @@ class OthelloVectorEnv(VectorEnv):
         else:
             seeds = list(seed)
             if len(seeds) != n:
-                raise ValueError(f"a list of seeds must have num_envs={n} entries, got {len(seeds)}")
+                raise ValueError(
+                    f"a list of seeds must have num_envs={n} entries, got {len(seeds)}"
+                )
         first = next((s for s in seeds if s is not None), None)
         super().reset(seed=first)
         for i, s in enumerate(seeds):
@@ -211,12 +230,16 @@ class OthelloVectorEnv(VectorEnv):
                 self._seeded[i] = True
         unseeded = which & ~self._seeded
         if unseeded.any():
-            self._st[unseeded, RNG] = self.np_random.integers(0, 2**64, size=int(unseeded.sum()), dtype=np.uint64)
+            self._st[unseeded, RNG] = self.np_random.integers(
+                0, 2**64, size=int(unseeded.sum()), dtype=np.uint64
+            )
             self._seeded[unseeded] = True
 
         obs = np.empty((n,) + OBS_SHAPE, np.int8)
         mask = np.empty((n, N_ACTIONS), np.int8)
-        _vector_reset(self._st, self._meta, self._hist, which, self._autoreset, self._colour_mode, obs, mask)
+        _vector_reset(
+            self._st, self._meta, self._hist, which, self._autoreset, self._colour_mode, obs, mask
+        )
         self._autoreset[which] = False
         self._mask = mask
         self._started = True
@@ -229,7 +252,9 @@ class OthelloVectorEnv(VectorEnv):
         n = self.num_envs
         a = np.asarray(actions)
         if a.shape != (n,) or (a.dtype.kind not in "iu"):
-            raise ValueError(f"actions must be an integer array of shape ({n},), got {a.dtype} {a.shape}")
+            raise ValueError(
+                f"actions must be an integer array of shape ({n},), got {a.dtype} {a.shape}"
+            )
         a = a.astype(np.int64, copy=False)
         if n and (a.min() < 0 or a.max() > PASS):
             raise ValueError(f"actions must lie in 0..64, got values {a.min()}..{a.max()}")
@@ -279,6 +304,8 @@ class OthelloVectorEnv(VectorEnv):
             if self.render_mode == "rgb_array":
                 frames.append(board_rgb(black, white, legal))
             else:
-                status = "game over" if self._autoreset[i] else f"agent ({COLOUR_NAMES[colour]}) to move"
+                status = (
+                    "game over" if self._autoreset[i] else f"agent ({COLOUR_NAMES[colour]}) to move"
+                )
                 frames.append(board_ansi(black, white, legal, status))
         return tuple(frames)

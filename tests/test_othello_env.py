@@ -74,7 +74,12 @@ def play_random(env, seed, rng_seed=0, max_steps=200):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{}, {"agent_color": "white"}, {"agent_color": "random", "render_mode": "rgb_array"}, {"render_mode": "ansi"}],
+    [
+        {},
+        {"agent_color": "white"},
+        {"agent_color": "random", "render_mode": "rgb_array"},
+        {"render_mode": "ansi"},
+    ],
 )
 def test_check_env_passes_without_warnings(kwargs, capsys):
     with warnings.catch_warnings(record=True) as caught:
@@ -113,7 +118,9 @@ def test_make_and_spaces():
 
 def test_module_prefixed_id_imports_package():
     code = "import gymnasium as gym; e = gym.make('othello_env:Othello-v0'); print(type(e.unwrapped).__name__)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
     assert out.stdout.strip() == "OthelloEnv"
 
 
@@ -189,7 +196,9 @@ def test_reset_without_seed_continues_the_stream():
         for _ in range(30):  # the opponent's first move, drawn from the continuing stream
             firsts.append(env.reset()[1]["moves"][0])
     assert firsts_a == firsts_b
-    assert len(set(firsts_a)) == 4  # all four openings turn up: the stream moves on between episodes
+    assert (
+        len(set(firsts_a)) == 4
+    )  # all four openings turn up: the stream moves on between episodes
 
 
 def test_seed_state_is_splitmix64():
@@ -464,12 +473,27 @@ def test_examples_run(name, monkeypatch, capsys):
 def test_benchmark_script_prints_json():
     import json
 
-    cmd = [sys.executable, "benchmarks/envs.py", "--single-steps", "300", "--vector-steps", "3", "--sizes", "16",
-           "--repeats", "1", "--no-peers"]
+    cmd = [
+        sys.executable,
+        "benchmarks/envs.py",
+        "--single-steps",
+        "300",
+        "--vector-steps",
+        "3",
+        "--sizes",
+        "16",
+        "--repeats",
+        "1",
+        "--no-peers",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
     result = json.loads(out.stdout)
-    assert result["single"]["othello_steps_per_s"] > 0 and result["single"]["cartpole_steps_per_s"] > 0
-    assert result["single"]["ratio_vs_cartpole"] > 0 and result["vector"]["16"]["env_steps_per_s"] > 0
+    assert (
+        result["single"]["othello_steps_per_s"] > 0 and result["single"]["cartpole_steps_per_s"] > 0
+    )
+    assert (
+        result["single"]["ratio_vs_cartpole"] > 0 and result["vector"]["16"]["env_steps_per_s"] > 0
+    )
     assert "pgx" not in result
     bad = subprocess.run(cmd[:2] + ["--sizes", "0"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and "positive" in bad.stderr

@@ -17,7 +17,9 @@ GAME_B = [19, 18, 37, 11, 3, 4, 9, 2, 16, 0, 43]
 
 
 # api_test's two warnings about Dict observations are the ones PettingZoo's classic envs give too.
-@pytest.mark.filterwarnings("ignore:Observation space for each agent", "ignore:Observation is not a NumPy array")
+@pytest.mark.filterwarnings(
+    "ignore:Observation space for each agent", "ignore:Observation is not a NumPy array"
+)
 def test_api_test_wrapped_and_raw():
     api_test(env(), num_cycles=200)
     api_test(raw_env(), num_cycles=200)
@@ -126,7 +128,9 @@ def test_pickle_mid_game():
     clone = pickle.loads(pickle.dumps(e))
     for x in (e, clone):
         x.step(18)
-    assert np.array_equal(e.observe("player_0")["observation"], clone.observe("player_0")["observation"])
+    assert np.array_equal(
+        e.observe("player_0")["observation"], clone.observe("player_0")["observation"]
+    )
     assert e.infos == clone.infos
 
 

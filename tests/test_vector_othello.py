@@ -47,7 +47,9 @@ def test_make_vec_returns_native_env():
 def test_matches_sync_vector_env_step_for_step(agent_color, illegal_action, p_unmasked):
     n, steps = 8, 260
     kwargs = {"agent_color": agent_color, "illegal_action": illegal_action}
-    native = gym.make_vec("Othello-v0", num_envs=n, vectorization_mode="vector_entry_point", **kwargs)
+    native = gym.make_vec(
+        "Othello-v0", num_envs=n, vectorization_mode="vector_entry_point", **kwargs
+    )
     sync = SyncVectorEnv([lambda: OthelloEnv(**kwargs) for _ in range(n)])
     assert sync.metadata["autoreset_mode"] == native.metadata["autoreset_mode"]
     o1, i1 = native.reset(seed=42)
@@ -93,10 +95,17 @@ def test_autoreset_next_step_semantics():
     assert term.tolist() == [True, False] and r.tolist() == [-1.0, 0.0]
     assert info["illegal_action"].tolist() == [True, False] and info["action_mask"][0].sum() == 0
     # next step: env 0 restarts (its action ignored, reward 0, fresh start), env 1 steps
-    obs, r, term, trunc, info = envs.step(np.array([5, int(np.flatnonzero(info["action_mask"][1])[0])]))
+    obs, r, term, trunc, info = envs.step(
+        np.array([5, int(np.flatnonzero(info["action_mask"][1])[0])])
+    )
     assert term.tolist() == [False, False] and r[0] == 0.0
     assert info["_illegal_action"].tolist() == [False, True]
-    assert envs.moves(0) == [] and np.flatnonzero(info["action_mask"][0]).tolist() == [19, 26, 37, 44]
+    assert envs.moves(0) == [] and np.flatnonzero(info["action_mask"][0]).tolist() == [
+        19,
+        26,
+        37,
+        44,
+    ]
 
 
 def test_reset_mask_and_seed_list():
@@ -107,7 +116,9 @@ def test_reset_mask_and_seed_list():
     assert [single.reset(seed=s)[1]["moves"] for s in (5, 6, 7)] == firsts
     envs.step(np.array([np.flatnonzero(m)[0] for m in info["action_mask"]]))
     before = [envs.moves(i) for i in range(3)]
-    obs, info = envs.reset(seed=[None, 6, None], options={"reset_mask": np.array([False, True, False])})
+    obs, info = envs.reset(
+        seed=[None, 6, None], options={"reset_mask": np.array([False, True, False])}
+    )
     assert info["_action_mask"].tolist() == [False, True, False]
     assert envs.moves(0) == before[0] and envs.moves(2) == before[2] and envs.moves(1) == firsts[1]
     with pytest.raises(ValueError, match="reset_mask"):
@@ -154,9 +165,13 @@ def test_pickle_and_render():
     clone = pickle.loads(pickle.dumps(envs))
     a = np.array([np.flatnonzero(m)[0] for m in info["action_mask"]])
     out1, out2 = envs.step(a), clone.step(a)
-    assert np.array_equal(out1[0], out2[0]) and np.array_equal(out1[4]["action_mask"], out2[4]["action_mask"])
+    assert np.array_equal(out1[0], out2[0]) and np.array_equal(
+        out1[4]["action_mask"], out2[4]["action_mask"]
+    )
     frames = envs.render()
-    assert len(frames) == 2 and all(isinstance(f, str) and "agent (black) to move" in f for f in frames)
+    assert len(frames) == 2 and all(
+        isinstance(f, str) and "agent (black) to move" in f for f in frames
+    )
     rgb = OthelloVectorEnv(num_envs=2, render_mode="rgb_array")
     rgb.reset(seed=0)
     frames = rgb.render()
