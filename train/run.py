@@ -239,7 +239,7 @@ def train(ctx, config, resume, force, progress, **options):
             clear_run_dir(out)
         T.barrier(d)
         trainer = T.Trainer(cfg, task, model_cfg, out, dist_info=d, device=device, resume=ckpt,
-                            progress=progress, echo=click.echo)
+                            progress=progress)
         if d.is_main:
             n = trainer.model.num_params()
             where = f"{d.world_size} processes" if d.enabled else "1 process"

@@ -313,7 +313,7 @@ class Trainer:
 
     def __init__(self, cfg: RunConfig, task, model_cfg, out, *, dist_info: Dist | None = None,
                  device: torch.device | None = None, resume: dict | None = None,
-                 progress: bool = True, echo=print):
+                 progress: bool = True):
         from agents.model import GPT, param_groups
 
         self.cfg = cfg
@@ -322,7 +322,6 @@ class Trainer:
         self.d = dist_info or Dist()
         self.device = device or torch.device("cpu")
         self.progress = progress
-        self.echo = echo if self.d.is_main else (lambda *a, **k: None)
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
 
