@@ -138,6 +138,9 @@ def test_othello_corpus_file_is_used_and_its_position_saved(tmp_path):
     c = ckpt(out)
     assert c["config"]["data"] == str(corpus)
     assert (c["data"]["offset"], c["data"]["corpus_games"]) == (24, 50)
+    np.save(corpus, generate_games(40, seed=1))  # the corpus changed under the run
+    assert_one_line_error(train("--resume", "--steps", 4, "--out", out),
+                          "data stream state does not fit")
 
 
 def test_compile_flag_calls_torch_compile(tmp_path, monkeypatch):

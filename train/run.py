@@ -169,6 +169,10 @@ def prepare(cli_values: dict, *, config_file=None, resume=False, force=False, di
     if resume:
         if ckpt["model_config"] != _asdict(model_cfg):
             raise BadInput(f"cannot resume {out}: its model config differs from the preset's now")
+        try:  # e.g. the corpus file now holds a different number of games
+            task.load_state_dict(ckpt["data"])
+        except (ValueError, KeyError) as e:
+            raise BadInput(f"cannot resume {out}: data stream state does not fit: {e}") from None
         if cfg.steps < ckpt["step"]:
             raise BadInput(f"--steps {cfg.steps} is below the checkpoint's step {ckpt['step']}")
         if cfg.stop_at is not None and cfg.stop_at <= ckpt["step"]:
