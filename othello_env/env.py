@@ -1,10 +1,10 @@
 """Gymnasium ``Othello-v0``: one agent plays Othello against an opponent policy.
 
-The turn logic lives in small Numba kernels below (``_reset_start``,
-``_agent_step``, ...) that work on row ``i`` of three state arrays, so the
-single env (one row) and the native vector env (:mod:`othello_env.vector`,
-``num_envs`` rows) run the very same compiled code. All rules come from
-:mod:`othello_env.engine`.
+The turn logic is a scalar core of small Numba functions below (``_new_game``,
+``_agent_turn``, ``_opponent_turn``) over one game's ``(me, opp, legal, rng)``.
+The single env (one row of the state arrays) and the native vector env
+(:mod:`othello_env.vector`, ``num_envs`` rows) load rows into that core, so both
+run the very same compiled code. All rules come from :mod:`othello_env.engine`.
 
 Per-env state, ``N`` rows (N = 1 here):
 
@@ -86,30 +86,29 @@ def seed_state(seed: int) -> np.uint64:
 
 
 # ---------------------------------------------------------------------------
-# Kernels on row i of (st, meta, hist). Shared with othello_env.vector.
-# inline="always": a call between Numba functions passing arrays costs reference
-# count updates per array; inlining made the vector step about 1.7x faster.
+# Scalar core, shared with othello_env.vector. Helpers take and return plain
+# uint64/int64 values (no arrays) and are inlined into the per-step loops.
 # ---------------------------------------------------------------------------
 
 
 @njit(cache=True, inline="always")
-def _next_random(st, i):
-    """Next 64 random bits of env i's splitmix64 stream."""
-    s = st[i, RNG] + GOLDEN
-    st[i, RNG] = s
+def _next_random(rng):
+    """splitmix64 step: ``(new state, 64 random bits)``."""
+    s = rng + GOLDEN
     z = (s ^ (s >> U30)) * MIX1
     z = (z ^ (z >> U27)) * MIX2
-    return z ^ (z >> U31)
+    return s, z ^ (z >> U31)
 
 
 @njit(cache=True, inline="always")
-def _random_square(st, i, moves):
-    """A uniformly random set bit of the non-zero board ``moves`` (multiply-shift, no modulo)."""
+def _random_square(rng, moves):
+    """``(new state, a uniformly random set bit of the non-zero board moves)`` (multiply-shift)."""
+    rng, z = _next_random(rng)
     n = np.uint64(popcount(moves))
-    k = ((_next_random(st, i) >> U32) * n) >> U32
+    k = ((z >> U32) * n) >> U32
     for _ in range(np.int64(k)):
         moves &= moves - U1
-    return lowest_square(moves)
+    return rng, lowest_square(moves)
 
 
 @njit(cache=True, inline="always")
@@ -124,81 +123,103 @@ def _outcome(me, opp):
 
 
 @njit(cache=True, inline="always")
-def _record(meta, hist, i, sq):
-    n = meta[i, NMOVES]
-    hist[i, n] = sq
-    meta[i, NMOVES] = n + 1
-
-
-@njit(cache=True, inline="always")
-def _opponent_moves(st, meta, hist, i, sq):
-    """The opponent plays the legal square ``sq``; the outcome code for the agent's turn."""
-    opp, me = apply_move(st[i, OPP], st[i, AGENT], sq)
-    st[i, AGENT] = me
-    st[i, OPP] = opp
-    _record(meta, hist, i, sq)
+def _after_opponent(me, opp):
+    """``(code, the agent's move set)`` once the opponent has moved."""
     legal = legal_moves(me, opp)
-    st[i, LEGAL] = legal
     if legal == U0 and legal_moves(opp, me) == U0:
-        return _outcome(me, opp)
-    return ONGOING  # the agent moves next, or must pass with action 64
+        return _outcome(me, opp), legal
+    return ONGOING, legal  # the agent moves next, or must pass with action 64
 
 
 @njit(cache=True, inline="always")
-def _opponent_turn(st, meta, hist, i, random_opponent):
-    """The opponent's turn: it passes when it must, else moves (random) or OPPONENT_TO_MOVE."""
-    me = st[i, AGENT]
-    opp = st[i, OPP]
+def _opponent_turn(me, opp, rng, random_opponent):
+    """The opponent's turn: ``(code, me, opp, legal, rng, its square)``.
+
+    It passes when it must (square -1; the agent moves again). The random opponent
+    moves here; a policy opponent is left to the caller (OPPONENT_TO_MOVE).
+    """
     ol = legal_moves(opp, me)
     if ol == U0:
         legal = legal_moves(me, opp)
-        st[i, LEGAL] = legal
-        if legal == U0:
-            return _outcome(me, opp)
-        return ONGOING  # the opponent passes: the agent moves again
+        code = ONGOING if legal != U0 else _outcome(me, opp)
+        return code, me, opp, legal, rng, -1
     if not random_opponent:
-        return OPPONENT_TO_MOVE
-    return _opponent_moves(st, meta, hist, i, _random_square(st, i, ol))
+        return OPPONENT_TO_MOVE, me, opp, U0, rng, -1
+    rng, sq = _random_square(rng, ol)
+    opp, me = apply_move(opp, me, sq)
+    code, legal = _after_opponent(me, opp)
+    return code, me, opp, legal, rng, sq
 
 
 @njit(cache=True, inline="always")
-def _agent_step(st, meta, hist, i, action, random_opponent):
-    """The agent plays ``action`` (0..64), then the opponent replies. Outcome code.
+def _agent_turn(me, opp, legal, rng, action, random_opponent):
+    """The agent plays ``action`` (0..64), the opponent replies.
 
-    An illegal action returns ILLEGAL and leaves the state untouched.
+    Returns ``(code, me, opp, legal, rng, agent's square, opponent's square)``, squares -1
+    for no placement. An illegal action gives ILLEGAL and everything unchanged.
     """
-    me = st[i, AGENT]
-    opp = st[i, OPP]
-    legal = st[i, LEGAL]
+    asq = -1
     if action == PASS:
         if legal != U0:
-            return ILLEGAL
+            return ILLEGAL, me, opp, legal, rng, -1, -1
     else:
         if (legal >> np.uint64(action)) & U1 == U0:
-            return ILLEGAL
+            return ILLEGAL, me, opp, legal, rng, -1, -1
         me, opp = apply_move(me, opp, action)
-        st[i, AGENT] = me
-        st[i, OPP] = opp
-        _record(meta, hist, i, action)
-    return _opponent_turn(st, meta, hist, i, random_opponent)
+        asq = action
+    code, me, opp, legal, rng, osq = _opponent_turn(me, opp, rng, random_opponent)
+    return code, me, opp, legal, rng, asq, osq
 
 
 @njit(cache=True, inline="always")
-def _reset_start(st, meta, hist, i, colour_mode, random_opponent):
-    """Start a new game in row i (colour_mode -1 draws the colour); black moves first."""
+def _new_game(colour_mode, rng, random_opponent):
+    """A new game (colour_mode -1 draws the colour; black moves first).
+
+    Returns ``(colour, code, me, opp, legal, rng, the opponent's first square or -1)``.
+    """
     colour = colour_mode
     if colour < 0:
-        colour = np.int64(_next_random(st, i) >> np.uint64(63))
+        rng, z = _next_random(rng)
+        colour = np.int64(z >> np.uint64(63))
+    if colour == 0:
+        return colour, ONGOING, BLACK_START, WHITE_START, FIRST_LEGAL, rng, -1
+    code, me, opp, legal, rng, osq = _opponent_turn(WHITE_START, BLACK_START, rng, random_opponent)
+    return colour, code, me, opp, legal, rng, osq
+
+
+# Array level: rows of (st, meta, hist). The per-step loops load a row into scalars,
+# run the scalar core and store it back; passing arrays between Numba functions
+# costs atomic reference count updates, which dominated the step before.
+
+
+@njit(cache=True)
+def _reset_row(st, meta, hist, i, colour_mode, random_opponent):
+    """Start a new game in row i; the outcome code (OPPONENT_TO_MOVE for a policy opponent)."""
+    colour, code, me, opp, legal, rng, osq = _new_game(colour_mode, st[i, RNG], random_opponent)
     meta[i, COLOUR] = colour
     meta[i, NMOVES] = 0
-    if colour == 0:
-        st[i, AGENT] = BLACK_START
-        st[i, OPP] = WHITE_START
-        st[i, LEGAL] = FIRST_LEGAL
-        return ONGOING
-    st[i, AGENT] = WHITE_START
-    st[i, OPP] = BLACK_START
-    return _opponent_turn(st, meta, hist, i, random_opponent)
+    if osq >= 0:
+        hist[i, 0] = osq
+        meta[i, NMOVES] = 1
+    st[i, AGENT] = me
+    st[i, OPP] = opp
+    st[i, LEGAL] = legal
+    st[i, RNG] = rng
+    return code
+
+
+@njit(cache=True)
+def _policy_reply(st, meta, hist, i, sq):
+    """The policy opponent plays the legal square ``sq`` in row i; the outcome code."""
+    opp, me = apply_move(st[i, OPP], st[i, AGENT], sq)
+    code, legal = _after_opponent(me, opp)
+    st[i, AGENT] = me
+    st[i, OPP] = opp
+    st[i, LEGAL] = legal
+    n = meta[i, NMOVES]
+    hist[i, n] = sq
+    meta[i, NMOVES] = n + 1
+    return code
 
 
 @njit(cache=True)
@@ -242,22 +263,27 @@ def _reset_position(
 ):
     """Start row i from a replayed position (see _replay); the opponent replies if it is to move."""
     colour = colour_mode
+    rng = st[i, RNG]
     if colour < 0:
-        colour = np.int64(_next_random(st, i) >> np.uint64(63))
+        rng, z = _next_random(rng)
+        colour = np.int64(z >> np.uint64(63))
     meta[i, COLOUR] = colour
-    meta[i, NMOVES] = 0
-    for k in range(moves.shape[0]):
-        _record(meta, hist, i, moves[k])
-    if colour == 0:
-        st[i, AGENT] = black
-        st[i, OPP] = white
-    else:
-        st[i, AGENT] = white
-        st[i, OPP] = black
+    n = moves.shape[0]
+    hist[i, :n] = moves
+    me, opp = (black, white) if colour == 0 else (white, black)
     if black_to_move == (colour == 0):
-        st[i, LEGAL] = legal_moves(st[i, AGENT], st[i, OPP])
-        return ONGOING  # _replay guarantees the side to move has a placement
-    return _opponent_turn(st, meta, hist, i, random_opponent)
+        code, legal = ONGOING, legal_moves(me, opp)  # _replay: the side to move has a placement
+    else:
+        code, me, opp, legal, rng, osq = _opponent_turn(me, opp, rng, random_opponent)
+        if osq >= 0:
+            hist[i, n] = osq
+            n += 1
+    meta[i, NMOVES] = n
+    st[i, AGENT] = me
+    st[i, OPP] = opp
+    st[i, LEGAL] = legal
+    st[i, RNG] = rng
+    return code
 
 
 @njit(cache=True, inline="always")
@@ -282,12 +308,8 @@ def _write_planes(me, opp, legal, pass_ok, words, mask, i):
 @njit(cache=True, inline="always")
 def _write_view(st, i, code, words, mask):
     """The agent's observation and action mask for row i (legal moves all 0 once finished)."""
-    legal = U0
-    pass_ok = 0
-    if code == ONGOING:
-        legal = st[i, LEGAL]
-        if legal == U0:
-            pass_ok = 1
+    legal = st[i, LEGAL] if code == ONGOING else U0
+    pass_ok = 1 if code == ONGOING and legal == U0 else 0
     _write_planes(st[i, AGENT], st[i, OPP], legal, pass_ok, words, mask, i)
 
 
@@ -314,7 +336,21 @@ def _view(st, i, code, obs, mask):
 @njit(cache=True)
 def _env_step(st, meta, hist, action, random_opponent, obs, mask):
     """OthelloEnv.step's fused kernel: the agent's move, the opponent's reply, the new view."""
-    code = _agent_step(st, meta, hist, 0, action, random_opponent)
+    code, me, opp, legal, rng, asq, osq = _agent_turn(
+        st[0, AGENT], st[0, OPP], st[0, LEGAL], st[0, RNG], action, random_opponent
+    )
+    n = meta[0, NMOVES]
+    if asq >= 0:
+        hist[0, n] = asq
+        n += 1
+    if osq >= 0:
+        hist[0, n] = osq
+        n += 1
+    meta[0, NMOVES] = n
+    st[0, AGENT] = me
+    st[0, OPP] = opp
+    st[0, LEGAL] = legal
+    st[0, RNG] = rng
     if code != OPPONENT_TO_MOVE:
         _write_view(st, 0, code, as_words(obs), mask)
     return code
@@ -543,7 +579,7 @@ class OthelloEnv(gym.Env):
 
         st, meta, hist = self._st, self._meta, self._hist
         if position is None:
-            code = _reset_start(st, meta, hist, 0, self._colour_mode, self._random_opponent)
+            code = _reset_row(st, meta, hist, 0, self._colour_mode, self._random_opponent)
         else:
             black, white, black_to_move, arr = position
             code = _reset_position(
@@ -656,6 +692,6 @@ class OthelloEnv(gym.Env):
         moves = self._hist[0, : self._meta[0, NMOVES]].tolist()
         self._done = True  # until the reply is known to be legal
         a = call_policy(self._act, oobs[0], omask[0], moves)
-        code = _opponent_moves(self._st, self._meta, self._hist, 0, a)
+        code = _policy_reply(self._st, self._meta, self._hist, 0, a)
         _view(self._st, 0, code, obs, mask)
         return code

@@ -33,10 +33,14 @@ from othello_env.env import (
     OPP,
     PASS,
     RNG,
+    BYTE,
+    ROW_WORD,
     U0,
     U1,
-    _agent_step,
-    _reset_start,
+    U8,
+    _agent_turn,
+    _new_game,
+    _reset_row,
     _write_view,
     as_words,
     parse_colour,
@@ -49,39 +53,60 @@ from othello_env.render import board_ansi, board_rgb
 _REWARD = np.array([0.0, 1.0, 0.0, -1.0, -1.0])
 
 
-@njit(cache=True, inline="always")
-def _row_step(
-    st, meta, hist, i, actions, autoreset, colour_mode, words, mask, rewards, terminated, illegal
-):
-    """Step row i: restart it if it ended last step (NEXT_STEP autoreset), else play its action."""
-    if autoreset[i]:
-        code = _reset_start(st, meta, hist, i, colour_mode, True)
-        rewards[i] = 0.0
-        terminated[i] = False
-        illegal[i] = False
-    else:
-        code = _agent_step(st, meta, hist, i, actions[i], True)
-        rewards[i] = _REWARD[code]
-        terminated[i] = code != ONGOING
-        illegal[i] = code == ILLEGAL
-    autoreset[i] = terminated[i]
-    _write_view(st, i, code, words, mask)
-
-
 @njit(cache=True)
 def _vector_step(
     st, meta, hist, actions, autoreset, colour_mode, obs, mask, rewards, terminated, illegal
 ):
-    """Step every row (see _row_step). One thread: on a shared 2-core machine a prange
-    version was several times slower (threads waiting on each other), and rows are cheap.
+    """Step every row: a row that ended last step restarts (NEXT_STEP autoreset), others play.
 
     actions int64 (N,); autoreset bool (N,), updated in place; outputs obs (N, 3, 8, 8),
-    mask (N, 65) int8, rewards float64, terminated / illegal bool, all (N,).
+    mask (N, 65) int8, rewards float64, terminated / illegal bool, all (N,). Each row is
+    loaded into scalars, run through the scalar core and stored back (no array is passed
+    to a helper in the loop: that costs atomic reference counting per call). One thread:
+    on a shared 2-core machine a prange version was several times slower.
     """
     words = as_words(obs)
     for i in range(actions.shape[0]):
-        _row_step(st, meta, hist, i, actions, autoreset, colour_mode,
-                  words, mask, rewards, terminated, illegal)  # fmt: skip
+        me = st[i, AGENT]
+        opp = st[i, OPP]
+        legal = st[i, LEGAL]
+        rng = st[i, RNG]
+        n = meta[i, NMOVES]
+        if autoreset[i]:
+            colour, code, me, opp, legal, rng, osq = _new_game(colour_mode, rng, True)
+            meta[i, COLOUR] = colour
+            n = 0
+            asq = -1
+            rewards[i] = 0.0
+            terminated[i] = False
+            illegal[i] = False
+        else:
+            code, me, opp, legal, rng, asq, osq = _agent_turn(me, opp, legal, rng, actions[i], True)
+            rewards[i] = _REWARD[code]
+            terminated[i] = code != ONGOING
+            illegal[i] = code == ILLEGAL
+        autoreset[i] = terminated[i]
+        if asq >= 0:
+            hist[i, n] = asq
+            n += 1
+        if osq >= 0:
+            hist[i, n] = osq
+            n += 1
+        meta[i, NMOVES] = n
+        st[i, AGENT] = me
+        st[i, OPP] = opp
+        st[i, LEGAL] = legal
+        st[i, RNG] = rng
+        # the view: planes [me, opp, legal] one 8-byte row per store, then the mask
+        shown = legal if code == ONGOING else U0
+        for r in range(8):
+            sh = U8 * np.uint64(r)
+            words[i, r] = ROW_WORD[np.int64((me >> sh) & BYTE)]
+            words[i, 8 + r] = ROW_WORD[np.int64((opp >> sh) & BYTE)]
+            words[i, 16 + r] = ROW_WORD[np.int64((shown >> sh) & BYTE)]
+        for s in range(64):
+            mask[i, s] = np.int8((shown >> np.uint64(s)) & U1)
+        mask[i, PASS] = 1 if code == ONGOING and legal == U0 else 0
 
 
 @njit(cache=True)
@@ -91,7 +116,7 @@ def _vector_reset(st, meta, hist, which, autoreset, colour_mode, obs, mask):
     for i in range(which.shape[0]):
         code = ONGOING
         if which[i]:
-            _reset_start(st, meta, hist, i, colour_mode, True)
+            _reset_row(st, meta, hist, i, colour_mode, True)
         elif autoreset[i]:
             code = ILLEGAL  # any finished code: the view shows no legal move
         _write_view(st, i, code, words, mask)
