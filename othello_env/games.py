@@ -203,9 +203,9 @@ def _as_games(games) -> np.ndarray:
         raise ValueError(f"games must have shape (n, L) with 1 <= L <= 60, got {games.shape}")
     if games.dtype == np.bool_ or not np.issubdtype(games.dtype, np.integer):
         raise ValueError(f"games must have an integer dtype (int8 for a corpus), got {games.dtype}")
-    bad = (games < -1) | (games > 63)
-    if bad.any():
-        i, t = np.argwhere(bad)[0]
+    # min/max first: no (n, L) temporaries on a large (memory-mapped) corpus
+    if games.size and (games.min() < -1 or games.max() > 63):
+        i, t = np.argwhere((games < -1) | (games > 63))[0]
         raise ValueError(f"game {i}, ply {t}: value {games[i, t]} is not a square (-1..63)")
     return np.ascontiguousarray(games, dtype=np.int8)
 
