@@ -21,10 +21,12 @@ from othello_env.engine import (
     WHITE_START,
     apply_move,
     flips,
+    flips_bit,
     is_game_over,
     legal_moves,
     lowest_square,
     perft,
+    perft_jit,
     popcount,
     score,
 )
@@ -129,6 +131,7 @@ def test_perft_matches_known_counts(depth):
 
 def test_perft_exported_from_package():
     assert othello_env.perft(7) == 55092
+    assert perft_jit(6) == 8200
 
 
 @pytest.mark.parametrize("depth", [-1, 61, 2.0, "3", True])
@@ -159,6 +162,7 @@ def test_apply_move_first_move():
     assert squares_of(me) == {19, 27, 28, 35}
     assert squares_of(opp) == {36}
     assert squares_of(flips(BLACK_START, WHITE_START, 19)) == {27}
+    assert squares_of(flips_bit(BLACK_START, WHITE_START, bits([19]))) == {27}
     assert flips(BLACK_START, WHITE_START, 0) == 0  # illegal: nothing to flip
     assert flips(BLACK_START, WHITE_START, 27) == 0  # occupied
     assert flips(BLACK_START, WHITE_START, 64) == 0  # off the board
