@@ -26,12 +26,6 @@ CHUNK_GAMES = 1 << 20  # games per chunk: 60 MiB of int8
 BYTES_PER_GAME = 60
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _nearest_existing_dir(path: Path) -> Path:
     p = path.parent.absolute()
     while not p.exists():
@@ -83,7 +77,6 @@ def datagen(env_name: str, n_games: int, seed: int, out: Path, force: bool) -> N
     start = time.perf_counter()
     try:
         with atomic_path(out, overwrite=force) as tmp:
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a corpus is shared data
             # open_memmap writes a proper .npy header and maps the exact path given
             # (np.save would append ".npy" to the temporary name).
             mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int8,
