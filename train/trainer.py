@@ -22,7 +22,8 @@ RUN_DIR (``out``) holds
 
 Every file is written atomically (temporary file + rename), so a kill at any
 moment leaves the previous checkpoint intact. SIGINT (Ctrl-C) and SIGTERM
-finish the current step, save a checkpoint and stop; a second Ctrl-C aborts at
+finish the current step (under DDP: up to the next multiple of ``log_every``,
+where the ranks agree), save a checkpoint and stop; a second Ctrl-C aborts at
 once (the last saved checkpoint is still intact).
 
 Exact resume: on the CPU, a run stopped at step k and resumed reaches the
@@ -546,9 +547,12 @@ class Trainer:
                         last_eval_step = self.step
                     if cfg.ckpt_every and self.step % cfg.ckpt_every == 0 and self.step < target:
                         self.save()
-                    stop_signal = self._should_stop(flag)
-                    if stop_signal:
-                        break
+                    # under DDP the ranks agree on stopping at log steps only (a collective
+                    # every step would stall the GPU pipeline)
+                    if not d.enabled or self.step % cfg.log_every == 0:
+                        stop_signal = self._should_stop(flag)
+                        if stop_signal:
+                            break
         except BaseException:
             if self.writer is not None:  # keep what was logged; a resume purges what follows
                 self.writer.close()
