@@ -26,9 +26,19 @@ import sys
 import tempfile
 import time
 
-# This file is named train.py: keep its folder off sys.path so `import train` finds the package.
+# This file is named train.py, like the package. A script in this folder run as
+# `python benchmarks/x.py` has the folder first on sys.path, so its `import train`
+# finds this file: then load the real package and put it in our place in sys.modules
+# (the import system returns whatever sys.modules holds once the module has run).
 _HERE = os.path.dirname(os.path.abspath(__file__))
+_PATH = list(sys.path)
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+if __name__ == "train":
+    import importlib
+
+    del sys.modules["train"]
+    sys.modules["train"] = importlib.import_module("train")
+    sys.path[:] = _PATH
 
 import torch  # noqa: E402
 
