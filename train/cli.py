@@ -18,6 +18,8 @@ import click
 COMMANDS = {
     "datagen": ("train.datagen:datagen", "Generate a corpus of random Othello games as .npy."),
     "train": ("train.run:train", "Train a model on Othello or set complement."),
+    "eval": ("train.evaluate:eval_command",
+             "Evaluate a run's checkpoint: legality at seen/unseen lengths, play vs random."),
 }
 
 
@@ -59,13 +61,19 @@ class _LazyGroup(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
-@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("lgagent", cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lgagent")
 def main():
     """lgagent: sequence models that learn which next moves are legal.
 
     \b
     Quick start (CPU, a few minutes):
-      lgagent datagen --env othello --games 100000 --out games.npy
-      lgagent train --env othello --ema --preset tiny --steps 2000 --out runs/tiny
+      lgagent train --env othello --ema --preset tiny --steps 2000 \\
+          --batch-size 64 --lr 3e-3 --train-max-len 40 --out runs/quickstart
+      lgagent eval runs/quickstart
+      lgagent datagen --env othello --games 20000000 --out games.npy
     """
+
+
+if __name__ == "__main__":  # python -m train.cli ...
+    main()
