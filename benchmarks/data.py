@@ -86,7 +86,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, kwargs, presets in cases:
             task = make_task(name, seed=0, **kwargs)
-            data_s = median_time(lambda: task.batch(B), R, warmup=3)
+            data_s = median_time(lambda: task.batch(B), R, warmup=3)  # noqa: B023 (called at once)
             entry = {"vocab_size": task.vocab_size, "block_size": task.block_size,
                      "fresh_batch_s": data_s, "steps": []}
             if name == "othello":
@@ -98,7 +98,7 @@ def main() -> None:
                 corpus = make_task("othello", data=path, seed=0)
                 entry["corpus_load_s"] = time.perf_counter() - t0
                 entry["corpus_games"] = args.corpus_games
-                entry["corpus_batch_s"] = median_time(lambda: corpus.batch(B), R, warmup=3)
+                entry["corpus_batch_s"] = median_time(lambda: corpus.batch(B), R, warmup=3)  # noqa: B023
             for preset_name in presets:
                 st = train_step_time(task, preset_name, DEFAULT_LOSS[name], B, R, args.device)
                 st["fresh_share"] = data_s / st["step_s"]

@@ -21,6 +21,7 @@ from numba import njit
 from othello_env.engine import legal_moves
 from othello_env.env import (
     AGENT,
+    BYTE,
     COLOUR,
     COLOUR_NAMES,
     ILLEGAL,
@@ -33,7 +34,6 @@ from othello_env.env import (
     OPP,
     PASS,
     RNG,
-    BYTE,
     ROW_WORD,
     U0,
     U1,

@@ -50,7 +50,7 @@ def test_registry_and_agents():
 
 def play_out(e, rng):
     """Random masked play to the end; returns the final rewards and the moves info."""
-    for agent in e.agent_iter():
+    for _agent in e.agent_iter():
         obs, reward, term, trunc, info = e.last()
         assert type(term) is bool and type(trunc) is bool
         e.step(None if term or trunc else int(rng.choice(np.flatnonzero(obs["action_mask"]))))
