@@ -11,8 +11,11 @@ from gymnasium import spaces
 ILLEGAL_ACTION_MODES = ("terminate", "raise")  # as Othello-v0
 
 
-def check_options(vocab_size, start_length, illegal_action) -> tuple[int, int, str]:
+def check_options(vocab_size, start_length, illegal_action, render_mode=None,
+                  render_modes=("ansi",)) -> tuple[int, int, str]:
     """Validate the env arguments (shared with the vector env); ValueError on bad input."""
+    if render_mode is not None and render_mode not in render_modes:
+        raise ValueError(f"render_mode must be None or one of {list(render_modes)}, got {render_mode!r}")
     for name, value in (("vocab_size", vocab_size), ("start_length", start_length)):
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
             raise ValueError(f"{name} must be an integer, got {value!r}")
@@ -160,10 +163,7 @@ class SetComplementEnv(gym.Env):
                  illegal_action: str = "terminate",
                  render_mode: str | None = None):
         self.vocab_size, self.start_length, self.illegal_action = check_options(
-            vocab_size, start_length, illegal_action)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, "
-                             f"got {render_mode!r}")
+            vocab_size, start_length, illegal_action, render_mode, self.metadata["render_modes"])
         self.render_mode = render_mode
         v = self.vocab_size
         self.action_space = spaces.Discrete(v)

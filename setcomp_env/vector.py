@@ -43,10 +43,7 @@ class SetComplementVectorEnv(VectorEnv):
                 or num_envs < 1):
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         self.vocab_size, self.start_length, self.illegal_action = check_options(
-            vocab_size, start_length, illegal_action)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, "
-                             f"got {render_mode!r}")
+            vocab_size, start_length, illegal_action, render_mode, self.metadata["render_modes"])
         self.render_mode = render_mode
         self.num_envs = int(num_envs)
         v = self.vocab_size
