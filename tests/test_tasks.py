@@ -307,6 +307,21 @@ def test_corpus_state_from_another_corpus(corpus, tmp_path):
         make_task("othello", data=path).load_state_dict(make_task("othello").state_dict())
 
 
+def test_corpus_state_on_fresh_task_and_bad_state_changes_nothing(corpus):
+    path, _ = corpus
+    c = make_task("othello", data=path, seed=2)
+    c.batch(3)
+    state = c.state_dict()
+    fresh = make_task("othello", seed=5)
+    with pytest.raises(ValueError, match="corpus of 10 games.*fresh"):
+        fresh.load_state_dict(state)  # would silently switch the run's data source
+    assert fresh.state_dict() == {"task": "othello", "seed": 5, "rank": 0, "step": 0}
+    # a bad field found late must not leave the corpus position half restored
+    with pytest.raises(ValueError, match="seed"):
+        c.load_state_dict({**state, "offset": 9, "step": 8, "seed": -1})
+    assert c.state_dict() == state
+
+
 def test_corpus_is_memory_mapped(corpus):
     path, games = corpus
     loaded = load_corpus(path)

@@ -188,12 +188,14 @@ class Task:
             raise ValueError(f"task state lacks {', '.join(missing)}")
         if state["task"] != self.name:
             raise ValueError(f"task state is for {state['task']!r}, this task is {self.name!r}")
+        # check everything before assigning anything: a bad state leaves the task as it was
+        seed = _check_int("seed", state["seed"], 0)
+        step = _check_int("step", state["step"], 0)
         self._load_extra(state)
-        self.seed = _check_int("seed", state["seed"], 0)
-        self.step = _check_int("step", state["step"], 0)
+        self.seed, self.step = seed, step
 
     def _load_extra(self, state: dict) -> None:
-        pass
+        """Check, then restore, the subclass's part of ``state`` (ValueError before any change)."""
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(vocab_size={self.vocab_size}, "
@@ -317,6 +319,9 @@ class OthelloTask(Task):
 
     def _load_extra(self, state: dict) -> None:
         if self.games is None:
+            if "corpus_games" in state:  # resuming a corpus stream on fresh games would switch data
+                raise ValueError(f"task state is for a corpus of {state['corpus_games']} games, "
+                                 "this task draws fresh games (no data file)")
             return
         if state["corpus_games"] != self.games.shape[0]:
             raise ValueError(f"task state is for a corpus of {state['corpus_games']} games, "
