@@ -322,6 +322,13 @@ def test_corpus_state_on_fresh_task_and_bad_state_changes_nothing(corpus):
     assert c.state_dict() == state
 
 
+def test_corpus_missing_file_and_directory(tmp_path):
+    with pytest.raises(ValueError, match="no such file"):
+        load_corpus(tmp_path / "absent.npy")
+    with pytest.raises(ValueError, match="not a regular file"):
+        load_corpus(tmp_path)  # exists: "no such file" would send the user looking elsewhere
+
+
 def test_corpus_is_memory_mapped(corpus):
     path, games = corpus
     loaded = load_corpus(path)

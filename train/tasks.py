@@ -335,8 +335,10 @@ def load_corpus(path, seed: int = 0) -> np.ndarray:
     See the module docstring for what is validated fully and what by sample.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise ValueError(f"corpus {path}: no such file")
+    if not os.path.isfile(path):
+        raise ValueError(f"corpus {path}: not a regular file (a directory?)")
     try:
         games = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as e:  # truncated header, bad magic, short data, pickled object arrays
