@@ -20,12 +20,20 @@ SQUARE_TO_TOKEN = np.full(64, -1, dtype=np.int64)
 SQUARE_TO_TOKEN[TOKEN_TO_SQUARE[1:]] = np.arange(1, VOCAB_SIZE)
 
 
+def _as_int64(values, what: str) -> np.ndarray:
+    """``values`` as int64; ValueError unless they are integers (no silent truncation of 19.7)."""
+    arr = np.asarray(values)
+    if arr.size and (arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{what} must be integers, got dtype {arr.dtype}")
+    return arr.astype(np.int64)
+
+
 def squares_to_tokens(squares) -> np.ndarray:
     """Map square indices (any shape; -1 = no move) to tokens (PAD for -1).
 
-    Raises ValueError on a centre square or a value outside -1..63.
+    Raises ValueError on a non-integer input, a centre square or a value outside -1..63.
     """
-    sq = np.asarray(squares, dtype=np.int64)
+    sq = _as_int64(squares, "square indices")
     if sq.size and (sq.min() < -1 or sq.max() > 63):
         raise ValueError("square indices must lie in -1..63")
     tok = np.where(sq >= 0, SQUARE_TO_TOKEN[np.clip(sq, 0, 63)], PAD)
@@ -35,8 +43,11 @@ def squares_to_tokens(squares) -> np.ndarray:
 
 
 def tokens_to_squares(tokens) -> np.ndarray:
-    """Map tokens (any shape) to square indices, -1 for PAD. Raises ValueError outside 0..60."""
-    tok = np.asarray(tokens, dtype=np.int64)
+    """Map tokens (any shape) to square indices, -1 for PAD.
+
+    Raises ValueError on a non-integer input or a token outside 0..60.
+    """
+    tok = _as_int64(tokens, "tokens")
     if tok.size and (tok.min() < 0 or tok.max() >= VOCAB_SIZE):
         raise ValueError(f"tokens must lie in 0..{VOCAB_SIZE - 1}")
     return TOKEN_TO_SQUARE[tok]

@@ -260,3 +260,27 @@ def test_validate_games_names_game_ply_square():
         legal_move_masks(bad)
     with pytest.raises(ValueError, match="game 3, ply 7"):
         board_states(bad)
+
+
+def test_token_mapping_round_trip_and_errors():
+    from othello_env.tokens import PAD, VOCAB_SIZE, squares_to_tokens, tokens_to_squares
+
+    squares = np.array([[0, 26, 29, 63], [-1, 19, 44, 34]])
+    tokens = squares_to_tokens(squares)
+    assert tokens.tolist() == [[1, 27, 28, 60], [PAD, 20, 41, 33]]
+    np.testing.assert_array_equal(tokens_to_squares(tokens), squares)
+    assert sorted(tokens_to_squares(np.arange(1, VOCAB_SIZE)).tolist()) == [
+        s for s in range(64) if s not in (27, 28, 35, 36)
+    ]
+    assert squares_to_tokens([]).shape == (0,)
+    with pytest.raises(ValueError, match="centre squares"):
+        squares_to_tokens([19, 27])
+    with pytest.raises(ValueError, match="-1..63"):
+        squares_to_tokens([64])
+    with pytest.raises(ValueError, match="0..60"):
+        tokens_to_squares([61])
+    # non-integers are refused, not truncated (19.7 would silently become square 19)
+    with pytest.raises(ValueError, match="square indices must be integers, got dtype float64"):
+        squares_to_tokens([19.7])
+    with pytest.raises(ValueError, match="tokens must be integers, got dtype bool"):
+        tokens_to_squares(np.array([True, False]))
