@@ -239,6 +239,10 @@ def test_out_that_is_a_file_is_refused(tmp_path):
     f.write_text("x")
     assert_one_line_error(train(*FAST, "--out", f), "not a directory")
     assert f.read_text() == "x"
+    # a RUN_DIR that would have to be created below a file
+    for out in (f / "run", f / "deeper" / "run"):
+        assert_one_line_error(train(*FAST, "--steps", 1, "--out", out), "is not a directory")
+    assert f.read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ number or a non-empty RUN_DIR exits with code 2 and one line on stderr.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -28,8 +29,20 @@ def default_out(cfg: C.RunConfig) -> str:
 
 
 def run_dir_state(out: Path) -> str:
-    """``"missing"``, ``"empty"`` or ``"used"``; BadInput when ``out`` is not a directory."""
+    """``"missing"``, ``"empty"`` or ``"used"``; BadInput when ``out`` cannot be a directory.
+
+    A missing ``out`` is created later (with its parents): its nearest existing
+    ancestor must then be a writable directory, checked here so that the run does
+    not die with a traceback after its checks passed.
+    """
     if not out.exists():
+        parent = out.absolute().parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir():
+            raise BadInput(f"--out {out}: {parent} is not a directory")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise BadInput(f"--out {out}: cannot create it in {parent} (permission denied)")
         return "missing"
     if not out.is_dir():
         raise BadInput(f"--out {out} exists and is not a directory")
