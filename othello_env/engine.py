@@ -227,6 +227,18 @@ def score(me, opp):
     return popcount(me) - popcount(opp)
 
 
+def describe(value) -> str:
+    """A short one-line description of a bad argument, for error messages.
+
+    A NumPy array's repr spans several lines and a long list's runs on, so arrays
+    are described by shape and dtype and other reprs are cut at 60 characters.
+    """
+    if isinstance(value, np.ndarray) and value.ndim:
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def perft(depth: int) -> int:
     """Leaves of the game tree from the start position after ``depth`` plies.
 
@@ -235,7 +247,7 @@ def perft(depth: int) -> int:
     ``depth`` is an integer in 0..60.
     """
     if isinstance(depth, (bool, np.bool_)) or not isinstance(depth, (int, np.integer)):
-        raise ValueError(f"depth must be an integer, got {depth!r}")
+        raise ValueError(f"depth must be an integer, got {describe(depth)}")
     if not 0 <= depth <= 60:
         raise ValueError(f"depth must lie in 0..60, got {depth}")
     return int(perft_jit(depth))

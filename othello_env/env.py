@@ -34,6 +34,7 @@ from othello_env.engine import (
     BLACK_START,
     WHITE_START,
     apply_move,
+    describe,
     legal_moves,
     lowest_square,
     popcount,
@@ -363,15 +364,19 @@ def _env_step(st, meta, hist, action, random_opponent, obs, mask):
 
 def parse_colour(agent_color) -> int:
     """'black' -> 0, 'white' -> 1, 'random' -> -1; ValueError otherwise."""
-    if agent_color not in COLOURS:
-        raise ValueError(f"agent_color must be 'black', 'white' or 'random', got {agent_color!r}")
+    if not isinstance(agent_color, str) or agent_color not in COLOURS:
+        raise ValueError(
+            f"agent_color must be 'black', 'white' or 'random', got {describe(agent_color)}"
+        )
     return COLOURS[agent_color]
 
 
 def parse_illegal(illegal_action) -> bool:
     """True for 'raise', False for 'terminate'; ValueError otherwise."""
-    if illegal_action not in ("terminate", "raise"):
-        raise ValueError(f"illegal_action must be 'terminate' or 'raise', got {illegal_action!r}")
+    if not isinstance(illegal_action, str) or illegal_action not in ("terminate", "raise"):
+        raise ValueError(
+            f"illegal_action must be 'terminate' or 'raise', got {describe(illegal_action)}"
+        )
     return illegal_action == "raise"
 
 
@@ -393,7 +398,7 @@ def parse_action(action) -> int:
     try:
         a = operator.index(action)
     except TypeError:
-        raise ValueError(f"action must be an integer in 0..64, got {action!r}") from None
+        raise ValueError(f"action must be an integer in 0..64, got {describe(action)}") from None
     if not 0 <= a <= PASS:
         raise ValueError(f"action must be an integer in 0..64, got {a}")
     return a
@@ -411,7 +416,7 @@ def replay_moves(moves) -> tuple[np.uint64, np.uint64, bool, np.ndarray]:
         raise ValueError(f"options['moves'] must be a list of squares 0..63: {e}") from None
     if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
         raise ValueError(
-            f"options['moves'] must be a flat list of integer squares 0..63, got {moves!r}"
+            f"options['moves'] must be a flat list of integer squares 0..63, got {describe(moves)}"
         )
     arr = arr.astype(np.int64)
     bad = np.flatnonzero((arr < 0) | (arr > 63))
@@ -436,7 +441,9 @@ def call_policy(act, obs, mask, moves) -> int:
     try:
         a = operator.index(a)
     except TypeError:
-        raise ValueError(f"the opponent policy returned {a!r}, not an integer action") from None
+        raise ValueError(
+            f"the opponent policy returned {describe(a)}, not an integer action"
+        ) from None
     if not 0 <= a <= PASS or not mask[a]:
         raise ValueError(
             f"the opponent policy returned illegal action {a}; legal: {np.flatnonzero(mask).tolist()}"

@@ -18,6 +18,7 @@ from othello_env.engine import (
     U0,
     U1,
     WHITE_START,
+    describe,
     flips_bit,
     legal_moves,
     lowest_square,
@@ -93,7 +94,7 @@ def _generate_into(out, seed, offset):
 
 def _check_seed(seed) -> np.uint64:
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+        raise ValueError(f"seed must be an integer, got {describe(seed)}")
     if not 0 <= int(seed) < 2**64:
         raise ValueError(f"seed must lie in 0..2**64-1, got {seed}")
     return np.uint64(int(seed))
@@ -111,7 +112,7 @@ def generate_into(out: np.ndarray, seed: int = 0, offset: int = 0) -> None:
         raise ValueError("out must be a C-contiguous int8 array of shape (m, 60)")
     if (isinstance(offset, (bool, np.bool_)) or not isinstance(offset, (int, np.integer))
             or offset < 0):
-        raise ValueError(f"offset must be a non-negative integer, got {offset!r}")
+        raise ValueError(f"offset must be a non-negative integer, got {describe(offset)}")
     _generate_into(out, _check_seed(seed), np.int64(offset))
 
 
@@ -128,7 +129,7 @@ def generate_games(n: int, seed: int = 0) -> np.ndarray:
     outside 0..2**64-1.
     """
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        raise ValueError(f"n must be a non-negative integer, got {describe(n)}")
     out = np.empty((int(n), MAX_MOVES), dtype=np.int8)
     _generate_into(out, _check_seed(seed), np.int64(0))
     return out

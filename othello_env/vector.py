@@ -43,6 +43,7 @@ from othello_env.env import (
     _reset_row,
     _write_view,
     as_words,
+    describe,
     parse_colour,
     parse_illegal,
     seed_state,
@@ -183,7 +184,7 @@ class OthelloVectorEnv(VectorEnv):
             or not isinstance(num_envs, (int, np.integer))
             or num_envs < 1
         ):
-            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+            raise ValueError(f"num_envs must be a positive integer, got {describe(num_envs)}")
         if opponent is not None:
             raise ValueError(
                 "OthelloVectorEnv plays only the built-in random opponent (opponent=None); "

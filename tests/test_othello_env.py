@@ -514,3 +514,30 @@ def test_benchmark_action_picker_is_uniform_over_legal_moves():
     counts = np.bincount(out[:2000], minlength=65)
     assert np.flatnonzero(counts).tolist() == [19, 26, 37] and counts[[19, 26, 37]].min() > 550
     assert (out[2000:] == 64).all()
+
+
+def test_bad_argument_errors_are_one_line():
+    """Arrays and long lists in error messages: described in one short line, not their repr."""
+    from othello_env.pettingzoo import raw_env
+
+    env = OthelloEnv()
+    env.reset(seed=0)
+    grid = np.arange(4).reshape(2, 2)
+    cases = [
+        (lambda: env.step(grid), "action must be an integer in 0..64, got an array of shape (2, 2)"),
+        (lambda: env.reset(options={"moves": grid}), "got an array of shape (2, 2) and dtype int64"),
+        (lambda: env.reset(options={"moves": list(range(100)) + [1.5]}), "got [0, 1, 2"),
+        (lambda: OthelloEnv(opponent=lambda o, i: grid).reset(seed=0) and None, None),
+        (lambda: OthelloEnv(agent_color=np.array(["black"])), "agent_color must be"),
+        (lambda: OthelloEnv(illegal_action=["raise"]), "illegal_action must be"),
+        (lambda: raw_env().step(np.eye(3)), "got an array of shape (3, 3)"),
+        (lambda: othello_env.generate_games(grid), "n must be a non-negative integer, got an array"),
+        (lambda: othello_env.perft(grid), "depth must be an integer, got an array"),
+    ]
+    wait = OthelloEnv(agent_color="white", opponent=lambda o, i: grid)
+    cases[3] = (lambda: wait.reset(seed=0), "the opponent policy returned an array of shape (2, 2)")
+    for call, expected in cases:
+        with pytest.raises(ValueError) as e:
+            call()
+        msg = str(e.value)
+        assert "\n" not in msg and len(msg) < 160 and expected in msg, msg
