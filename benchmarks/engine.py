@@ -163,6 +163,11 @@ def main():
     p.add_argument("--pgx-batch", type=int, default=16384)
     p.add_argument("--no-peers", action="store_true")
     args = p.parse_args()
+    # A zero count would print placeholder figures (0 games/s, Infinity seconds), not an error.
+    if min(args.games, args.repeats, args.pgx_batch) < 1 or args.peer_seconds <= 0:
+        p.error("--games, --repeats, --pgx-batch and --peer-seconds must be positive")
+    if not 0 <= args.perft_depth <= 60:
+        p.error(f"--perft-depth must lie in 0..60, got {args.perft_depth}")
 
     result = {
         "machine": {"cpus": os.cpu_count(), "numba_threads": numba.config.NUMBA_NUM_THREADS,

@@ -289,3 +289,19 @@ def test_benchmark_script_prints_json():
     assert result["generate_games"]["games_per_s_1_thread"] > 0
     assert result["generate_games"]["games_per_s_all_threads"] > 0
     assert result["peers"] == {}
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [(["--repeats", "0"], "must be positive"), (["--games", "0"], "must be positive"),
+     (["--perft-depth", "70"], "--perft-depth must lie in 0..60, got 70")],
+)
+def test_benchmark_script_refuses_bad_arguments(args, match):
+    """A zero count gave '0 games/s' and 'Infinity' seconds; now a usage error (exit 2)."""
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "engine.py"
+    out = subprocess.run([sys.executable, str(script), "--no-peers", *args],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 2 and match in out.stderr.splitlines()[-1], out.stderr[-500:]
+    assert out.stdout == ""
