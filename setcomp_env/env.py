@@ -106,6 +106,15 @@ class SetComplementEnv(gym.Env):
     present token (an illegal action). The return of a perfect episode is
     ``vocab_size - start_length``.
 
+    ## Starting State
+
+    A sequence of ``start_length`` distinct tokens in uniformly random order
+    (drawn from the env's ``np_random``; empty by default). Reset options
+    override it for one episode: ``reset(options={"start_length": k})`` draws a
+    random prefix of length ``k``; ``reset(options={"moves": [...]})`` starts
+    from the given distinct tokens (no random draw). A bad value raises
+    ValueError.
+
     ## Episode End
 
     Termination: all tokens are present (``info["success"]`` is True), or an
@@ -134,10 +143,6 @@ class SetComplementEnv(gym.Env):
     * ``vocab_size`` (int, default 16, >= 1): number of tokens.
     * ``start_length`` (int, default 0, ``0 <= start_length < vocab_size``): length
       of the random prefix each episode starts from.
-
-    Reset options: ``reset(options={"start_length": k})`` draws a random prefix of
-    length ``k`` for this episode; ``reset(options={"moves": [...]})`` starts from
-    the given distinct tokens (no random draw). A bad value raises ValueError.
     * ``illegal_action`` (``"terminate"`` or ``"raise"``, default ``"terminate"``, as
       in ``Othello-v0``): ``"terminate"`` ends the episode with -1; ``"raise"`` raises
       ValueError instead, state unchanged (for agents that should never play

@@ -138,9 +138,17 @@ def test_check_env_clean(kwargs):
 
 
 def test_docstring_sections():
-    for section in ("Description", "Action Space", "Observation Space", "Rewards", "Episode End",
-                    "Arguments", "Version History"):
-        assert f"## {section}" in SetComplementEnv.__doc__
+    # Gymnasium's sections, in Gymnasium's order (CartPoleEnv's docstring)
+    sections = ["Description", "Action Space", "Observation Space", "Rewards", "Starting State",
+                "Episode End", "Arguments", "Version History"]
+    doc = SetComplementEnv.__doc__
+    assert all(f"## {s}" in doc for s in sections), [s for s in sections if f"## {s}" not in doc]
+    assert [doc.index(f"## {s}") for s in sections] == sorted(doc.index(f"## {s}") for s in sections)
+    # the Arguments section is one bullet per constructor argument (no stray paragraph between)
+    args = doc[doc.index("## Arguments"):doc.index("## Version History")]
+    bullets = [ln.strip() for ln in args.splitlines() if ln.strip().startswith("* ``")]
+    assert [b.split("``")[1] for b in bullets] == ["vocab_size", "start_length", "illegal_action",
+                                                   "render_mode"]
 
 
 def test_perfect_play_succeeds():
