@@ -208,7 +208,7 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-peers", action="store_true")
     args = p.parse_args()
-    if min(args.sizes) < 1 or args.single_steps < 1 or args.vector_steps < 1 or args.repeats < 1:
+    if min(args.sizes + [args.single_steps, args.vector_steps, args.pgx_steps, args.repeats]) < 1:
         p.error("sizes, steps and repeats must be positive")
 
     result = {

@@ -495,8 +495,9 @@ def test_benchmark_script_prints_json():
         result["single"]["ratio_vs_cartpole"] > 0 and result["vector"]["16"]["env_steps_per_s"] > 0
     )
     assert "pgx" not in result
-    bad = subprocess.run(cmd[:2] + ["--sizes", "0"], capture_output=True, text=True, cwd=ROOT)
-    assert bad.returncode == 2 and "positive" in bad.stderr
+    for bad_args in (["--sizes", "0"], ["--pgx-steps", "0"]):  # pgx-steps 0 printed 0 env-steps/s
+        bad = subprocess.run(cmd[:2] + bad_args, capture_output=True, text=True, cwd=ROOT)
+        assert bad.returncode == 2 and "positive" in bad.stderr, bad_args
 
 
 def test_benchmark_action_picker_is_uniform_over_legal_moves():
