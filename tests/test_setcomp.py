@@ -137,6 +137,17 @@ def test_check_env_clean(kwargs):
         check_env(env.unwrapped)
 
 
+def test_default_options():
+    # the contract: vocab_size defaults to 16, episodes start empty (start_length 0)
+    env = gym.make(ENV_ID)
+    obs, info = env.reset(seed=0)
+    assert env.action_space == gym.spaces.Discrete(16) and obs.shape == (16,)
+    assert (obs == 16).all() and env.unwrapped.pad_id == 16 and info["moves"] == []
+    vec = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="vector_entry_point")
+    vobs, vinfo = vec.reset(seed=0)
+    assert vobs.shape == (2, 16) and (vobs == 16).all() and vinfo["action_mask"].all()
+
+
 def test_docstring_sections():
     # Gymnasium's sections, in Gymnasium's order (CartPoleEnv's docstring)
     sections = ["Description", "Action Space", "Observation Space", "Rewards", "Starting State",
