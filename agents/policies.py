@@ -76,11 +76,47 @@ def _strip_prefixes(state: dict) -> dict:
     return out
 
 
+def model_from_checkpoint(ckpt: dict, weights: str = "raw", device="cpu") -> GPT:
+    """The GPT of a loaded checkpoint dict (docs/ARCHITECTURE.md "Checkpoint") with its weights.
+
+    ``weights``: ``"raw"`` (``ckpt["model"]``), ``"ema"`` or ``"bema"`` (the averaged
+    model kept in ``ckpt[weights]["module"]``). Returns the model in eval mode on
+    ``device``. ValueError, one line, when the dict is not a checkpoint, its model
+    config is invalid, the requested averaged weights are absent, or the weights do
+    not fit the model config (a corrupted or hand-edited file).
+    """
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+    if not isinstance(ckpt, dict) or "model_config" not in ckpt or "model" not in ckpt:
+        raise ValueError("not an lgagent checkpoint (no model_config / model)")
+    try:
+        cfg = GPTConfig(**ckpt["model_config"])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"checkpoint model_config is invalid: {e}") from None
+    if weights == "raw":
+        state = ckpt["model"]
+    else:
+        avg = ckpt.get(weights)
+        if avg is None:
+            raise ValueError(
+                f"the checkpoint has no {weights.upper()} weights "
+                f"(trained without --{weights}); use weights='raw' or train with it"
+            )
+        state = avg["module"]
+    model = GPT(cfg)
+    try:
+        model.load_state_dict(_strip_prefixes(state))
+    except (RuntimeError, AttributeError, TypeError) as e:  # missing keys, shape mismatches
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"checkpoint {weights} weights do not fit its model config: {first}") from None
+    return model.to(device).eval()
+
+
 def load_checkpoint_model(path, weights: str = "ema", device="cpu") -> tuple[GPT, dict]:
-    """Build the GPT of a checkpoint with its ``weights`` ("ema", "bema" or "raw").
+    """Read a checkpoint file and build its GPT with its ``weights`` ("ema", "bema" or "raw").
 
     Returns ``(model in eval mode on device, the run config dict)``. Raises ValueError
-    for an unreadable or foreign file or when the requested averaged weights are absent.
+    for an unreadable or foreign file and as :func:`model_from_checkpoint` does.
     """
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
@@ -93,22 +129,10 @@ def load_checkpoint_model(path, weights: str = "ema", device="cpu") -> tuple[GPT
     if not isinstance(ckpt, dict) or "model_config" not in ckpt or "model" not in ckpt:
         raise ValueError(f"{os.fspath(path)!r} is not an lgagent checkpoint")
     try:
-        cfg = GPTConfig(**ckpt["model_config"])
-    except TypeError as e:
-        raise ValueError(f"checkpoint model_config is invalid: {e}") from None
-    if weights == "raw":
-        state = ckpt["model"]
-    else:
-        avg = ckpt.get(weights)
-        if avg is None:
-            raise ValueError(
-                f"checkpoint {os.fspath(path)!r} has no {weights.upper()} weights "
-                f"(the run was trained without {weights}); use weights='raw' or train with it"
-            )
-        state = avg["module"]
-    model = GPT(cfg)
-    model.load_state_dict(_strip_prefixes(state))
-    return model.to(device).eval(), dict(ckpt.get("config") or {})
+        model = model_from_checkpoint(ckpt, weights, device)
+    except ValueError as e:
+        raise ValueError(f"{os.fspath(path)!r}: {e}") from None
+    return model, dict(ckpt.get("config") or {})
 
 
 class ModelPolicy:

@@ -204,3 +204,29 @@ def test_evaluate_checkpoint_and_eval_command_match_the_runs_last_evaluation(tmp
     assert r.exit_code == 0 and "raw      unseen" in r.output
     r = runner.invoke(ev.eval_command, [str(tmp_path / "nothing")])
     assert r.exit_code == 2 and "no checkpoint at" in r.output
+
+
+def test_eval_command_on_a_checkpoint_whose_weights_do_not_fit_its_config(tmp_path):
+    # a checkpoint that passes the format checks but whose model config was edited (or is
+    # corrupted): exit 2 with one line, as for any unusable input, not a traceback
+    from click.testing import CliRunner
+
+    from train.cli import main
+
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", "--env", "setcomp", "--vocab-size", "6", "--preset",
+                                  "tiny", "--steps", "1", "--batch-size", "4", "--eval-size",
+                                  "4", "--ema", "--no-progress", "--out", str(out)])
+    assert r.exit_code == 0, r.output + r.stderr
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    for edit, match in (({"n_embd": 32}, "do not fit its model config"),
+                        ({"n_layers": 3}, "model_config is invalid"),
+                        ({"norm": "sideways"}, "model_config is invalid")):
+        bad = {**ckpt, "model_config": {**ckpt["model_config"], **edit}}
+        path = tmp_path / "bad.pt"
+        torch.save(bad, path)
+        for weights in ("raw", "ema"):
+            r = CliRunner().invoke(main, ["eval", str(path), "--weights", weights])
+            assert r.exit_code == 2, (r.output, r.stderr)
+            lines = r.stderr.strip().splitlines()
+            assert len(lines) == 1 and match in lines[0], r.stderr

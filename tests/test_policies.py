@@ -354,3 +354,28 @@ def test_model_policy_as_a_pettingzoo_player():
     )
     assert sum(totals.values()) == 0
     assert model_pol.n_decisions > 40
+
+
+def test_checkpoint_whose_weights_do_not_fit_its_config_is_a_value_error(tmp_path):
+    from agents.policies import model_from_checkpoint
+
+    model = sharp_tiny(5)
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, model)
+    ckpt = torch.load(path, weights_only=True)
+    assert torch.equal(model_from_checkpoint(ckpt, "raw").wte.weight, model.wte.weight)
+    wider = {**ckpt, "model_config": {**ckpt["model_config"], "n_embd": 2 * model.config.n_embd}}
+    with pytest.raises(ValueError, match="do not fit its model config"):
+        model_from_checkpoint(wider, "raw")
+    torch.save(wider, path)
+    with pytest.raises(ValueError, match="do not fit its model config"):
+        ModelPolicy(path, weights="raw")
+    missing = {**ckpt, "model": {k: v for k, v in ckpt["model"].items() if k != "wte.weight"}}
+    with pytest.raises(ValueError, match="do not fit"):
+        model_from_checkpoint(missing, "raw")
+    with pytest.raises(ValueError, match="model_config is invalid"):
+        model_from_checkpoint({**ckpt, "model_config": {"n_layers": 2}}, "raw")
+    with pytest.raises(ValueError, match="no EMA weights"):
+        model_from_checkpoint(ckpt, "ema")
+    with pytest.raises(ValueError, match="not an lgagent checkpoint"):
+        model_from_checkpoint({"hello": 1})

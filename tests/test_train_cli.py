@@ -425,5 +425,5 @@ def test_model_from_checkpoint_holds_each_weights(tmp_path):
     for k, v in ema.state_dict().items():
         assert torch.equal(v, c["ema"]["module"][k])
     assert any(not torch.equal(raw.state_dict()[k], ema.state_dict()[k]) for k in c["model"])
-    with pytest.raises(ValueError, match="no bema weights"):
+    with pytest.raises(ValueError, match="no BEMA weights"):
         T.model_from_checkpoint(c, "bema")

@@ -251,25 +251,15 @@ def load_checkpoint(path, map_location="cpu") -> dict:
 def model_from_checkpoint(ckpt, weights: str = "raw", map_location="cpu") -> torch.nn.Module:
     """A GPT in eval mode holding the ``raw``, ``ema`` or ``bema`` weights of a checkpoint.
 
-    ``ckpt`` is a path or a dict from :func:`load_checkpoint`. ValueError if
-    those weights are not in the checkpoint.
+    ``ckpt`` is a path (checked by :func:`load_checkpoint`) or a dict from it; the
+    model is built by :func:`agents.policies.model_from_checkpoint`. ValueError if
+    those weights are not in the checkpoint or do not fit its model config.
     """
-    from agents.model import GPT, GPTConfig
+    from agents.policies import model_from_checkpoint as build_model
 
     if not isinstance(ckpt, dict):
         ckpt = load_checkpoint(ckpt, map_location=map_location)
-    if weights not in ("raw", "ema", "bema"):
-        raise ValueError(f"weights must be raw, ema or bema, got {weights!r}")
-    model = GPT(GPTConfig(**ckpt["model_config"]))
-    if weights == "raw":
-        state = ckpt["model"]
-    else:
-        if ckpt[weights] is None:
-            raise ValueError(f"the checkpoint holds no {weights} weights "
-                             f"(trained without --{weights})")
-        state = ckpt[weights]["module"]  # EMA/BEMA state dicts hold the averaged model here
-    model.load_state_dict(state)
-    return model.eval()
+    return build_model(ckpt, weights, map_location)
 
 
 # ------------------------------------------------------------------------------------------
