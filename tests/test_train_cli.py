@@ -382,6 +382,25 @@ def test_resume_from_missing_corrupted_or_foreign_checkpoint(tmp_path):
     assert_one_line_error(train("--resume", "--out", out), "not a readable checkpoint")
 
 
+def test_resume_from_checkpoint_whose_states_do_not_fit(tmp_path):
+    # right format and model config, but a state inside is damaged: one line, exit 2
+    out = tmp_path / "run"
+    assert train(*FAST, "--steps", 1, "--ema", "--out", out).exit_code == 0
+    path = out / "checkpoint.pt"
+    good = torch.load(path, weights_only=True)
+    damaged = {
+        "model": {**good, "model": {k: v for k, v in good["model"].items() if k != "wte.weight"}},
+        "optimizer": {**good, "optimizer": {"state": {}, "param_groups": []}},
+        "ema": {**good, "ema": {**good["ema"], "module": {}}},
+    }
+    for part, ckpt_ in damaged.items():
+        torch.save(ckpt_, path)
+        before = path.read_bytes()
+        assert_one_line_error(train("--resume", "--steps", 2, "--out", out),
+                              f"checkpoint's {part} state does not fit")
+        assert path.read_bytes() == before
+
+
 # ----------------------------------------------------------------------------------------------
 # Checkpoint files
 

@@ -256,8 +256,11 @@ def train(ctx, config, resume, force, progress, **options):
         if force and d.is_main and out.is_dir():
             clear_run_dir(out)
         T.barrier(d)
-        trainer = T.Trainer(cfg, task, model_cfg, out, dist_info=d, device=device, resume=ckpt,
-                            progress=progress)
+        try:
+            trainer = T.Trainer(cfg, task, model_cfg, out, dist_info=d, device=device,
+                                resume=ckpt, progress=progress)
+        except ValueError as e:  # a checkpoint part that does not fit (corrupted, edited)
+            raise BadInput(f"cannot resume {out}: {e}" if ckpt else str(e)) from None
         if d.is_main:
             n = trainer.model.num_params()
             where = f"{d.world_size} processes" if d.enabled else "1 process"

@@ -358,15 +358,23 @@ class Trainer:
     # -- state ------------------------------------------------------------------------------
 
     def _load(self, ckpt: dict) -> None:
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
+        """Restore a checkpoint; ValueError (one line) when a part does not fit this run."""
+        parts = [("model", self.model), ("optimizer", self.optimizer),
+                 ("scheduler", self.scheduler)]
         for name in ("ema", "bema"):
             avg = getattr(self, name)
             if avg is not None:
                 if ckpt[name] is None:
                     raise ValueError(f"the checkpoint has no {name} state")
-                avg.load_state_dict(ckpt[name])
+                parts.append((name, avg))
+        for name, obj in parts:
+            try:
+                obj.load_state_dict(ckpt[name])
+            except (RuntimeError, KeyError, TypeError, AttributeError, IndexError,
+                    ValueError) as e:  # a corrupted or hand-edited checkpoint
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise ValueError(f"the checkpoint's {name} state does not fit this run: "
+                                 f"{msg[:200]}") from None
         self.step = int(ckpt["step"])
         self.task.load_state_dict(ckpt["data"])
         ranks = ckpt.get("rng_ranks") or [ckpt["rng"]]
