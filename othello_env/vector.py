@@ -21,7 +21,6 @@ from numba import njit
 from othello_env.engine import legal_moves
 from othello_env.env import (
     AGENT,
-    BYTE,
     COLOUR,
     COLOUR_NAMES,
     ILLEGAL,
@@ -34,13 +33,12 @@ from othello_env.env import (
     OPP,
     PASS,
     RNG,
-    ROW_WORD,
     U0,
     U1,
-    U8,
     _agent_turn,
     _new_game,
     _reset_row,
+    _write_planes,
     _write_view,
     as_words,
     describe,
@@ -98,16 +96,9 @@ def _vector_step(
         st[i, OPP] = opp
         st[i, LEGAL] = legal
         st[i, RNG] = rng
-        # the view: planes [me, opp, legal] one 8-byte row per store, then the mask
+        # the view (legal moves shown only while the game goes on)
         shown = legal if code == ONGOING else U0
-        for r in range(8):
-            sh = U8 * np.uint64(r)
-            words[i, r] = ROW_WORD[np.int64((me >> sh) & BYTE)]
-            words[i, 8 + r] = ROW_WORD[np.int64((opp >> sh) & BYTE)]
-            words[i, 16 + r] = ROW_WORD[np.int64((shown >> sh) & BYTE)]
-        for s in range(64):
-            mask[i, s] = np.int8((shown >> np.uint64(s)) & U1)
-        mask[i, PASS] = 1 if code == ONGOING and legal == U0 else 0
+        _write_planes(me, opp, shown, 1 if code == ONGOING and legal == U0 else 0, words, mask, i)
 
 
 @njit(cache=True)
