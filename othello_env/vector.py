@@ -60,8 +60,9 @@ def _vector_step(
 
     actions int64 (N,); autoreset bool (N,), updated in place; outputs obs (N, 3, 8, 8),
     mask (N, 65) int8, rewards float64, terminated / illegal bool, all (N,). Each row is
-    loaded into scalars, run through the scalar core and stored back (no array is passed
-    to a helper in the loop: that costs atomic reference counting per call). One thread:
+    loaded into scalars, run through the scalar core and stored back (arrays go only to
+    inline="always" helpers: a real call with array arguments costs atomic reference
+    counting per call). One thread:
     on a shared 2-core machine a prange version was several times slower.
     """
     words = as_words(obs)
