@@ -6,6 +6,11 @@ real random games found with the engine and checked against the plain-Python
 reference in test_engine.py.
 """
 
+import hashlib
+import os
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -187,6 +192,19 @@ def test_generate_games_same_whatever_the_thread_count():
     many = generate_games(5000, seed=9)
     assert (one == many).all()
     assert (legal_move_masks(many[:200]) == masks_one).all()
+    # A fresh process with 3 threads: the comparison above is 1 vs 1 on a one-core machine
+    # (NUMBA_NUM_THREADS defaults to the core count), and 3 splits the games unevenly.
+    code = (
+        "import hashlib, numba, othello_env as o; assert numba.config.NUMBA_NUM_THREADS == 3; "
+        "g = o.generate_games(5000, seed=9); m = o.legal_move_masks(g[:200]); "
+        "print(hashlib.sha256(g.tobytes()).hexdigest(), hashlib.sha256(m.tobytes()).hexdigest())"
+    )
+    env = dict(os.environ, NUMBA_NUM_THREADS="3")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == [hashlib.sha256(one.tobytes()).hexdigest(),
+                                  hashlib.sha256(masks_one.tobytes()).hexdigest()]
 
 
 @pytest.mark.parametrize(
