@@ -193,6 +193,8 @@ def test_evaluate_checkpoint_and_eval_command_match_the_runs_last_evaluation(tmp
         ev.evaluate_checkpoint(out, weights=["bema"])
     with pytest.raises(ValueError, match="only Othello"):
         ev.evaluate_checkpoint(out, play_games=2)
+    with pytest.raises(ValueError, match="play_games must be >= 0, got -1"):
+        ev.evaluate_checkpoint(out, play_games=-1)
     with pytest.raises(ValueError, match="train_max_len must lie"):
         ev.evaluate_checkpoint(out, train_max_len=8)
 

@@ -300,10 +300,10 @@ def evaluate_checkpoint(path, *, weights=None, eval_size: int | None = None,
     L = train_max_len if train_max_len is not None else cfg.get("train_max_len") or task.block_size
     if not 1 <= L <= task.block_size:
         raise ValueError(f"train_max_len must lie in 1..{task.block_size}, got {L}")
-    if play_games and env != "othello":
-        raise ValueError("play_games: only Othello models play games")
     if play_games < 0:
         raise ValueError(f"play_games must be >= 0, got {play_games}")
+    if play_games and env != "othello":
+        raise ValueError("play_games: only Othello models play games")
     n = eval_size if eval_size is not None else cfg.get("eval_size", 1024)
     seed = eval_seed if eval_seed is not None else cfg.get("eval_seed", 0)
     batch = task.eval_batch(n, seed=seed)
