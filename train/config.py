@@ -64,7 +64,7 @@ class RunConfig:
     lr: float = 5e-4
     beta1: float = 0.9
     beta2: float = 0.95
-    weight_decay: float = 0.1  # matrices (dim >= 2) only
+    weight_decay: float = 0.1  # Linear weight matrices only (not embeddings, biases, LayerNorms)
     grad_clip: float = 1.0  # 0 disables clipping
     warmup: int | None = None  # None: min(1000, steps // 10)
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
