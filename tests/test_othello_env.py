@@ -542,3 +542,35 @@ def test_bad_argument_errors_are_one_line():
             call()
         msg = str(e.value)
         assert "\n" not in msg and len(msg) < 160 and expected in msg, msg
+
+
+# Full random games (generate_games(20, seed=0), games 0, 4 and 11) with their final disc
+# difference black - white: a black win, a white win and a 32-32 draw.
+BLACK_WINS = [44, 43, 18, 53, 34, 20, 21, 33, 13, 19, 41, 37, 38, 29, 51, 39, 30, 50, 25, 52,
+              61, 32, 59, 14, 54, 31, 23, 12, 45, 62, 63, 16, 3, 4, 48, 22, 10, 15, 17, 26,
+              11, 1, 2, 8, 49, 60, 5, 42, 9, 24, 58, 57, 0, 6, 56, 55, 7, 46, 47, 40]  # +46
+WHITE_WINS = [26, 18, 37, 34, 17, 45, 33, 41, 19, 32, 48, 12, 25, 43, 44, 9, 51, 40, 0, 11,
+              54, 56, 16, 59, 10, 21, 20, 13, 14, 52, 58, 50, 49, 42, 60, 63, 57, 6, 29, 7,
+              38, 53, 22, 8, 30, 31, 46, 61, 62, 24, 15, 23, 4, 39, 5, 3, 2, 1, 47, 55]  # -36
+DRAWN = [19, 34, 45, 11, 10, 54, 44, 29, 12, 52, 37, 3, 60, 59, 63, 1, 26, 18, 22, 61,
+         9, 46, 21, 30, 2, 43, 13, 47, 4, 15, 39, 31, 0, 5, 6, 17, 53, 38, 20, 62,
+         25, 24, 55, 16, 58, 51, 42, 50, 33, 41, 40, 48, 8, 23, 56, 49, 32, 7, 14, 57]  # 0
+
+
+@pytest.mark.parametrize(
+    "game, colour, reward",
+    [(BLACK_WINS, "black", 1.0), (BLACK_WINS, "white", -1.0), (WHITE_WINS, "black", -1.0),
+     (WHITE_WINS, "white", 1.0), (DRAWN, "black", 0.0), (DRAWN, "white", 0.0)],
+)
+def test_final_reward_win_loss_draw(game, colour, reward):
+    """The last step's reward is +1 / -1 / 0 from the agent's side (the draw was never played)."""
+    othello_env.validate_games(np.array([game], np.int8))
+    env = OthelloEnv(agent_color=colour, opponent=scripted(game))
+    _, info = env.reset(seed=0)
+    term, rewards = False, []
+    while not term:
+        a = game[len(info["moves"])] if len(info["moves"]) < 60 else 64
+        _, r, term, _, info = env.step(a if info["action_mask"][a] else 64)
+        rewards.append(r)
+    assert info["moves"] == game and not info["illegal_action"]
+    assert rewards[-1] == reward and set(rewards[:-1]) <= {0.0}

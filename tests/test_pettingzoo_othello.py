@@ -9,7 +9,7 @@ import pettingzoo
 import pytest
 from pettingzoo.test import api_test, render_test, seed_test
 
-import othello_env  # noqa: F401  (registers othello_env/Othello-v0)
+import othello_env  # registers othello_env/Othello-v0
 from othello_env.pettingzoo import env, raw_env
 
 # After these 8 moves black (player_0) has no legal placement; white then plays 16.
@@ -145,3 +145,25 @@ def test_render_modes():
     assert img.shape == (264, 264, 3) and img.dtype == np.uint8
     with pytest.raises(ValueError, match="render_mode"):
         raw_env(render_mode="video")
+
+
+@pytest.mark.parametrize("index, expected", [(0, (1.0, -1.0)), (4, (-1.0, 1.0)), (11, (0.0, 0.0))])
+def test_final_rewards_win_loss_draw(index, expected):
+    """Both agents' returns for a black win (+46), a white win (-36) and a 32-32 draw."""
+    games = othello_env.generate_games(20, seed=0)  # the games of test_othello_env's reward test
+    game = games[index].tolist()
+    final = othello_env.board_states(games[index : index + 1])[0, -1]
+    assert np.sign(final.sum()) == expected[0]  # black minus white discs, from the engine
+    e = env()
+    e.reset()
+    returns = {a: 0.0 for a in e.possible_agents}
+    for agent in e.agent_iter():
+        obs, reward, term, trunc, info = e.last()
+        returns[agent] += reward
+        if term or trunc:
+            e.step(None)
+            continue
+        a = game[len(info["moves"])] if len(info["moves"]) < 60 else 64
+        e.step(a if obs["action_mask"][a] else 64)
+    assert info["moves"] == game
+    assert (returns["player_0"], returns["player_1"]) == expected
