@@ -32,6 +32,7 @@ from othello_env.env import (
     ONGOING,
     OPP,
     PASS,
+    REWARDS,
     RNG,
     U0,
     U1,
@@ -48,8 +49,9 @@ from othello_env.env import (
 )
 from othello_env.render import board_ansi, board_rgb
 
-# Reward of each outcome code (ONGOING, WIN, DRAW, LOSS, ILLEGAL), from the agent's side.
-_REWARD = np.array([0.0, 1.0, 0.0, -1.0, -1.0])
+# Reward of each outcome code (ONGOING, WIN, DRAW, LOSS, ILLEGAL), from the agent's side:
+# the single env's table, as an array for the kernel.
+_REWARD = np.array(REWARDS, dtype=np.float64)
 
 
 @njit(cache=True)
