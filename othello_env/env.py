@@ -568,7 +568,6 @@ class OthelloEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start a game (or the position after ``options["moves"]``); returns ``(obs, info)``."""
-        super().reset(seed=seed)
         moves = None
         if options:
             unknown = set(options) - {"moves"}
@@ -578,6 +577,7 @@ class OthelloEnv(gym.Env):
                 )
             moves = options.get("moves")
         position = None if moves is None else replay_moves(moves)  # validate before touching state
+        super().reset(seed=seed)
         if seed is not None:
             self._st[0, RNG] = seed_state(seed)
         elif not self._rng_seeded:

@@ -574,3 +574,13 @@ def test_final_reward_win_loss_draw(game, colour, reward):
         rewards.append(r)
     assert info["moves"] == game and not info["illegal_action"]
     assert rewards[-1] == reward and set(rewards[:-1]) <= {0.0}
+
+
+def test_bad_reset_options_leave_the_seed_alone():
+    """A refused reset changes nothing: np_random was re-seeded before the options were checked."""
+    env = OthelloEnv()
+    env.reset(seed=1)
+    for options in ({"moves": [19, 99]}, {"colour": "white"}):
+        with pytest.raises(ValueError):
+            env.reset(seed=2, options=options)
+        assert env.np_random_seed == 1
