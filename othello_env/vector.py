@@ -235,11 +235,24 @@ class OthelloVectorEnv(VectorEnv):
                 raise ValueError(f"seed must be a non-negative integer, got {seed}")
             seeds = [int(seed) + i for i in range(n)]
         else:
+            if isinstance(seed, (str, bytes)) or not hasattr(seed, "__len__"):
+                raise ValueError(
+                    f"seed must be None, an integer or a list of num_envs={n} seeds, got {describe(seed)}"
+                )
             seeds = list(seed)
             if len(seeds) != n:
                 raise ValueError(
                     f"a list of seeds must have num_envs={n} entries, got {len(seeds)}"
                 )
+            for i, s in enumerate(seeds):
+                # as the single env (np_random) would: no negative, float or string seed
+                if s is not None and (
+                    isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)) or s < 0
+                ):
+                    raise ValueError(
+                        f"seed[{i}] must be None or a non-negative integer, got {describe(s)}"
+                    )
+            seeds = [None if s is None else int(s) for s in seeds]
         first = next((s for s in seeds if s is not None), None)
         super().reset(seed=first)
         for i, s in enumerate(seeds):

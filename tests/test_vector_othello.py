@@ -190,3 +190,20 @@ def test_sync_vectorization_takes_a_policy_opponent():
     _, _, _, _, info = envs.step(np.array([19, 37]))
     assert seen == [1, 1]  # each env's opponent replied to the agent's first move
     assert info["action_mask"].shape == (2, 65)
+
+
+@pytest.mark.parametrize(
+    "seed, match",
+    [([1, -5], r"seed\[1\] must be None or a non-negative integer, got -5"),
+     ([1, 2.5], r"seed\[1\] .* got 2.5"), ([1, "7"], r"seed\[1\] .* got '7'"),
+     ([True, 1], r"seed\[0\]"), ("ab", "seed must be None, an integer or a list"),
+     (2.5, "seed must be None, an integer or a list"), (-1, "non-negative")],
+)
+def test_bad_seeds_are_refused_before_anything_changes(seed, match):
+    """Seed list entries are checked like the single env's seed (a -5 or 2.5 was taken mod 2**64 / cut)."""
+    envs = OthelloVectorEnv(num_envs=2)
+    envs.reset(seed=0)
+    snapshot = pickle.dumps(envs)
+    with pytest.raises(ValueError, match=match):
+        envs.reset(seed=seed)
+    assert pickle.dumps(envs) == snapshot
