@@ -317,6 +317,8 @@ class OthelloVectorEnv(VectorEnv):
 
     def moves(self, i: int) -> list[int]:
         """Squares played so far in env ``i``'s current game (passes omitted)."""
+        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)) or not 0 <= i < self.num_envs:
+            raise ValueError(f"env index must be an integer in 0..{self.num_envs - 1}, got {describe(i)}")
         return self._hist[i, : self._meta[i, NMOVES]].tolist()
 
     def colors(self) -> list[str]:

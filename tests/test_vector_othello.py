@@ -207,3 +207,13 @@ def test_bad_seeds_are_refused_before_anything_changes(seed, match):
     with pytest.raises(ValueError, match=match):
         envs.reset(seed=seed)
     assert pickle.dumps(envs) == snapshot
+
+
+def test_moves_index_is_checked():
+    """moves(-1) silently gave the last env's history and moves(2) an IndexError."""
+    envs = OthelloVectorEnv(num_envs=2, agent_color="white")
+    envs.reset(seed=0)
+    assert len(envs.moves(np.int64(1))) == 1
+    for bad in (-1, 2, 1.0, True):
+        with pytest.raises(ValueError, match=r"env index must be an integer in 0\.\.1"):
+            envs.moves(bad)
