@@ -39,6 +39,9 @@ from othello_env.engine import (
     lowest_square,
     popcount,
 )
+from othello_env.games import _M1 as MIX1
+from othello_env.games import _M2 as MIX2
+from othello_env.games import GOLDEN, _below, _mix64
 from othello_env.render import board_ansi, board_rgb
 
 PASS = 64
@@ -59,15 +62,7 @@ COLOUR_NAMES = ("black", "white")
 U0 = np.uint64(0)
 U1 = np.uint64(1)
 U8 = np.uint64(8)
-U27 = np.uint64(27)
-U30 = np.uint64(30)
-U31 = np.uint64(31)
-U32 = np.uint64(32)
 BYTE = np.uint64(0xFF)
-# splitmix64 (Steele, Lea & Flood 2014): a counter stepped by the golden gamma, then mixed.
-GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-MIX2 = np.uint64(0x94D049BB133111EB)
 _M64 = (1 << 64) - 1
 FIRST_LEGAL = np.uint64((1 << 19) | (1 << 26) | (1 << 37) | (1 << 44))  # black's moves at the start
 
@@ -96,18 +91,19 @@ def seed_state(seed: int) -> np.uint64:
 def _next_random(rng):
     """splitmix64 step: ``(new state, 64 random bits)``."""
     s = rng + GOLDEN
-    z = (s ^ (s >> U30)) * MIX1
-    z = (z ^ (z >> U27)) * MIX2
-    return s, z ^ (z >> U31)
+    return s, _mix64(s)
 
 
 @njit(cache=True, inline="always")
 def _random_square(rng, moves):
-    """``(new state, a uniformly random set bit of the non-zero board moves)`` (multiply-shift)."""
-    rng, z = _next_random(rng)
-    n = np.uint64(popcount(moves))
-    k = ((z >> U32) * n) >> U32
-    for _ in range(np.int64(k)):
+    """``(new state, a uniformly random set bit of the non-zero board moves)``.
+
+    The draw is :func:`othello_env.games._below` (Lemire's multiply-and-reject on the
+    same splitmix64 stream), so the env's random opponent and ``generate_games`` share
+    one exactly uniform sampler.
+    """
+    k, rng = _below(rng, popcount(moves))
+    for _ in range(k):
         moves &= moves - U1
     return rng, lowest_square(moves)
 

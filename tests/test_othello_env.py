@@ -584,3 +584,22 @@ def test_bad_reset_options_leave_the_seed_alone():
         with pytest.raises(ValueError):
             env.reset(seed=2, options=options)
         assert env.np_random_seed == 1
+
+
+def test_random_opponent_draws_exactly_like_generate_games():
+    """The opponent's move sampler is games._below (multiply-and-reject), not a biased multiply-shift.
+
+    0x83C9...9FB1 is a state whose next splitmix64 output has 32 zero high bits (built by
+    inverting the mixer): multiply-shift alone takes the lowest of three moves there, while
+    Lemire's method rejects that draw and takes the next one.
+    """
+    from othello_env.env import _random_square
+    from othello_env.games import GOLDEN, _below, _mix64
+
+    moves = np.uint64((1 << 19) | (1 << 26) | (1 << 37))
+    special = np.uint64(0x83C953D1D0EE9FB1)
+    assert int(_mix64(np.uint64((int(special) + int(GOLDEN)) % 2**64))) >> 32 == 0
+    states = [special] + [np.uint64(s) for s in np.random.default_rng(0).integers(0, 2**63, 200)]
+    for s in states:
+        k, state = _below(s, 3)
+        assert _random_square(s, moves) == (state, [19, 26, 37][k])
