@@ -112,6 +112,8 @@ class SetComplementVectorEnv(VectorEnv):
             mask = np.ones(n, dtype=np.bool_)
         elif not (isinstance(mask, np.ndarray) and mask.dtype == np.bool_ and mask.shape == (n,)):
             raise ValueError(f"options['reset_mask'] must be a bool array of shape ({n},)")
+        elif not mask.any():  # as SyncVectorEnv: a reset that resets nothing is a caller bug
+            raise ValueError("options['reset_mask'] must hold at least one True")
         elif not self._started and not mask.all():
             raise ValueError("the first reset must reset every sub-env (no reset_mask)")
         moves, start = reset_start(options, self.vocab_size, self.start_length)

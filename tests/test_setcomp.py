@@ -364,3 +364,13 @@ def test_vector_env_bad_input():
         env.reset(seed=[1])
     with pytest.raises(ValueError, match="num_envs"):
         SetComplementVectorEnv(0)
+
+
+def test_vector_env_all_false_reset_mask_rejected_as_sync_vector_env():
+    ref = SyncVectorEnv([lambda: SetComplementEnv(vocab_size=3) for _ in range(2)],
+                        autoreset_mode=AutoresetMode.NEXT_STEP)
+    vec = SetComplementVectorEnv(2, vocab_size=3)
+    for env in (ref, vec):
+        env.reset(seed=0)
+        with pytest.raises(ValueError, match="reset_mask"):
+            env.reset(options={"reset_mask": np.zeros(2, dtype=bool)})
