@@ -245,6 +245,24 @@ def test_othello_batch_short_games_and_passes():
         assert (b.next[i, n - 1 :] == -1).all()
 
 
+@pytest.mark.parametrize("args,match", [
+    ((60,), "T must be in 1..59"),  # was accepted: tokens (n, 60) but next (n, 59)
+    ((0,), "T must be in 1..59"),
+    ((5, 0), "min_len must be in 1..5"),
+    ((5, 6), "min_len must be in 1..5"),
+])
+def test_othello_batch_bad_lengths(args, match):
+    with pytest.raises(ValueError, match=match):
+        tasks.othello_batch(generate_games(2, seed=0), *args)
+
+
+@pytest.mark.parametrize("games", [generate_games(2, seed=0)[0], generate_games(2, seed=0)[:, :30],
+                                   generate_games(2, seed=0).astype(np.float32)])
+def test_othello_batch_bad_games(games):
+    with pytest.raises(ValueError, match=r"integer array \(n, 60\)"):
+        tasks.othello_batch(games, 5)
+
+
 def test_othello_truncation_keeps_true_next_move():
     task = make_task("othello", seed=4)
     full = make_task("othello", seed=4).batch(3)

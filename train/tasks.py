@@ -244,6 +244,10 @@ def othello_batch(games: np.ndarray, T: int, min_len: int = 1) -> Batch:
     """Turn games (n, 60) int8 squares (-1 after the end) into a Batch of length ``T`` (<= 59)."""
     api = _games_api()
     games = np.asarray(games)
+    if games.ndim != 2 or games.shape[1] != 60 or not np.issubdtype(games.dtype, np.integer):
+        raise ValueError(f"games must be an integer array (n, 60), got {games.dtype} {games.shape}")
+    T = _check_int("T", T, 1, 59)  # 60 would leave no next move for the last position
+    min_len = _check_int("min_len", min_len, 1, T)
     n = games.shape[0]
     sq = games[:, : T + 1].astype(np.int64)  # moves 0..T (move T only feeds next[T-1])
     tokens = _SQUARE_PLUS1_TO_TOKEN[sq[:, :T] + 1]
