@@ -67,7 +67,7 @@ def main():
     """lgagent: sequence models that learn which next moves are legal.
 
     \b
-    Quick start (CPU, a few minutes):
+    Quick start (about a minute on an idle 2-core CPU):
       lgagent train --env othello --ema --preset tiny --steps 2000 \\
           --batch-size 64 --lr 3e-3 --train-max-len 40 --out runs/quickstart
       lgagent eval runs/quickstart
