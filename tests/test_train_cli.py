@@ -181,6 +181,8 @@ def test_compile_for_real(tmp_path):
     (["--env", "othello", "--n-embd", 30, "--n-head", 4], "divisible"),
     (["--env", "othello", "--lr", "nan"], "--lr must be a positive"),
     (["--env", "othello", "--steps", "ten"], "'ten' is not a valid integer"),
+    (["--env", "setcomp", "--eval-seed", -1, "--steps", 1], "--eval-seed must lie in 0..2**63-1"),
+    (["--env", "setcomp", "--seed", 2**63, "--steps", 1], "--seed must lie in 0..2**63-1"),
     (["--env", "othello", "--resume"], "--resume needs --out"),
     (["--env", "othello", "--resume", "--force"], "exclude each other"),
     ([], "--env is required"),
@@ -232,6 +234,22 @@ def test_non_empty_run_dir_is_refused_and_force_starts_over(tmp_path):
     assert (out / "notes.txt").read_text() == "mine"  # --force removes only run files
     assert len(list(out.glob("events.out.tfevents.*"))) == 1  # the old events are gone
     assert_one_line_error(train(*FAST, "--steps", 2, "--out", out), "is not empty")
+
+
+def test_refused_forced_run_leaves_the_previous_run_intact(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    assert train(*FAST, "--steps", 1, "--out", out).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def too_big(self, n, *a, **k):
+        raise MemoryError
+
+    from train.tasks import Task
+
+    monkeypatch.setattr(Task, "eval_batch", too_big)
+    r = train(*FAST, "--steps", 1, "--eval-size", 10**12, "--force", "--out", out)
+    assert_one_line_error(r, "--eval-size 1000000000000: the held-out batch does not fit")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_out_that_is_a_file_is_refused(tmp_path):

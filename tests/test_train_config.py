@@ -78,6 +78,8 @@ def test_load_toml_missing_file(tmp_path):
     ({"env": "othello", "log_every": 0}, "--log-every"),
     ({"env": "othello", "eval_size": 0}, "--eval-size"),
     ({"env": "othello", "num_threads": 0}, "--num-threads"),
+    ({"env": "othello", "seed": -1}, "--seed must lie in 0..2"),
+    ({"env": "othello", "eval_seed": 2**63}, "--eval-seed must lie in 0..2"),
     ({"env": "othello", "steps": 5, "stop_at": 6}, "--stop-at"),
 ])
 def test_validate_rejects(fields, match):

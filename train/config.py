@@ -227,6 +227,9 @@ def validate(cfg: RunConfig) -> None:
         _check(v >= 0, f"--{name.replace('_', '-')} must be >= 0, got {v}")
     _check(cfg.log_every >= 1, f"--log-every must be at least 1, got {cfg.log_every}")
     _check(cfg.eval_size >= 1, f"--eval-size must be at least 1, got {cfg.eval_size}")
+    for name in ("seed", "eval_seed"):  # TOML integers are 64-bit signed
+        v = getattr(cfg, name)
+        _check(0 <= v < 2**63, f"--{name.replace('_', '-')} must lie in 0..2**63-1, got {v}")
     _check(cfg.num_threads is None or cfg.num_threads >= 1,
            f"--num-threads must be at least 1, got {cfg.num_threads}")
     _check(cfg.stop_at is None or 1 <= cfg.stop_at <= cfg.steps,

@@ -253,14 +253,14 @@ def train(ctx, config, resume, force, progress, **options):
     T.init_distributed(d, device)
     try:
         out = Path(cfg.out)
-        if force and d.is_main and out.is_dir():
-            clear_run_dir(out)
-        T.barrier(d)
-        try:
+        try:  # writes nothing; may still refuse (a damaged checkpoint, an eval batch too big)
             trainer = T.Trainer(cfg, task, model_cfg, out, dist_info=d, device=device,
                                 resume=ckpt, progress=progress)
-        except ValueError as e:  # a checkpoint part that does not fit (corrupted, edited)
+        except ValueError as e:
             raise BadInput(f"cannot resume {out}: {e}" if ckpt else str(e)) from None
+        if force and d.is_main and out.is_dir():  # only once the new run is sure to start
+            clear_run_dir(out)
+        T.barrier(d)
         if d.is_main:
             n = trainer.model.num_params()
             where = f"{d.world_size} processes" if d.enabled else "1 process"

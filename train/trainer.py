@@ -354,6 +354,13 @@ class Trainer:
         self.autocast = (partial(torch.autocast, "cuda", dtype=torch.bfloat16)
                          if self.device.type == "cuda" else contextlib.nullcontext)
         self.writer = None
+        self._eval_batch = None
+        if self.d.is_main:  # built before anything is written: a batch too big is bad input
+            try:
+                self._eval_batch = task.eval_batch(cfg.eval_size, seed=cfg.eval_seed)
+            except MemoryError:
+                raise ValueError(f"--eval-size {cfg.eval_size}: the held-out batch does not "
+                                 "fit in memory") from None
 
     # -- state ------------------------------------------------------------------------------
 
@@ -487,7 +494,6 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.out / CONFIG, to_toml(cfg.saved_dict()))
             self._open_writer(fresh)
-            self._eval_batch = self.task.eval_batch(cfg.eval_size, seed=cfg.eval_seed)
         tokens_per_step = cfg.batch_size * cfg.train_max_len * d.world_size
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not (self.progress and d.is_main),
                    dynamic_ncols=True, desc=f"{cfg.env}/{cfg.preset}")
