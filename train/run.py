@@ -7,6 +7,7 @@ number or a non-empty RUN_DIR exits with code 2 and one line on stderr.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -273,6 +274,10 @@ def train(ctx, config, resume, force, progress, **options):
     except BaseException:
         T.abandon_distributed(d)  # no barrier: the other ranks may never reach it
         raise
+    # The DDP wrapper keeps gloo's worker threads alive; left to interpreter teardown they
+    # abort the process now and then ("terminate called without an active exception").
+    del trainer
+    gc.collect()
     T.shutdown_distributed(d)
     if d.is_main:
         for line in _format_summary(summary, cfg):
