@@ -13,11 +13,13 @@ import numbers
 import numpy as np
 
 
-def _check_int(name: str, value, low: int) -> int:
+def check_int(name: str, value, low: int, high: int | None = None) -> int:
+    """``value`` as an int in ``low..high`` (no upper bound when None); ValueError otherwise."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
+    if value < low or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"in {low}..{high}"
+        raise ValueError(f"{name} must be {bounds}, got {value}")
     return int(value)
 
 
@@ -38,9 +40,9 @@ def sample_sequences(n: int, length: int, vocab_size: int, seed=0) -> np.ndarray
     Returns:
         int64 array of shape ``(n, length)``.
     """
-    n = _check_int("n", n, 0)
-    length = _check_int("length", length, 0)
-    vocab_size = _check_int("vocab_size", vocab_size, 1)
+    n = check_int("n", n, 0)
+    length = check_int("length", length, 0)
+    vocab_size = check_int("vocab_size", vocab_size, 1)
     if length > vocab_size:
         raise ValueError(
             f"length ({length}) cannot exceed vocab_size ({vocab_size}): tokens are distinct")
@@ -63,7 +65,7 @@ def complement_masks(seqs, vocab_size: int) -> np.ndarray:
         bool array ``(n, length, vocab_size)``; ``[i, p, k]`` is True iff token
         ``k`` does not occur in ``seqs[i, :p + 1]``.
     """
-    vocab_size = _check_int("vocab_size", vocab_size, 1)
+    vocab_size = check_int("vocab_size", vocab_size, 1)
     seqs = np.asarray(seqs)
     if seqs.ndim != 2:
         raise ValueError(f"seqs must be a 2-D array (n, length), got shape {seqs.shape}")

@@ -123,7 +123,8 @@ def legality_metrics(logits: torch.Tensor, legal: torch.Tensor, pad_id: int,
     return sums.result()
 
 
-def _autocast(device: torch.device):
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; a no-op context on the CPU."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -157,7 +158,7 @@ def evaluate_model(model: torch.nn.Module, batch, *, pad_id: int, train_max_len:
         for start in range(0, len(batch.tokens), chunk_size):
             tokens = batch.tokens[start:start + chunk_size].to(device)
             legal = batch.legal[start:start + chunk_size].to(device)
-            with _autocast(device):
+            with autocast(device):
                 logits = model(tokens)
             if isinstance(logits, tuple):
                 logits = logits[0]

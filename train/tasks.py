@@ -60,7 +60,6 @@ Othello corpus (``make_task("othello", data="games.npy")``)
 
 from __future__ import annotations
 
-import numbers
 import os
 from dataclasses import dataclass
 
@@ -68,7 +67,7 @@ import numpy as np
 import torch
 
 from othello_env import tokens as othello_tokens
-from setcomp_env.core import complement_masks, sample_sequences
+from setcomp_env.core import check_int, complement_masks, sample_sequences
 
 TASKS = ("othello", "setcomp")
 FULL_VALIDATION_GAMES = 1_000_000
@@ -103,15 +102,6 @@ class Batch:
         return self.tokens.shape[0]
 
 
-def _check_int(name: str, value, low: int, high: int | None = None) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < low or (high is not None and value > high):
-        bounds = f">= {low}" if high is None else f"in {low}..{high}"
-        raise ValueError(f"{name} must be {bounds}, got {value}")
-    return int(value)
-
-
 def _int_seed(ss: np.random.SeedSequence) -> int:
     """A 63-bit int seed from a SeedSequence (for APIs that take an int seed)."""
     return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
@@ -137,21 +127,21 @@ class Task:
     pad_id: int
 
     def __init__(self, seed: int = 0, rank: int = 0):
-        self.seed = _check_int("seed", seed, 0)
-        self.rank = _check_int("rank", rank, 0)
+        self.seed = check_int("seed", seed, 0)
+        self.rank = check_int("rank", rank, 0)
         self.step = 0  # batches drawn so far
 
     def _lengths(self, max_len, min_len) -> tuple[int, int]:
         if max_len is None:
             T = self.block_size
         else:
-            T = _check_int("max_len", max_len, 1, self.block_size)
-        min_len = _check_int("min_len", min_len, 1, T)
+            T = check_int("max_len", max_len, 1, self.block_size)
+        min_len = check_int("min_len", min_len, 1, T)
         return T, min_len
 
     def batch(self, batch_size: int, max_len: int | None = None, min_len: int = 1) -> Batch:
         """The next batch of the training stream (see the module docstring)."""
-        batch_size = _check_int("batch_size", batch_size, 1)
+        batch_size = check_int("batch_size", batch_size, 1)
         T, min_len = self._lengths(max_len, min_len)
         ss = np.random.SeedSequence(self.seed, spawn_key=(_TRAIN, self.rank, self.step))
         out = self._make(batch_size, T, min_len, ss)
@@ -164,8 +154,8 @@ class Task:
 
         Depends only on ``(n, max_len, min_len, seed)``; does not advance the stream.
         """
-        n = _check_int("n", n, 1)
-        seed = _check_int("seed", seed, 0)
+        n = check_int("n", n, 1)
+        seed = check_int("seed", seed, 0)
         T, min_len = self._lengths(max_len, min_len)
         return self._fresh(n, T, min_len, np.random.SeedSequence(seed, spawn_key=(_EVAL,)))
 
@@ -189,8 +179,8 @@ class Task:
         if state["task"] != self.name:
             raise ValueError(f"task state is for {state['task']!r}, this task is {self.name!r}")
         # check everything before assigning anything: a bad state leaves the task as it was
-        seed = _check_int("seed", state["seed"], 0)
-        step = _check_int("step", state["step"], 0)
+        seed = check_int("seed", state["seed"], 0)
+        step = check_int("step", state["step"], 0)
         self._load_extra(state)
         self.seed, self.step = seed, step
 
@@ -210,7 +200,7 @@ class SetComplementTask(Task):
 
     def __init__(self, vocab_size: int = 16, seed: int = 0, rank: int = 0):
         super().__init__(seed, rank)
-        v = _check_int("vocab_size", vocab_size, 2)
+        v = check_int("vocab_size", vocab_size, 2)
         self.v = v
         self.vocab_size = v + 1
         self.block_size = v - 1
@@ -246,8 +236,8 @@ def othello_batch(games: np.ndarray, T: int, min_len: int = 1) -> Batch:
     games = np.asarray(games)
     if games.ndim != 2 or games.shape[1] != 60 or not np.issubdtype(games.dtype, np.integer):
         raise ValueError(f"games must be an integer array (n, 60), got {games.dtype} {games.shape}")
-    T = _check_int("T", T, 1, 59)  # 60 would leave no next move for the last position
-    min_len = _check_int("min_len", min_len, 1, T)
+    T = check_int("T", T, 1, 59)  # 60 would leave no next move for the last position
+    min_len = check_int("min_len", min_len, 1, T)
     n = games.shape[0]
     sq = games[:, : T + 1].astype(np.int64)  # moves 0..T (move T only feeds next[T-1])
     tokens = _SQUARE_PLUS1_TO_TOKEN[sq[:, :T] + 1]
@@ -330,7 +320,7 @@ class OthelloTask(Task):
         if state["corpus_games"] != self.games.shape[0]:
             raise ValueError(f"task state is for a corpus of {state['corpus_games']} games, "
                              f"{self.path} holds {self.games.shape[0]}")
-        self.offset = _check_int("offset", state["offset"], 0)
+        self.offset = check_int("offset", state["offset"], 0)
 
 
 def load_corpus(path, seed: int = 0) -> np.ndarray:

@@ -33,7 +33,6 @@ thread count). GPU kernels are not bitwise deterministic in general.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
@@ -351,8 +350,7 @@ class Trainer:
         if self.d.enabled:
             fwd = DDP(fwd, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.fwd = fwd
-        self.autocast = (partial(torch.autocast, "cuda", dtype=torch.bfloat16)
-                         if self.device.type == "cuda" else contextlib.nullcontext)
+        self.autocast = partial(ev.autocast, self.device)
         self.writer = None
         self._eval_batch = None
         if self.d.is_main:  # built before anything is written: a batch too big is bad input
