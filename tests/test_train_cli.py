@@ -464,3 +464,12 @@ def test_model_from_checkpoint_holds_each_weights(tmp_path):
     assert any(not torch.equal(raw.state_dict()[k], ema.state_dict()[k]) for k in c["model"])
     with pytest.raises(ValueError, match="no BEMA weights"):
         T.model_from_checkpoint(c, "bema")
+
+
+def test_gpu_sized_model_on_the_cpu_gets_a_hint_and_tiny_does_not(tmp_path):
+    big = train("--env", "othello", "--steps", 1, "--batch-size", 2, "--eval-size", 2, "--play-games", 0,
+                "--eval-every", 0, "--no-progress", "--device", "cpu", "--out", tmp_path / "big")
+    assert big.exit_code == 0, big.output + big.stderr
+    assert "sized for a GPU" in big.stderr and "--preset tiny" in big.stderr
+    small = train(*FAST, "--steps", 1, "--out", tmp_path / "small")
+    assert small.exit_code == 0 and "sized for a GPU" not in small.stderr

@@ -19,6 +19,9 @@ from train import config as C
 from train.cli import BadInput
 from train.evaluate import format_results
 
+# Above this many parameters a CPU run gets a hint that the model is GPU-sized.
+CPU_HINT_PARAMS = 5_000_000
+
 # Files a run writes into RUN_DIR (what --force removes; nothing else is touched).
 RUN_FILES = ("checkpoint.pt", "config.toml")
 RUN_GLOBS = ("events.out.tfevents.*", ".checkpoint.pt.*.tmp", ".config.toml.*.tmp")
@@ -270,6 +273,10 @@ def train(ctx, config, resume, force, progress, **options):
                        f"({n / 1e6:.2f}M parameters), "
                        f"loss {cfg.loss}, {where} on {device.type}, {start}to step {cfg.steps}; "
                        f"out {out}", err=True)
+            if device.type == "cpu" and n > CPU_HINT_PARAMS:
+                click.echo(f"note: {n / 1e6:.0f}M parameters is sized for a GPU and slow on the CPU; "
+                           "for a CPU run try --preset tiny --batch-size 64 (see lgagent --help)",
+                           err=True)
         summary = trainer.train()
     except BaseException:
         T.abandon_distributed(d)  # no barrier: the other ranks may never reach it
