@@ -18,6 +18,8 @@ import click
 COMMANDS = {
     "datagen": ("train.datagen:datagen", "Generate a corpus of random Othello games as .npy."),
     "train": ("train.run:train", "Train a model on Othello or set complement."),
+    "sweep": ("train.sweep:sweep",
+              "Train a grid of runs (dropout, norm, ...) and tabulate unseen-length legality."),
     "eval": ("train.evaluate:eval_command",
              "Evaluate a run's checkpoint: legality at seen/unseen lengths, play vs random."),
 }
