@@ -203,6 +203,24 @@ def prepare(cli_values: dict, *, config_file=None, resume=False, force=False, di
     return cfg, task, model_cfg, ckpt
 
 
+def make_trainer(cfg, task, model_cfg, ckpt, d, device, progress: bool):
+    """The Trainer of a prepared run. Writes nothing; BadInput when it cannot start
+    (a damaged checkpoint, an eval batch too big)."""
+    from train import trainer as T
+
+    out = Path(cfg.out)
+    try:
+        return T.Trainer(cfg, task, model_cfg, out, dist_info=d, device=device, resume=ckpt,
+                         progress=progress)
+    except ValueError as e:
+        raise BadInput(f"cannot resume {out}: {e}" if ckpt else str(e)) from None
+
+
+def interrupted_exit_code(summary: dict) -> int:
+    """130 after Ctrl-C, 143 after SIGTERM (the shell's 128 + signal number)."""
+    return 130 if summary["interrupted"] == "SIGINT" else 143
+
+
 def _asdict(model_cfg) -> dict:
     import dataclasses
 
@@ -257,11 +275,7 @@ def train(ctx, config, resume, force, progress, **options):
     T.init_distributed(d, device)
     try:
         out = Path(cfg.out)
-        try:  # writes nothing; may still refuse (a damaged checkpoint, an eval batch too big)
-            trainer = T.Trainer(cfg, task, model_cfg, out, dist_info=d, device=device,
-                                resume=ckpt, progress=progress)
-        except ValueError as e:
-            raise BadInput(f"cannot resume {out}: {e}" if ckpt else str(e)) from None
+        trainer = make_trainer(cfg, task, model_cfg, ckpt, d, device, progress)
         if force and d.is_main and out.is_dir():  # only once the new run is sure to start
             clear_run_dir(out)
         T.barrier(d)
@@ -290,7 +304,7 @@ def train(ctx, config, resume, force, progress, **options):
         for line in _format_summary(summary, cfg):
             click.echo(line)
     if summary["interrupted"]:
-        ctx.exit(130 if summary["interrupted"] == "SIGINT" else 143)
+        ctx.exit(interrupted_exit_code(summary))
 
 
 if __name__ == "__main__":  # torchrun -m train.run ... / python -m train.run ...

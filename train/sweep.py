@@ -82,7 +82,7 @@ def run_name(point: dict, seed: int) -> str:
 def run_one(values: dict, out: Path, config_file, progress: bool) -> dict:
     """Train (or resume) one run into ``out``; returns its result (also saved as result.json)."""
     from train import trainer as T
-    from train.run import clear_run_dir, prepare
+    from train.run import clear_run_dir, interrupted_exit_code, make_trainer, prepare
 
     done = out / RESULT
     if done.exists():
@@ -97,14 +97,9 @@ def run_one(values: dict, out: Path, config_file, progress: bool) -> dict:
                                          resume=resume)
     d = T.dist_from_env()
     device = T.resolve_device(cfg.device, d)
-    try:
-        trainer = T.Trainer(cfg, task, model_cfg, out, dist_info=d, device=device,
-                            resume=ckpt, progress=progress)
-    except ValueError as e:
-        raise BadInput(f"cannot run {out}: {e}") from None
-    summary = trainer.train()
+    summary = make_trainer(cfg, task, model_cfg, ckpt, d, device, progress).train()
     if not summary["finished"]:
-        raise click.exceptions.Exit(130 if summary["interrupted"] == "SIGINT" else 143)
+        raise click.exceptions.Exit(interrupted_exit_code(summary))
     result = {"name": out.name, "config": cfg.saved_dict(), "step": summary["step"],
               "eval": summary["eval"], "play": summary.get("play")}
     atomic_write_text(done, json.dumps(result, indent=1, allow_nan=True))
