@@ -107,6 +107,14 @@ class RunConfig:
 
 
 FIELDS = {f.name: f for f in fields(RunConfig)}
+# RunConfig fields that override the model preset's GPTConfig field of the same name
+# (None: keep the preset's value); a resolved run stores the values actually used.
+MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "dropout", "norm", "pos")
+
+
+def model_overrides(cfg: RunConfig) -> dict:
+    """``{GPTConfig field: value}`` for the model fields this config sets."""
+    return {k: getattr(cfg, k) for k in MODEL_FIELDS if getattr(cfg, k) is not None}
 # Fields that describe where/how long this invocation runs, not the experiment.
 RUNTIME_ONLY = ("out", "stop_at")
 # Fields a --resume may change; every other field must match the checkpoint.

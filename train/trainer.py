@@ -52,7 +52,7 @@ from tqdm.auto import tqdm
 
 from train import evaluate as ev
 from train.atomic import atomic_path, atomic_write_text
-from train.config import RunConfig, to_toml
+from train.config import MODEL_FIELDS, RunConfig, model_overrides, to_toml
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.toml"
@@ -160,18 +160,15 @@ def build(cfg: RunConfig, rank: int = 0):
         task = make_task("setcomp", vocab_size=cfg.vocab_size, seed=cfg.seed, rank=rank)
     else:
         task = make_task("othello", data=cfg.data, seed=cfg.seed, rank=rank)
-    model_fields = ("n_layer", "n_head", "n_embd", "dropout", "norm", "pos")
-    overrides = {k: getattr(cfg, k) for k in model_fields if getattr(cfg, k) is not None}
     model_cfg = preset(cfg.preset, vocab_size=task.vocab_size, block_size=task.block_size,
-                       **overrides)
+                       **model_overrides(cfg))
     L = task.block_size if cfg.train_max_len is None else cfg.train_max_len
     if L > task.block_size:
         raise ValueError(f"--train-max-len {L} exceeds the block size {task.block_size} "
                          f"of {cfg.env}")
     cfg = dataclasses.replace(
-        cfg, train_max_len=L, n_layer=model_cfg.n_layer, n_head=model_cfg.n_head,
-        n_embd=model_cfg.n_embd, dropout=model_cfg.dropout, norm=model_cfg.norm,
-        pos=model_cfg.pos, vocab_size=cfg.vocab_size if cfg.env == "setcomp" else None,
+        cfg, train_max_len=L, vocab_size=cfg.vocab_size if cfg.env == "setcomp" else None,
+        **{k: getattr(model_cfg, k) for k in MODEL_FIELDS},
     )
     return cfg, task, model_cfg
 
