@@ -94,9 +94,50 @@ def test_setcomp_batch_content_brute_force():
             want = [k not in set(tok[i, : p + 1].tolist()) for k in range(v)] + [False]
             assert b.legal[i, p].tolist() == want
     assert torch.equal(b.next[:, :-1], b.tokens[:, 1:])
-    assert (b.next[:, -1] == -1).all()
-    # the next token is always a legal target
-    assert b.legal[:, :-1].gather(2, b.next[:, :-1, None]).all()
+    assert (b.next[:, -1] >= 0).all()  # the last position has a next token too
+    # the next token is always a legal target (so never a repeat, never PAD)
+    assert b.legal.gather(2, b.next[:, :, None]).all()
+
+
+def test_setcomp_full_length_next_is_the_one_missing_token():
+    # T = block size v - 1: one token is left, and it is the last position's next token
+    v = 6
+    b = make_task("setcomp", vocab_size=v, seed=2).batch(20)
+    assert b.tokens.shape == (20, v - 1)
+    assert torch.equal(b.tokens.sum(1) + b.next[:, -1], torch.full((20,), v * (v - 1) // 2))
+    assert (b.legal[:, -1].sum(-1) == 1).all()
+    assert torch.equal(b.legal[:, -1].float().argmax(-1), b.next[:, -1])
+
+
+def test_setcomp_tokens_and_legal_unchanged_by_the_extra_next_token():
+    # the stream's tokens are the first T entries of each row's permutation, as before the
+    # extra token was drawn: only next[:, T - 1] (was -1) changed
+    from setcomp_env.core import complement_masks, sample_sequences
+
+    b = make_task("setcomp", vocab_size=9, seed=7).batch(5, max_len=4)
+    ss = np.random.SeedSequence(7, spawn_key=(0, 0, 0))
+    want = sample_sequences(5, 4, 9, seed=ss)
+    assert torch.equal(b.tokens, torch.from_numpy(want))
+    assert torch.equal(b.legal[:, :, :9], torch.from_numpy(complement_masks(want, 9)))
+    assert not b.legal[:, :, 9].any()
+
+
+@pytest.mark.parametrize("name", ["setcomp", "othello"])
+def test_next_loss_trains_the_position_that_has_seen_L_tokens(name):
+    # Regression (issue 10, "off by one"): with --loss next and --train-max-len L, position
+    # L - 1 (L tokens seen, counted as a seen length by evaluation) has a next target and
+    # the next-token loss reaches its logits, for both tasks alike.
+    from agents.losses import loss as loss_fn
+
+    L = 4
+    task = make_task(name, seed=1)
+    b = task.batch(6, max_len=L)
+    assert b.tokens.shape == (6, L)
+    assert (b.next[:, L - 1] >= 0).all()
+    assert b.legal[:, L - 1].gather(1, b.next[:, L - 1, None]).all()
+    logits = torch.zeros(6, L, task.vocab_size, requires_grad=True)
+    loss_fn("next", logits, b).backward()
+    assert (logits.grad[:, L - 1].abs().sum(-1) > 0).all()
 
 
 def test_setcomp_min_len_masks_early_positions():

@@ -27,7 +27,10 @@ Set complement tokens
     block size ``v - 1`` (the complement is never empty). A batch row is a
     uniformly random arrangement of ``T`` distinct tokens (no padding);
     ``legal[b, t]`` = the tokens absent from the first ``t + 1``; ``next[b, t]``
-    the token at ``t + 1`` (-1 at the last position).
+    the token at ``t + 1``. The last position's next token is drawn too (one
+    more token of the same random arrangement; ``T <= v - 1`` leaves at least
+    one), as Othello keeps move ``T`` for ``next[T - 1]``: with ``max_len = L``
+    both tasks train the ``next`` loss on every length ``1..L``.
 
 Streams
     Fresh data (the default) is a deterministic, resumable stream: batch ``k``
@@ -207,12 +210,15 @@ class SetComplementTask(Task):
         self.pad_id = v
 
     def _fresh(self, n, T, min_len, ss) -> Batch:
-        seqs = sample_sequences(n, T, self.v, seed=ss)  # (n, T)
+        # T + 1 tokens (T <= v - 1): token T is only next[T - 1], the target of the position
+        # that has seen T tokens. Rows are prefixes of one seeded permutation each, so the
+        # first T tokens do not depend on the extra one.
+        seqs = sample_sequences(n, T + 1, self.v, seed=ss)  # (n, T + 1)
+        tokens = seqs[:, :T]  # (n, T)
         legal = np.zeros((n, T, self.vocab_size), dtype=np.bool_)
-        legal[:, :, : self.v] = complement_masks(seqs, self.v)
-        nxt = np.full((n, T), -1, dtype=np.int64)
-        nxt[:, :-1] = seqs[:, 1:]
-        return _to_batch(seqs, legal, nxt, min_len)
+        legal[:, :, : self.v] = complement_masks(tokens, self.v)
+        nxt = seqs[:, 1:].copy()  # (n, T)
+        return _to_batch(tokens, legal, nxt, min_len)
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "vocab_size": self.v}
