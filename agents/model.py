@@ -2,6 +2,8 @@
 
 Read top to bottom: GPTConfig, the presets, then CausalSelfAttention, MLP, Block, GPT.
 Shapes: B = batch, T = sequence length, C = n_embd, H = n_head, D = C // H, V = vocab_size.
+``model(tokens, return_attn=True)`` also returns every layer's attention probabilities
+(B, H, T, T) from the same forward pass, for evaluation (attention dispersion).
 
 Switches (all in GPTConfig):
 
@@ -26,6 +28,8 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
+
+from agents.losses import legal_loss, next_token_loss
 
 NORMS = ("pre", "post", "none")
 POSITIONS = ("learned", "none", "rope")
@@ -189,7 +193,14 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = cfg.drop("attn")
         self.resid_dropout = nn.Dropout(cfg.drop("resid"))
 
-    def forward(self, x: torch.Tensor, rope: tuple | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope: tuple | None = None, return_attn: bool = False):
+        """(B, T, C) -> (B, T, C); with ``return_attn`` also the attention probabilities.
+
+        The default path is the fused ``scaled_dot_product_attention``, which never forms
+        the (T, T) matrix. ``return_attn=True`` computes the same attention explicitly and
+        returns ``(y, att)``, att (B, H, T, T) float32, row t = softmax over keys 0..t
+        (zero above the diagonal), before attention dropout.
+        """
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # (B, T, C) each
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, D)
@@ -197,11 +208,20 @@ class CausalSelfAttention(nn.Module):
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, D)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.attn_dropout if self.training else 0.0, is_causal=True
-        )  # (B, H, T, D)
+        dropout_p = self.attn_dropout if self.training else 0.0
+        att = None
+        if return_attn:
+            scores = (q @ k.transpose(-2, -1)).float() * (1.0 / math.sqrt(k.size(-1)))  # (B, H, T, T)
+            causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+            att = scores.masked_fill(~causal, float("-inf")).softmax(dim=-1)  # (B, H, T, T)
+            y = F.dropout(att, dropout_p, training=self.training).type_as(v) @ v  # (B, H, T, D)
+        else:
+            y = F.scaled_dot_product_attention(
+                q, k, v, dropout_p=dropout_p, is_causal=True
+            )  # (B, H, T, D)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side
-        return self.resid_dropout(self.c_proj(y))
+        y = self.resid_dropout(self.c_proj(y))
+        return (y, att) if return_attn else y
 
 
 class MLP(nn.Module):
@@ -232,16 +252,21 @@ class Block(nn.Module):
         self.ln_1 = norm()
         self.ln_2 = norm() if cfg.mlp else None
 
-    def forward(self, x: torch.Tensor, rope: tuple | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope: tuple | None = None, return_attn: bool = False):
+        """(B, T, C) -> (B, T, C); with ``return_attn`` also the attention (B, H, T, T)."""
         if self.norm == "post":  # GPT-1: LayerNorm after each residual add
-            x = self.ln_1(x + self.attn(x, rope))
+            a = self.attn(x, rope, return_attn)
+            y, att = a if return_attn else (a, None)
+            x = self.ln_1(x + y)
             if self.mlp is not None:
                 x = self.ln_2(x + self.mlp(x))
         else:  # "pre" (GPT-2), or "none" where ln_1/ln_2 are the identity
-            x = x + self.attn(self.ln_1(x), rope)
+            a = self.attn(self.ln_1(x), rope, return_attn)
+            y, att = a if return_attn else (a, None)
+            x = x + y
             if self.mlp is not None:
                 x = x + self.mlp(self.ln_2(x))
-        return x  # (B, T, C)
+        return (x, att) if return_attn else x  # (B, T, C)
 
 
 class GPT(nn.Module):
@@ -251,6 +276,12 @@ class GPT(nn.Module):
     a LongTensor (B, T) of next tokens (-1 = ignore) gives the ordinary next-token
     cross-entropy, a BoolTensor (B, T, V) of legal sets gives the ``legal`` loss
     (see :mod:`agents.losses`). Position t's logits depend only on tokens[:, :t+1].
+
+    ``return_attn=True`` (for evaluation: the attention of the same forward pass as the
+    logits) appends ``attn`` to the result, ``(logits, attn)`` or ``(logits, loss, attn)``:
+    a list of n_layer float32 tensors (B, H, T, T), the attention probabilities of each
+    layer and head (query t over keys 0..t), computed explicitly instead of by the fused
+    kernel; the logits equal the default path's up to float rounding.
     """
 
     def __init__(self, cfg: GPTConfig):
@@ -291,7 +322,8 @@ class GPT(nn.Module):
         """Number of distinct parameters (a tied matrix counts once)."""
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None):
+    def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None,
+                return_attn: bool = False):
         if tokens.dim() != 2:
             raise ValueError(f"tokens must have shape (B, T), got {tuple(tokens.shape)}")
         T = tokens.shape[1]
@@ -305,16 +337,21 @@ class GPT(nn.Module):
         rope = None
         if cfg.pos == "rope":
             rope = rope_cos_sin(T, cfg.n_embd // cfg.n_head, cfg.rope_base, tokens.device)
+        attn = []  # n_layer x (B, H, T, T) when return_attn
         for block in self.blocks:
-            x = block(x, rope)  # (B, T, C)
+            if return_attn:
+                x, att = block(x, rope, return_attn=True)
+                attn.append(att)
+            else:
+                x = block(x, rope)  # (B, T, C)
         logits = self.lm_head(self.ln_f(x))  # (B, T, V)
-        if targets is None:
-            return logits
-        from agents.losses import legal_loss, next_token_loss  # losses never import the model
-
-        if targets.dtype == torch.bool:
-            return logits, legal_loss(logits, targets)
-        return logits, next_token_loss(logits, targets)
+        out = (logits,)
+        if targets is not None:
+            loss_fn = legal_loss if targets.dtype == torch.bool else next_token_loss
+            out += (loss_fn(logits, targets),)
+        if return_attn:
+            out += (attn,)
+        return out[0] if len(out) == 1 else out
 
     def configure_optimizer(self, weight_decay: float, lr: float, betas=(0.9, 0.95), **kwargs):
         """AdamW over :func:`param_groups` (weight decay on Linear weight matrices only)."""

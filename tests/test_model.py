@@ -1,4 +1,5 @@
-"""agents.model: shapes, causality, order invariance, norm placement, presets, init, optimizer."""
+"""agents.model: shapes, causality, order invariance, norm placement, presets, init, optimizer,
+attention probabilities (return_attn)."""
 
 import dataclasses
 import math
@@ -40,6 +41,86 @@ def test_shapes_and_causality_for_every_switch(kw):
     assert not torch.allclose(logits[:, 6:], other[:, 6:])
     # shorter inputs work and equal the prefix of a longer one
     torch.testing.assert_close(model(x[:, :4]), logits[:, :4], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kw", ALL_SWITCHES, ids=lambda kw: f"{kw['norm']}-{kw['pos']}-mlp{kw['mlp']}"
+)
+def test_return_attn_gives_the_default_logits_and_causal_probabilities(kw):
+    torch.manual_seed(10)
+    model = _sharpen(GPT(small(**kw)).eval(), 5.0)  # attention far from uniform
+    x = torch.randint(0, 13, (3, 10))
+    with torch.no_grad():
+        logits = model(x)
+        got, attn = model(x, return_attn=True)
+    torch.testing.assert_close(got, logits, rtol=1e-4, atol=1e-4)
+    assert isinstance(attn, list) and len(attn) == 2
+    upper = torch.ones(10, 10, dtype=torch.bool).triu(1)
+    for att in attn:
+        assert att.shape == (3, 2, 10, 10) and att.dtype == torch.float32
+        torch.testing.assert_close(att.sum(-1), torch.ones(3, 2, 10))
+        assert (att[..., upper] == 0).all() and (att[..., ~upper] > 0).all()
+        assert att[..., ~upper].std() > 0.05  # not uniform: the comparison above means something
+    # with targets: (logits, loss, attn), the loss that of the default path
+    nxt = torch.randint(-1, 13, (3, 10))
+    with torch.no_grad():
+        _, loss = model(x, nxt)
+        _, loss_attn, attn2 = model(x, nxt, return_attn=True)
+    torch.testing.assert_close(loss_attn, loss, rtol=1e-4, atol=1e-5)
+    assert len(attn2) == 2
+
+
+@pytest.mark.parametrize("norm", ["pre", "post", "none"])
+@pytest.mark.parametrize("mlp", [True, False])
+def test_equal_keys_without_positions_attend_uniformly(norm, mlp):
+    # one token repeated and no positions: every key is the same, so query t spreads
+    # 1 / (t + 1) over keys 0..t, in every layer and head
+    torch.manual_seed(11)
+    model = _sharpen(GPT(small(norm=norm, pos="none", mlp=mlp)).eval(), 5.0)
+    x = torch.full((2, 10), 4)
+    with torch.no_grad():
+        _, attn = model(x, return_attn=True)
+    want = torch.ones(10, 10).tril() / torch.arange(1, 11)[:, None]  # (T, T)
+    for att in attn:
+        torch.testing.assert_close(att, want.expand(2, 2, 10, 10), rtol=1e-5, atol=1e-6)
+
+
+def test_return_attn_is_the_closed_form_attention_of_the_1l_model():
+    # the paper's a(t_s, t_i) = softmax_i(E[t_s] W_Q . E[t_i] W_K / sqrt(d)) is the last row
+    torch.manual_seed(9)
+    model = _sharpen(GPT(preset("setcomp-1l", vocab_size=9, block_size=8)), 10.0).eval()
+    E = model.wte.weight
+    W = model.blocks[0].attn.c_attn.weight.T
+    C = E.shape[1]
+    t = torch.tensor([4, 0, 7, 2, 5])
+    a = torch.softmax((E[t[-1]] @ W[:, :C]) @ (E[t] @ W[:, C : 2 * C]).T / math.sqrt(C), dim=0)
+    with torch.no_grad():
+        _, attn = model(t[None], return_attn=True)
+        torch.testing.assert_close(attn[0][0, 0, -1], a, rtol=1e-4, atol=1e-5)
+
+
+def test_return_attn_in_train_mode_drops_out_but_returns_the_probabilities():
+    torch.manual_seed(12)
+    model = GPT(small(dropout=0.0, attn_dropout=0.5)).train()
+    x = torch.randint(0, 13, (2, 10))
+    (a, attn_a), (b, _) = model(x, return_attn=True), model(x, return_attn=True)
+    assert not torch.allclose(a, b)  # attention dropout acts on the explicit path too
+    for att in attn_a:  # probabilities before dropout: still distributions
+        torch.testing.assert_close(att.sum(-1), torch.ones(2, 2, 10))
+    a.sum().backward()  # and it trains (the explicit path is differentiable)
+    assert model.blocks[0].attn.c_attn.weight.grad is not None
+
+
+def test_return_attn_under_bfloat16_autocast():
+    torch.manual_seed(13)
+    model = GPT(small()).eval()
+    x = torch.randint(0, 13, (2, 10))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(x)
+        got, attn = model(x, return_attn=True)
+    torch.testing.assert_close(got.float(), logits.float(), rtol=0.05, atol=0.05)
+    assert all(att.dtype == torch.float32 for att in attn)
+    torch.testing.assert_close(attn[0].sum(-1), torch.ones(2, 2, 10))
 
 
 def _sharpen(model, factor=30.0):
