@@ -90,7 +90,8 @@ class EMA(_Averager):
 
     The first ``update`` copies the weights; each later one does
     ``ema = decay * ema + (1 - decay) * theta``. Before any update ``.module`` holds the
-    weights the model had when the EMA was built.
+    weights the model had when the EMA was built. ``decay`` lies in [0, 1], where the step
+    is an average: 0 follows the weights, 1 keeps the first update's weights.
     """
 
     kind = "ema"
@@ -142,6 +143,10 @@ class BEMA(_Averager):
       EMA <- (1 - beta) EMA + beta theta, ``.module`` <- EMA + alpha (theta - theta_0).
       Off-cadence calls only count; ``.module`` keeps the last update's value.
 
+    Ranges: ema_power, bias_power >= 0; lag, multiplier >= 0 with lag + multiplier >= 1,
+    so that the base is >= 1 at every t >= 1 and beta_t, alpha_t lie in (0, 1]: lag = 0,
+    multiplier = 1, ema_power = 1 is the exact running mean; multiplier = 0 a fixed step.
+
     With update_every = 1, t is the number of optimizer steps since the snapshot (the
     paper's "steps since burn-in"). The authors' reference code (TRL's BEMACallback) uses
     t = the global step instead, which is burn_in + k * update_every; here t counts
@@ -167,10 +172,14 @@ class BEMA(_Averager):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ValueError(f"BEMA {name} must be a number >= 0, got {value!r}")
         for name, value in (("lag", lag), ("multiplier", multiplier)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise ValueError(f"BEMA {name} must be a number >= 0, got {value!r}")
-        if not lag + multiplier > 0:
-            raise ValueError("BEMA needs lag + multiplier > 0 (the base of the powers at t = 1)")
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not 0 <= value < math.inf):
+                raise ValueError(f"BEMA {name} must be a finite number >= 0, got {value!r}")
+        # the base of the powers grows from lag + multiplier (t = 1): at least 1 keeps every
+        # beta_t and alpha_t in (0, 1], so the EMA step is an average, never an extrapolation
+        if not lag + multiplier >= 1:
+            raise ValueError(f"BEMA needs lag + multiplier >= 1 (beta_t, alpha_t <= 1), got "
+                             f"{lag} + {multiplier}")
         if isinstance(burn_in, bool) or not isinstance(burn_in, int) or burn_in < 0:
             raise ValueError(f"BEMA burn_in must be an integer >= 0, got {burn_in!r}")
         if isinstance(update_every, bool) or not isinstance(update_every, int) or update_every < 1:

@@ -205,6 +205,10 @@ def test_load_state_dict_rejects_mismatches():
         dict(bias_power=-0.1),
         dict(lag=-1.0),
         dict(lag=0.0, multiplier=0.0),
+        dict(lag=0.5, multiplier=0.4),  # base < 1 at t = 1: beta_1 > 1, an extrapolation
+        dict(lag=2.0, multiplier=-0.5),
+        dict(lag=math.inf),
+        dict(lag=math.nan),
         dict(burn_in=-1),
         dict(burn_in=1.5),
         dict(update_every=0),
@@ -216,8 +220,26 @@ def test_bema_bad_hyperparameters(bad):
         BEMA(One(), **bad)
 
 
+def test_ema_decay_boundaries_0_and_1_are_averages():
+    # the closed range [0, 1] of the formula: 0 follows the weights, 1 keeps the first update's
+    assert drive(EMA(One(), decay=0.0), [1.0, 2.0, 4.0]) == [1.0, 2.0, 4.0]
+    assert drive(EMA(One(), decay=1.0), [1.0, 2.0, 4.0]) == [1.0, 1.0, 1.0]
+    assert drive(EMA(One(), decay=1), [3.0, 5.0]) == [3.0, 3.0]  # an int is a number
+
+
+def test_bema_lag_boundaries():
+    # lag 0 with multiplier 1 and ema_power 1: beta_t = 1/t, the exact running mean
+    bema = BEMA(One(), ema_power=1.0, bias_power=math.inf, lag=0.0, multiplier=1.0)
+    assert drive(bema, [9.0, 1.0, 2.0, 3.0]) == pytest.approx([9.0, 1.0, 1.5, 2.0])
+    # multiplier 0: a constant step lag ** -ema_power; lag + multiplier = 1 is the smallest base
+    assert BEMA(One(), lag=1.0, multiplier=0.0).coefficients(5) == (1.0, 1.0)
+    assert BEMA(One(), lag=4.0, multiplier=0.0).coefficients(7) == pytest.approx((0.5, 4**-0.2))
+    with pytest.raises(ValueError, match="lag \\+ multiplier >= 1"):
+        BEMA(One(), lag=0.999, multiplier=0.0)
+
+
 def test_ema_bad_arguments():
-    for decay in (-0.1, 1.5, "0.9", None):
+    for decay in (-0.1, 1.5, 1.0 + 1e-9, math.nan, "0.9", None):
         with pytest.raises(ValueError):
             EMA(One(), decay=decay)
     with pytest.raises(ValueError):

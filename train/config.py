@@ -1,5 +1,14 @@
 """The run configuration of ``lgagent train``: one flat dataclass, TOML in and out.
 
+:class:`RunConfig` is the one place where a training option is defined: each field
+holds its type (the annotation), its default, and in ``opt(...)`` its help text,
+valid range or choices, and whether it is a model override, may change on
+``--resume``, or is runtime only. Everything else is derived from it: the click
+options of ``lgagent train`` (``train/run.py``), the TOML loader's type checks,
+``lgagent sweep``'s ``--set/--grid`` parser (:func:`parse_text`) and the range
+checks of :func:`validate`. A new option is one line here (and its use in the
+trainer).
+
 Precedence, lowest to highest: the defaults below, then a ``--config`` TOML file,
 then options given on the command line. Fields left ``None`` are filled from the
 environment or the preset by :func:`resolve` (the resolved values are what a run
@@ -20,79 +29,147 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, fields
+import typing
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import tomli_w
+
+from agents.losses import LOSSES
+from agents.model import NORMS, POSITIONS, PRESETS
+from train.tasks import TASKS as ENVS
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli package
     import tomli as tomllib
 
-ENVS = ("othello", "setcomp")
-LOSSES = ("legal", "next")
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_PRESET = {"othello": "othello-gpt", "setcomp": "setcomp-1l"}
 DEFAULT_LOSS = {"othello": "next", "setcomp": "legal"}
 DEFAULT_VOCAB = 16  # set complement tokens when --vocab-size is not given
 # Warmup when not given: min(WARMUP_CAP, steps // 10), so short runs still decay.
 WARMUP_CAP = 1000
+INT64_MAX = 2**63 - 1  # TOML integers are 64-bit signed: the largest seed a config can hold
+
+
+@dataclass(frozen=True)
+class Opt:
+    """What a RunConfig field means beyond its type and default (``field.metadata["opt"]``).
+
+    ``unset`` says what None means (shown as the help's default). Ranges: ``ge``/``gt``
+    lower, ``le``/``lt`` upper bound (None: unbounded); floats must also be finite.
+    """
+
+    help: str
+    unset: str | None = None
+    choices: tuple | None = None
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    model: bool = False  # overrides the preset's GPTConfig field of the same name
+    resumable: bool = False  # a --resume may change it
+    saved: bool = True  # False: runtime only, not in config.toml / the checkpoint
+    toml: bool = True  # False: command line only
+
+
+def opt(default, help: str, **meta):
+    """A RunConfig field: its default, help and :class:`Opt` metadata in one line."""
+    return field(default=default, metadata={"opt": Opt(help, **meta)})
+
+
+def _for_envs(d: dict) -> str:
+    return ", ".join(f"{v} on {k}" for k, v in d.items())
+
+
+_PRESET = "the preset's"
+_DROP = (0, 1)  # dropout rates lie in [0, 1)
 
 
 @dataclass
 class RunConfig:
     """Everything that defines a training run (plain types only: saved as TOML)."""
 
-    env: str | None = None  # "othello" | "setcomp" (required)
-    preset: str | None = None  # agents preset; None: othello-gpt / setcomp-1l
+    env: str | None = opt(None, "Task: othello (legal next moves) or setcomp (set complement). "
+                          "Required.", choices=ENVS)
+    preset: str | None = opt(None, f"Model preset: {', '.join(PRESETS)}.",
+                             unset=_for_envs(DEFAULT_PRESET))
     # model overrides of the preset (None: keep the preset's value)
-    n_layer: int | None = None
-    n_head: int | None = None
-    n_embd: int | None = None
-    dropout: float | None = None
-    norm: str | None = None
-    pos: str | None = None
+    n_layer: int | None = opt(None, "Number of layers.", unset=_PRESET, ge=1, model=True)
+    n_head: int | None = opt(None, "Attention heads per layer.", unset=_PRESET, ge=1, model=True)
+    n_embd: int | None = opt(None, "Width (embedding size).", unset=_PRESET, ge=1, model=True)
+    dropout: float | None = opt(None, "Dropout rate; the shorthand for the three below.",
+                                unset=_PRESET, ge=_DROP[0], lt=_DROP[1], model=True)
+    attn_dropout: float | None = opt(None, "Dropout on attention probabilities.",
+                                     unset="--dropout", ge=_DROP[0], lt=_DROP[1], model=True)
+    resid_dropout: float | None = opt(None, "Dropout on each residual branch's output.",
+                                      unset="--dropout", ge=_DROP[0], lt=_DROP[1], model=True)
+    embd_dropout: float | None = opt(None, "Dropout on the token (+ position) embeddings.",
+                                     unset="--dropout", ge=_DROP[0], lt=_DROP[1], model=True)
+    norm: str | None = opt(None, "LayerNorm placement (post = GPT-1).", unset=_PRESET,
+                           choices=NORMS, model=True)
+    pos: str | None = opt(None, "Position encoding.", unset=_PRESET, choices=POSITIONS,
+                          model=True)
     # data
-    vocab_size: int | None = None  # set complement only: tokens 0..v-1 (+ PAD); None: 16
-    data: str | None = None  # Othello corpus .npy; None: fresh random games
-    train_max_len: int | None = None  # train on the first L tokens; None: the block size
-    loss: str | None = None  # "legal" | "next"; None: next on othello, legal on setcomp
+    vocab_size: int | None = opt(None, "setcomp: number of tokens v; block size v - 1.",
+                                 unset=str(DEFAULT_VOCAB), ge=2)
+    data: str | None = opt(None, "Othello corpus .npy from `lgagent datagen`.",
+                           unset="fresh random games")
+    train_max_len: int | None = opt(None, "Train on the first L tokens of each sequence; "
+                                    "positions >= L are evaluated as unseen lengths.",
+                                    unset="the block size", ge=1)
+    loss: str | None = opt(None, "legal: cross-entropy to the uniform legal set; next: "
+                           "next-token (OthelloGPT's).", unset=_for_envs(DEFAULT_LOSS),
+                           choices=LOSSES)
     # optimisation
-    steps: int = 50_000
-    batch_size: int = 512  # per process; global batch = batch_size * world size
-    lr: float = 5e-4
-    beta1: float = 0.9
-    beta2: float = 0.95
-    weight_decay: float = 0.1  # Linear weight matrices only (not embeddings, biases, LayerNorms)
-    grad_clip: float = 1.0  # 0 disables clipping
-    warmup: int | None = None  # None: min(1000, steps // 10)
-    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
-    # weight averaging
-    ema: bool = False
-    ema_decay: float = 0.999
-    bema: bool = False
-    bema_ema_power: float = 0.5
-    bema_bias_power: float = 0.2
-    bema_lag: float = 10.0
-    bema_multiplier: float = 1.0
-    bema_burn_in: int = 0
-    bema_update_every: int = 1
+    steps: int = opt(50_000, "Optimizer steps.", ge=1, resumable=True)
+    batch_size: int = opt(512, "Sequences per step and process (global batch = batch size x "
+                          "processes).", ge=1)
+    lr: float = opt(5e-4, "Peak learning rate.", gt=0)
+    beta1: float = opt(0.9, "AdamW beta1.", ge=0, lt=1)
+    beta2: float = opt(0.95, "AdamW beta2.", ge=0, lt=1)
+    weight_decay: float = opt(0.1, "AdamW weight decay, on Linear weight matrices only (not "
+                              "embeddings, biases, LayerNorms).", ge=0)
+    grad_clip: float = opt(1.0, "Gradient norm clip; 0 = off.", ge=0)
+    warmup: int | None = opt(None, "Linear warmup steps, then cosine decay to lr x "
+                             "min-lr-ratio.", unset=f"min({WARMUP_CAP}, steps // 10)", ge=0)
+    min_lr_ratio: float = opt(0.1, "Final learning rate / peak.", ge=0, le=1)
+    # weight averaging (agents.averaging; the ranges are those of its formulas)
+    ema: bool = opt(False, "Keep an EMA of the weights (evaluated next to the raw weights).")
+    ema_decay: float = opt(0.999, "EMA decay: ema = decay ema + (1 - decay) theta.", ge=0, le=1)
+    bema: bool = opt(False, "Keep a bias-corrected EMA (BEMA).")
+    bema_ema_power: float = opt(0.5, "BEMA kappa: beta_t = (rho + gamma t)^-kappa.", ge=0)
+    bema_bias_power: float = opt(0.2, "BEMA eta: alpha_t = (rho + gamma t)^-eta.", ge=0)
+    bema_lag: float = opt(10.0, "BEMA rho (rho + gamma >= 1).", ge=0)
+    bema_multiplier: float = opt(1.0, "BEMA gamma (rho + gamma >= 1).", ge=0)
+    bema_burn_in: int = opt(0, "BEMA burn-in steps tau.", ge=0)
+    bema_update_every: int = opt(1, "BEMA update period phi, in steps.", ge=1)
     # evaluation and logging
-    eval_every: int = 1000  # 0: only at the end
-    eval_size: int = 1024  # held-out sequences, fixed for the whole run
-    eval_seed: int = 1234  # held-out data seed (same across training seeds: comparable runs)
-    play_games: int = 100  # Othello: games vs a random player at the end (0: none)
-    log_every: int = 10
-    ckpt_every: int = 1000  # 0: only at the end / on interrupt
+    eval_every: int = opt(1000, "Evaluate every N steps; 0 = only at the end.", ge=0,
+                          resumable=True)
+    eval_size: int = opt(1024, "Held-out sequences for evaluation, fixed for the whole run.",
+                         ge=1)
+    eval_seed: int = opt(1234, "Seed of the held-out batch (the same across training seeds: "
+                         "comparable runs).", ge=0, le=INT64_MAX)
+    play_games: int = opt(100, "othello: games against a random player at the end, per "
+                          "weights; 0 = none.", ge=0, resumable=True)
+    log_every: int = opt(10, "TensorBoard scalars every N steps.", ge=1, resumable=True)
+    ckpt_every: int = opt(1000, "Checkpoint every N steps; 0 = only at the end / on "
+                          "interrupt.", ge=0, resumable=True)
     # machine
-    device: str = "auto"
-    compile: bool = False
-    num_threads: int | None = None
-    seed: int = 0
-    # where (not saved in config.toml: a saved config is reusable for a new run)
-    out: str | None = None
-    stop_at: int | None = None  # stop (with a checkpoint) at this global step; runtime only
+    device: str = opt("auto", "auto = CUDA when available.", choices=DEVICES, resumable=True)
+    compile: bool = opt(False, "torch.compile the model.", resumable=True)
+    num_threads: int | None = opt(None, "CPU threads for torch.", unset="torch's choice", ge=1,
+                                  resumable=True)
+    seed: int = opt(0, "Seed of the model init, dropout and the data stream.", ge=0,
+                    le=INT64_MAX)
+    # where and how long this invocation runs (not saved: a saved config is reusable)
+    out: str | None = opt(None, "RUN_DIR.", unset="runs/<env>__<preset>__<seed>__<time>",
+                          resumable=True, saved=False)
+    stop_at: int | None = opt(None, "Stop with a checkpoint at this global step (the schedule "
+                              "still runs to --steps); resume later with --resume.", ge=1,
+                              resumable=True, saved=False, toml=False)
 
     def to_dict(self) -> dict:
         """Plain dict of every field."""
@@ -107,30 +184,98 @@ class RunConfig:
 
 
 FIELDS = {f.name: f for f in fields(RunConfig)}
+OPTS: dict[str, Opt] = {name: f.metadata["opt"] for name, f in FIELDS.items()}
+# field -> its Python type: int, float, str or bool (the annotation without "| None")
+TYPES: dict[str, type] = {
+    name: next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
+    for name, hint in typing.get_type_hints(RunConfig).items()
+}
 # RunConfig fields that override the model preset's GPTConfig field of the same name
 # (None: keep the preset's value); a resolved run stores the values actually used.
-MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "dropout", "norm", "pos")
+MODEL_FIELDS = tuple(name for name, o in OPTS.items() if o.model)
+# Fields that describe where/how long this invocation runs, not the experiment.
+RUNTIME_ONLY = tuple(name for name, o in OPTS.items() if not o.saved)
+# Fields a --resume may change; every other field must match the checkpoint.
+RESUMABLE = frozenset(name for name, o in OPTS.items() if o.resumable)
 
 
 def model_overrides(cfg: RunConfig) -> dict:
     """``{GPTConfig field: value}`` for the model fields this config sets."""
     return {k: getattr(cfg, k) for k in MODEL_FIELDS if getattr(cfg, k) is not None}
-# Fields that describe where/how long this invocation runs, not the experiment.
-RUNTIME_ONLY = ("out", "stop_at")
-# Fields a --resume may change; every other field must match the checkpoint.
-RESUMABLE = frozenset(
-    {"steps", "eval_every", "log_every", "ckpt_every", "play_games", "device", "compile",
-     "num_threads", "out", "stop_at"}
-)
-_TYPES = {  # field -> accepted Python types for a TOML value
-    name: (
-        (bool,) if f.type in ("bool",)
-        else (int,) if f.type in ("int", "int | None")
-        else (int, float) if f.type in ("float", "float | None")
-        else (str,)
-    )
-    for name, f in FIELDS.items()
-}
+
+
+def flag(name: str) -> str:
+    """The command-line option of field ``name``: ``batch_size`` -> ``--batch-size``."""
+    return "--" + name.replace("_", "-")
+
+
+def default_text(name: str) -> str | None:
+    """The default of field ``name`` as the help shows it; None when there is none to show."""
+    o, default = OPTS[name], FIELDS[name].default
+    if default is None:
+        return o.unset
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    return f"{default:g}" if isinstance(default, float) else str(default)
+
+
+def help_text(name: str) -> str:
+    """Field ``name``'s help with its default appended (written once, here)."""
+    d, text = default_text(name), OPTS[name].help
+    if d is None:
+        return text
+    return f"{text[:-1]} (default: {d})." if text.endswith(".") else f"{text} (default: {d})"
+
+
+def toml_types(name: str) -> tuple[type, ...]:
+    """The Python types a TOML value of field ``name`` may have (an int is a valid float)."""
+    t = TYPES[name]
+    return (int, float) if t is float else (t,)
+
+
+def parse_text(name: str, text: str):
+    """``text`` (e.g. from ``lgagent sweep --set``) as field ``name``'s type; ValueError
+    ``"expected <type>"`` when it does not parse. Ranges are checked by :func:`validate`."""
+    t = TYPES[name]
+    try:
+        if t is bool:
+            if text.lower() not in ("true", "false"):
+                raise ValueError
+            return text.lower() == "true"
+        return t(text)
+    except ValueError:
+        raise ValueError(f"expected {' or '.join(x.__name__ for x in toml_types(name))}") from None
+
+
+def _num(x) -> str:
+    return "2**63-1" if x == INT64_MAX else f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def range_text(name: str) -> str | None:
+    """Field ``name``'s valid range as an error message says it ("be at least 1",
+    "lie in [0, 1)", ...); None when it has none."""
+    o, is_int = OPTS[name], TYPES[name] is int
+    lo = o.ge if o.ge is not None else o.gt
+    hi = o.le if o.le is not None else o.lt
+    if lo is None and hi is None:
+        return None
+    if hi is None:
+        if is_int:
+            return f"be at least {lo if o.ge is not None else lo + 1}"
+        return "be a positive number" if o.gt == 0 else f"be {'>=' if o.ge is not None else '>'} {_num(lo)}"
+    if lo is None:
+        return f"be {'<=' if o.le is not None else '<'} {_num(hi)}"
+    if is_int:
+        return f"lie in {_num(lo)}..{_num(hi)}"
+    return (f"lie in {'[' if o.ge is not None else '('}{_num(lo)}, "
+            f"{_num(hi)}{']' if o.le is not None else ')'}")
+
+
+def in_range(name: str, value) -> bool:
+    """Whether ``value`` lies in field ``name``'s range (NaN never does)."""
+    o = OPTS[name]
+    return ((o.ge is None or value >= o.ge) and (o.gt is None or value > o.gt)
+            and (o.le is None or value <= o.le) and (o.lt is None or value < o.lt))
 
 
 def load_toml(path) -> dict:
@@ -154,15 +299,15 @@ def load_toml(path) -> dict:
         name = key.replace("-", "_")
         if name not in FIELDS:
             raise ValueError(f"config file {path}: unknown key {key!r}")
-        if name == "stop_at":
+        if not OPTS[name].toml:
             raise ValueError(f"config file {path}: {key!r} is a command-line option only")
-        types = _TYPES[name]
+        types = toml_types(name)
         if isinstance(value, bool) and bool not in types or not isinstance(value, types):
             want = " or ".join(t.__name__ for t in types)
             raise ValueError(
                 f"config file {path}: {key} must be {want}, got {type(value).__name__} {value!r}"
             )
-        out[name] = float(value) if float in types and not isinstance(value, bool) else value
+        out[name] = float(value) if TYPES[name] is float else value
     return out
 
 
@@ -184,68 +329,39 @@ def _check(cond: bool, msg: str) -> None:
 
 
 def validate(cfg: RunConfig) -> None:
-    """Check every field on its own (no model or data needed). ValueError, one line.
+    """Check every field (no model or data needed). ValueError, one line.
 
-    Checks that need the task or the preset (block size, vocabulary) are done
-    by :func:`train.trainer.build` once those exist.
+    Each field's choices and range come from its :class:`Opt`; the checks that
+    relate two fields are written out below. Checks that need the task or the
+    preset (block size, vocabulary) are done by :func:`train.trainer.build` once
+    those exist.
     """
-    _check(cfg.env is not None, "--env is required (othello or setcomp)")
-    _check(cfg.env in ENVS, f"unknown env {cfg.env!r}; choose from {', '.join(ENVS)}")
-    _check(cfg.loss is None or cfg.loss in LOSSES,
-           f"unknown loss {cfg.loss!r}; choose from {', '.join(LOSSES)}")
-    _check(cfg.device in DEVICES,
-           f"unknown device {cfg.device!r}; choose from {', '.join(DEVICES)}")
-    _check(cfg.steps >= 1, f"--steps must be at least 1, got {cfg.steps}")
-    _check(cfg.batch_size >= 1, f"--batch-size must be at least 1, got {cfg.batch_size}")
-    _check(math.isfinite(cfg.lr) and cfg.lr > 0, f"--lr must be a positive number, got {cfg.lr}")
-    for name in ("beta1", "beta2"):
+    _check(cfg.env is not None, f"--env is required ({' or '.join(ENVS)})")
+    for name, o in OPTS.items():
         v = getattr(cfg, name)
-        _check(0 <= v < 1, f"--{name} must lie in [0, 1), got {v}")
-    _check(math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0,
-           f"--weight-decay must be >= 0, got {cfg.weight_decay}")
-    _check(math.isfinite(cfg.grad_clip) and cfg.grad_clip >= 0,
-           f"--grad-clip must be >= 0 (0 disables), got {cfg.grad_clip}")
-    _check(cfg.warmup is None or 0 <= cfg.warmup <= cfg.steps,
+        if v is None:
+            continue
+        if o.choices is not None:
+            _check(v in o.choices, f"unknown {name} {v!r}; choose from {', '.join(o.choices)}")
+        rng = range_text(name)
+        _check(rng is None or in_range(name, v), f"{flag(name)} must {rng}, got {v}")
+        if TYPES[name] is float:
+            _check(math.isfinite(v), f"{flag(name)} must be finite, got {v}")
+    # across fields
+    _check(cfg.warmup is None or cfg.warmup <= cfg.steps,
            f"--warmup must lie in 0..steps ({cfg.steps}), got {cfg.warmup}")
-    _check(0 <= cfg.min_lr_ratio <= 1, f"min_lr_ratio must lie in [0, 1], got {cfg.min_lr_ratio}")
-    _check(cfg.dropout is None or 0 <= cfg.dropout < 1,
-           f"--dropout must lie in [0, 1), got {cfg.dropout}")
-    for name in ("n_layer", "n_head", "n_embd"):
-        v = getattr(cfg, name)
-        _check(v is None or v >= 1, f"--{name.replace('_', '-')} must be at least 1, got {v}")
-    _check(cfg.train_max_len is None or cfg.train_max_len >= 1,
-           f"--train-max-len must be at least 1, got {cfg.train_max_len}")
+    _check(cfg.stop_at is None or cfg.stop_at <= cfg.steps,
+           f"--stop-at must lie in 1..steps ({cfg.steps}), got {cfg.stop_at}")
     if cfg.env == "setcomp":
-        _check(cfg.vocab_size is None or cfg.vocab_size >= 2,
-               f"--vocab-size must be at least 2, got {cfg.vocab_size}")
         _check(cfg.data is None, "--data is an Othello corpus; set complement samples fresh data")
     else:
         _check(cfg.vocab_size is None,
                "--vocab-size applies to setcomp only (Othello's vocabulary is fixed at 61)")
-    _check(0 < cfg.ema_decay < 1, f"--ema-decay must lie in (0, 1), got {cfg.ema_decay}")
-    _check(cfg.bema_ema_power >= 0, f"--bema-ema-power must be >= 0, got {cfg.bema_ema_power}")
-    _check(cfg.bema_bias_power >= 0, f"--bema-bias-power must be >= 0, got {cfg.bema_bias_power}")
-    _check(cfg.bema_lag > 0, f"--bema-lag must be > 0, got {cfg.bema_lag}")
-    _check(cfg.bema_multiplier > 0, f"--bema-multiplier must be > 0, got {cfg.bema_multiplier}")
-    _check(cfg.bema_burn_in >= 0, f"--bema-burn-in must be >= 0, got {cfg.bema_burn_in}")
-    _check(cfg.bema_update_every >= 1,
-           f"--bema-update-every must be at least 1, got {cfg.bema_update_every}")
-    for name in ("eval_every", "ckpt_every", "play_games"):
-        v = getattr(cfg, name)
-        _check(v >= 0, f"--{name.replace('_', '-')} must be >= 0, got {v}")
-    _check(cfg.log_every >= 1, f"--log-every must be at least 1, got {cfg.log_every}")
-    _check(cfg.eval_size >= 1, f"--eval-size must be at least 1, got {cfg.eval_size}")
-    for name in ("seed", "eval_seed"):  # TOML integers are 64-bit signed
-        v = getattr(cfg, name)
-        _check(0 <= v < 2**63, f"--{name.replace('_', '-')} must lie in 0..2**63-1, got {v}")
-    _check(cfg.num_threads is None or cfg.num_threads >= 1,
-           f"--num-threads must be at least 1, got {cfg.num_threads}")
-    _check(cfg.stop_at is None or 1 <= cfg.stop_at <= cfg.steps,
-           f"--stop-at must lie in 1..steps ({cfg.steps}), got {cfg.stop_at}")
-    for name in ("lr", "ema_decay", "bema_lag", "bema_multiplier", "bema_ema_power",
-                 "bema_bias_power", "min_lr_ratio", "beta1", "beta2"):
-        v = getattr(cfg, name)
-        _check(math.isfinite(v), f"--{name.replace('_', '-')} must be finite, got {v}")
+    # BEMA's beta_t and alpha_t are (rho + gamma t)^-power for t >= 1: at most 1 (an average,
+    # not an extrapolation) for every t only when rho + gamma >= 1 (agents.averaging agrees).
+    _check(cfg.bema_lag + cfg.bema_multiplier >= 1,
+           f"--bema-lag + --bema-multiplier must be >= 1, got {cfg.bema_lag} + "
+           f"{cfg.bema_multiplier}")
 
 
 def resolve(cfg: RunConfig) -> RunConfig:
@@ -280,4 +396,3 @@ def incompatible(saved: dict, cfg: RunConfig, given: set[str]) -> list[str]:
         if new is not None and new != old:
             bad.append(f"{name} (saved {old!r}, given {new!r})")
     return bad
-

@@ -63,67 +63,22 @@ def clear_run_dir(out: Path) -> None:
                 p.unlink()
 
 
-def _opt(name, type_, help_, **kw):
-    return click.option(name, type=type_, default=None, help=help_, **kw)
+def _opt(name: str):
+    """The click option of RunConfig field ``name``, all from train.config: flag, type,
+    choices, help and default text. Its click default is None so that only the options
+    given override the config file and the defaults (the dataclass holds the defaults)."""
+    o, t, flag = C.OPTS[name], C.TYPES[name], C.flag(name)
+    if t is bool:
+        flag = f"{flag}/--no-{flag[2:]}"
+    type_ = click.Choice(o.choices) if o.choices else t
+    return click.option(flag, name, type=type_, default=None, help=C.help_text(name))
 
 
 OPTIONS = [
-    click.option("--env", type=click.Choice(C.ENVS), default=None,
-                 help="Task: othello (legal next moves) or setcomp (set complement). Required."),
-    _opt("--preset", str, "Model preset: othello-gpt (othello default), tiny, setcomp-1l (setcomp "
-         "default)."),
-    _opt("--n-layer", int, "Override the preset's number of layers."),
-    _opt("--n-head", int, "Override the preset's number of heads."),
-    _opt("--n-embd", int, "Override the preset's width."),
-    _opt("--dropout", float, "Dropout rate (default: the preset's)."),
-    _opt("--norm", str, "LayerNorm placement: pre, post (GPT-1) or none (default: the preset's)."),
-    _opt("--pos", str, "Positions: learned, none or rope (default: the preset's)."),
-    _opt("--vocab-size", int, "setcomp: number of tokens v (default 16); block size v - 1."),
-    _opt("--data", str, "Othello corpus .npy from `lgagent datagen` (default: fresh random "
-         "games)."),
-    _opt("--train-max-len", int, "Train on the first L tokens of each sequence; positions >= L "
-         "are evaluated as unseen lengths (default: the block size)."),
-    click.option("--loss", type=click.Choice(C.LOSSES), default=None,
-                 help="legal: cross-entropy to the uniform legal set; next: next-token "
-                      "(default: next on othello, as OthelloGPT; legal on setcomp)."),
-    _opt("--steps", int, "Optimizer steps (default 50000)."),
-    _opt("--batch-size", int, "Sequences per step and process (default 512; global batch = "
-         "batch size x processes)."),
-    _opt("--lr", float, "Peak learning rate (default 5e-4)."),
-    _opt("--beta1", float, "AdamW beta1 (default 0.9)."),
-    _opt("--beta2", float, "AdamW beta2 (default 0.95)."),
-    _opt("--weight-decay", float, "AdamW weight decay on weight matrices only (default 0.1)."),
-    _opt("--grad-clip", float, "Gradient norm clip, 0 = off (default 1.0)."),
-    _opt("--warmup", int, "Linear warmup steps (default min(1000, steps // 10)); then cosine "
-         "decay to 10%."),
-    _opt("--min-lr-ratio", float, "Final learning rate / peak (default 0.1)."),
-    click.option("--ema/--no-ema", default=None, help="Keep an EMA of the weights (evaluated "
-                 "next to the raw weights)."),
-    _opt("--ema-decay", float, "EMA decay (default 0.999)."),
-    click.option("--bema/--no-bema", default=None, help="Keep a bias-corrected EMA (BEMA)."),
-    _opt("--bema-ema-power", float, "BEMA kappa (default 0.5)."),
-    _opt("--bema-bias-power", float, "BEMA eta (default 0.2)."),
-    _opt("--bema-lag", float, "BEMA rho (default 10)."),
-    _opt("--bema-multiplier", float, "BEMA gamma (default 1)."),
-    _opt("--bema-burn-in", int, "BEMA burn-in steps tau (default 0)."),
-    _opt("--bema-update-every", int, "BEMA update period phi in steps (default 1)."),
-    _opt("--eval-every", int, "Evaluate every N steps, 0 = only at the end (default 1000)."),
-    _opt("--eval-size", int, "Held-out sequences for evaluation (default 1024)."),
-    _opt("--eval-seed", int, "Seed of the held-out batch (default 1234, fixed across runs)."),
-    _opt("--play-games", int, "othello: games against a random player at the end, per weights "
-         "(default 100; 0 = none)."),
-    _opt("--log-every", int, "TensorBoard scalars every N steps (default 10)."),
-    _opt("--ckpt-every", int, "Checkpoint every N steps, 0 = only at the end (default 1000)."),
-    click.option("--device", type=click.Choice(C.DEVICES), default=None,
-                 help="auto (CUDA when available), cpu or cuda."),
-    click.option("--compile/--no-compile", default=None, help="torch.compile the model."),
-    _opt("--num-threads", int, "CPU threads for torch (default: torch's choice)."),
-    _opt("--seed", int, "Seed of the model init, dropout and the data stream (default 0)."),
-    _opt("--out", str, "RUN_DIR (default runs/<env>__<preset>__<seed>__<time>)."),
-    _opt("--stop-at", int, "Stop with a checkpoint at this global step (the schedule still "
-         "runs to --steps); resume later with --resume."),
-    _opt("--config", click.Path(dir_okay=False), "TOML file of options (keys as the long "
-         "options, e.g. batch_size = 256); command-line options win."),
+    *(_opt(name) for name in C.FIELDS),  # every training option (see RunConfig)
+    click.option("--config", type=click.Path(dir_okay=False), default=None,
+                 help="TOML file of options (keys as the long options, e.g. batch_size = 256); "
+                      "command-line options win."),
     click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint."),
     click.option("--force", is_flag=True, help="Start over in a used --out (removes its "
                  "checkpoint, config and events)."),

@@ -36,20 +36,10 @@ RESERVED = ("out", "stop_at", "seed")
 
 def parse_value(name: str, text: str):
     """``text`` as the RunConfig field ``name``'s type; BadInput when it does not parse."""
-    types = C._TYPES[name]
     try:
-        if bool in types:
-            if text.lower() not in ("true", "false"):
-                raise ValueError
-            return text.lower() == "true"
-        if int in types and float not in types:
-            return int(text)
-        if float in types:
-            return float(text)
-        return text
-    except ValueError:
-        want = " or ".join(t.__name__ for t in types)
-        raise BadInput(f"{name}={text!r}: expected {want}") from None
+        return C.parse_text(name, text)
+    except ValueError as e:
+        raise BadInput(f"{name}={text!r}: {e}") from None
 
 
 def parse_assignment(text: str, *, multi: bool) -> tuple[str, list]:
@@ -127,8 +117,9 @@ def summary_lines(results: list[dict], split: str = "unseen") -> list[str]:
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True,
               help="Sweep directory: one run directory per grid point and seed, results.json.")
 @click.option("--grid", "grid", multiple=True, metavar="KEY=V1,V2,...",
-              help="An axis of the grid over any training option, e.g. --grid dropout=0,0.1 "
-                   "--grid norm=pre,post (default: exactly those two). Repeatable.")
+              help="An axis of the grid over any training option (the long option's name, "
+                   "dashes or underscores), e.g. --grid dropout=0,0.1 --grid norm=pre,post "
+                   "(default: exactly those two). Repeatable.")
 @click.option("--set", "fixed", multiple=True, metavar="KEY=VALUE",
               help="A training option for every run, e.g. --set steps=2000 --set "
                    "train_max_len=8. Repeatable.")
