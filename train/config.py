@@ -84,7 +84,8 @@ def _for_envs(d: dict) -> str:
 
 
 _PRESET = "the preset's"
-_DROP = (0, 1)  # dropout rates lie in [0, 1)
+_RATE = dict(ge=0, lt=1, model=True)  # a dropout rate of the model, in [0, 1)
+_PLACE = dict(unset="--dropout", **_RATE)  # one dropout placement (GPTConfig: None = dropout)
 
 
 @dataclass
@@ -99,14 +100,11 @@ class RunConfig:
     n_layer: int | None = opt(None, "Number of layers.", unset=_PRESET, ge=1, model=True)
     n_head: int | None = opt(None, "Attention heads per layer.", unset=_PRESET, ge=1, model=True)
     n_embd: int | None = opt(None, "Width (embedding size).", unset=_PRESET, ge=1, model=True)
-    dropout: float | None = opt(None, "Dropout rate; the shorthand for the three below.",
-                                unset=_PRESET, ge=_DROP[0], lt=_DROP[1], model=True)
-    attn_dropout: float | None = opt(None, "Dropout on attention probabilities.",
-                                     unset="--dropout", ge=_DROP[0], lt=_DROP[1], model=True)
-    resid_dropout: float | None = opt(None, "Dropout on each residual branch's output.",
-                                      unset="--dropout", ge=_DROP[0], lt=_DROP[1], model=True)
-    embd_dropout: float | None = opt(None, "Dropout on the token (+ position) embeddings.",
-                                     unset="--dropout", ge=_DROP[0], lt=_DROP[1], model=True)
+    dropout: float | None = opt(None, "Dropout rate of attention, residual and embedding "
+                                "dropout (a placement given below wins).", unset=_PRESET, **_RATE)
+    attn_dropout: float | None = opt(None, "Dropout on attention probabilities.", **_PLACE)
+    resid_dropout: float | None = opt(None, "Dropout on residual branch outputs.", **_PLACE)
+    embd_dropout: float | None = opt(None, "Dropout on token (+ position) embeddings.", **_PLACE)
     norm: str | None = opt(None, "LayerNorm placement (post = GPT-1).", unset=_PRESET,
                            choices=NORMS, model=True)
     pos: str | None = opt(None, "Position encoding.", unset=_PRESET, choices=POSITIONS,
