@@ -16,8 +16,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from agents import checkpoint
 from agents.averaging import BEMA, EMA, unwrap
-from agents.model import GPT, GPTConfig
+from agents.model import GPT
 
 TASKS = ("othello", "setcomp")
 WEIGHTS = ("ema", "bema", "raw")
@@ -54,85 +55,6 @@ class RandomPolicy:
         return int(legal[self.rng.integers(legal.size)])
 
     __call__ = act
-
-
-def _task_of_env(env) -> str:
-    """The codec for a run config's ``env`` value ("othello", "setcomp" or an env id)."""
-    name = str(env).lower()
-    if name.startswith("othello"):
-        return "othello"
-    if name.startswith(("setcomp", "setcomplement")):
-        return "setcomp"
-    raise ValueError(f"checkpoint config has an unknown env {env!r}; expected othello or setcomp")
-
-
-def _strip_prefixes(state: dict) -> dict:
-    """Drop torch.compile / DDP key prefixes ("_orig_mod.", "module.") from a state dict."""
-    out = {}
-    for key, value in state.items():
-        while key.startswith(("_orig_mod.", "module.")):
-            key = key.split(".", 1)[1]
-        out[key] = value
-    return out
-
-
-def model_from_checkpoint(ckpt: dict, weights: str = "raw", device="cpu") -> GPT:
-    """The GPT of a loaded checkpoint dict (docs/ARCHITECTURE.md "Checkpoint") with its weights.
-
-    ``weights``: ``"raw"`` (``ckpt["model"]``), ``"ema"`` or ``"bema"`` (the averaged
-    model kept in ``ckpt[weights]["module"]``). Returns the model in eval mode on
-    ``device``. ValueError, one line, when the dict is not a checkpoint, its model
-    config is invalid, the requested averaged weights are absent, or the weights do
-    not fit the model config (a corrupted or hand-edited file).
-    """
-    if weights not in WEIGHTS:
-        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
-    if not isinstance(ckpt, dict) or "model_config" not in ckpt or "model" not in ckpt:
-        raise ValueError("not an lgagent checkpoint (no model_config / model)")
-    try:
-        cfg = GPTConfig(**ckpt["model_config"])
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"checkpoint model_config is invalid: {e}") from None
-    if weights == "raw":
-        state = ckpt["model"]
-    else:
-        avg = ckpt.get(weights)
-        if avg is None:
-            raise ValueError(
-                f"the checkpoint has no {weights.upper()} weights "
-                f"(trained without --{weights}); use weights='raw' or train with it"
-            )
-        state = avg["module"]
-    model = GPT(cfg)
-    try:
-        model.load_state_dict(_strip_prefixes(state))
-    except (RuntimeError, AttributeError, TypeError) as e:  # missing keys, shape mismatches
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"checkpoint {weights} weights do not fit its model config: {first}") from None
-    return model.to(device).eval()
-
-
-def load_checkpoint_model(path, weights: str = "ema", device="cpu") -> tuple[GPT, dict]:
-    """Read a checkpoint file and build its GPT with its ``weights`` ("ema", "bema" or "raw").
-
-    Returns ``(model in eval mode on device, the run config dict)``. Raises ValueError
-    for an unreadable or foreign file and as :func:`model_from_checkpoint` does.
-    """
-    if weights not in WEIGHTS:
-        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise ValueError(f"checkpoint {os.fspath(path)!r} does not exist") from None
-    except Exception as e:  # pickle / zip errors: report in one line
-        raise ValueError(f"cannot read checkpoint {os.fspath(path)!r}: {e}") from None
-    if not isinstance(ckpt, dict) or "model_config" not in ckpt or "model" not in ckpt:
-        raise ValueError(f"{os.fspath(path)!r} is not an lgagent checkpoint")
-    try:
-        model = model_from_checkpoint(ckpt, weights, device)
-    except ValueError as e:
-        raise ValueError(f"{os.fspath(path)!r}: {e}") from None
-    return model, dict(ckpt.get("config") or {})
 
 
 class ModelPolicy:
@@ -188,23 +110,22 @@ class ModelPolicy:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         if isinstance(model_or_checkpoint, (str, os.PathLike)):
             self.device = torch.device(device or "cpu")
-            model, config = load_checkpoint_model(model_or_checkpoint, weights, self.device)
-            ckpt_task = _task_of_env(config.get("env", "othello"))
+            ckpt = checkpoint.load(model_or_checkpoint, map_location=self.device)
+            ckpt_task = checkpoint.task_of(ckpt)
             if task is not None and task != ckpt_task:
                 raise ValueError(f"task={task!r} but the checkpoint was trained on {ckpt_task!r}")
             task = ckpt_task
-        elif isinstance(model_or_checkpoint, (EMA, BEMA)):
-            model = model_or_checkpoint.module
-        elif isinstance(model_or_checkpoint, nn.Module):
-            model = unwrap(model_or_checkpoint)
+            model = checkpoint.model_from_checkpoint(ckpt, weights, self.device)
         else:
-            raise ValueError(
-                "ModelPolicy needs a GPT, an EMA/BEMA or a checkpoint path, "
-                f"got {type(model_or_checkpoint).__name__}"
-            )
-        if not isinstance(model, GPT):
-            raise ValueError(f"ModelPolicy needs an agents.GPT, got {type(model).__name__}")
-        if not isinstance(model_or_checkpoint, (str, os.PathLike)):
+            if isinstance(model_or_checkpoint, (EMA, BEMA)):
+                model = model_or_checkpoint.module
+            elif isinstance(model_or_checkpoint, nn.Module):
+                model = unwrap(model_or_checkpoint)
+            else:
+                raise ValueError("ModelPolicy needs a GPT, an EMA/BEMA or a checkpoint path, "
+                                 f"got {type(model_or_checkpoint).__name__}")
+            if not isinstance(model, GPT):
+                raise ValueError(f"ModelPolicy needs an agents.GPT, got {type(model).__name__}")
             own = next(model.parameters()).device
             self.device = torch.device(device) if device is not None else own
             if self.device != own:  # never move the caller's (training) model
@@ -269,7 +190,8 @@ class ModelPolicy:
             return OTHELLO_PASS  # forced pass: nothing to decide
         if not isinstance(info, dict) or "moves" not in info:
             raise ValueError('ModelPolicy needs the move history in info["moves"]')
-        tokens = self._encode(list(info["moves"]))
+        moves = np.asarray(info["moves"]).ravel()  # a list, or the envs' int8 array padded with -1
+        tokens = self._encode(moves[moves >= 0].tolist())
         if tokens.size == 0:
             return self._random(legal)  # the model never saw an empty prefix
         tokens = tokens[-self.model.config.block_size :]
@@ -291,8 +213,9 @@ class ModelPolicy:
         self.n_illegal_choices += int(not self.last_choice_legal)
 
         legal_moves = legal[has_token[legal]]  # legal actions the model can name
-        if legal_moves.size == 0:  # cannot happen with a consistent mask; stay legal anyway
-            return self._random(legal)
+        if legal_moves.size == 0:  # e.g. only a centre square: no env gives such a mask
+            raise ValueError(f"the action mask allows no move of {self.task}: "
+                             f"{legal.tolist()}")
         scores = logits[torch.as_tensor(self._action_token[legal_moves])]  # (n_legal,)
         if self.greedy:
             return int(legal_moves[int(torch.argmax(scores))])

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from agents import BEMA, EMA, GPT, ModelPolicy, RandomPolicy, preset
-from agents.policies import action_mask, load_checkpoint_model
+from agents.checkpoint import load, model_from_checkpoint
+from agents.policies import action_mask
 from othello_env import generate_games, legal_move_masks
 from othello_env.tokens import SQUARE_TO_TOKEN, TOKEN_TO_SQUARE
 
@@ -228,11 +229,12 @@ def test_checkpoint_weights_are_selected_and_missing_ones_rejected(tmp_path):
     ema.update(model)
     path = tmp_path / "checkpoint.pt"
     save_checkpoint(path, model, ema=ema)
-    raw, config = load_checkpoint_model(path, "raw")
-    assert config["env"] == "othello"
+    raw = model_from_checkpoint(path, "raw")
+    assert load(path)["config"]["env"] == "othello"
+    assert not raw.training
     for a, b in zip(raw.state_dict().values(), model.state_dict().values()):
         assert torch.equal(a, b)
-    averaged, _ = load_checkpoint_model(str(path), "ema")
+    averaged = model_from_checkpoint(str(path), "ema")
     for a, b in zip(averaged.state_dict().values(), ema.module.state_dict().values()):
         assert torch.equal(a, b)
     infos = othello_infos(2)[1:40]
@@ -243,10 +245,10 @@ def test_checkpoint_weights_are_selected_and_missing_ones_rejected(tmp_path):
         ModelPolicy(path, weights="bema")
     with pytest.raises(ValueError, match="trained on 'othello'"):
         ModelPolicy(path, weights="raw", task="setcomp")
-    with pytest.raises(ValueError, match="does not exist"):
+    with pytest.raises(ValueError, match="no checkpoint at"):
         ModelPolicy(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="cannot read"):
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
         ModelPolicy(tmp_path / "junk.pt")
     torch.save({"hello": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not an lgagent checkpoint"):
@@ -357,8 +359,6 @@ def test_model_policy_as_a_pettingzoo_player():
 
 
 def test_checkpoint_whose_weights_do_not_fit_its_config_is_a_value_error(tmp_path):
-    from agents.policies import model_from_checkpoint
-
     model = sharp_tiny(5)
     path = tmp_path / "checkpoint.pt"
     save_checkpoint(path, model)

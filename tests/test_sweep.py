@@ -6,7 +6,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from train import trainer as T
+from agents import checkpoint as CK
 from train.cli import main
 
 BASE = ["--env", "setcomp", "--set", "vocab_size=8", "--set", "preset=tiny",
@@ -33,7 +33,7 @@ def test_grid_runs_every_point_and_seed_and_tabulates_raw_ema_bema(tmp_path):
         assert x["config"]["train_max_len"] == 4
         assert set(x["eval"]) == {"raw", "ema", "bema"}
         assert set(x["eval"]["raw"]) == {"seen", "unseen"}
-        ck = T.load_checkpoint(out / x["name"] / "checkpoint.pt")
+        ck = CK.load(out / x["name"] / "checkpoint.pt")
         assert ck["step"] == 6 and ck["config"]["dropout"] == x["config"]["dropout"]
         assert ck["config"]["seed"] == int(x["name"][-1])
     lines = r.stdout.strip().splitlines()
@@ -55,8 +55,8 @@ def test_rerun_skips_finished_runs_and_resumes_a_stopped_one_exactly(tmp_path):
     assert stopped.exit_code == 0, stopped.output + stopped.stderr
     r = sweep(*BASE, "--grid", "dropout=0.0", "--out", b)
     assert r.exit_code == 0, r.output + r.stderr
-    ca = T.load_checkpoint(a / "dropout=0.0__seed=0" / "checkpoint.pt")
-    cb = T.load_checkpoint(b / "dropout=0.0__seed=0" / "checkpoint.pt")
+    ca = CK.load(a / "dropout=0.0__seed=0" / "checkpoint.pt")
+    cb = CK.load(b / "dropout=0.0__seed=0" / "checkpoint.pt")
     assert cb["step"] == 6
     for k in ca["model"]:
         assert torch.equal(ca["model"][k], cb["model"][k]), k
@@ -75,7 +75,7 @@ def test_a_run_killed_before_its_first_checkpoint_starts_over(tmp_path):
     (run / "config.toml").write_text("env = 'setcomp'\n")
     r = sweep(*BASE, "--grid", "dropout=0.0", "--out", out)
     assert r.exit_code == 0, r.output + r.stderr
-    assert T.load_checkpoint(run / "checkpoint.pt")["step"] == 6
+    assert CK.load(run / "checkpoint.pt")["step"] == 6
 
 
 @pytest.mark.parametrize("args, match", [

@@ -8,6 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from agents import checkpoint as CK
 from train import trainer as T
 from train.cli import main
 
@@ -21,7 +22,7 @@ def train(*args):
 
 
 def ckpt(out):
-    return T.load_checkpoint(os.path.join(out, "checkpoint.pt"))
+    return CK.load(os.path.join(out, "checkpoint.pt"))
 
 
 def assert_one_line_error(result, match):
@@ -54,7 +55,7 @@ def test_othello_run_writes_checkpoint_config_and_tensorboard(tmp_path):
         "checkpoint.pt", "config.toml"]
     assert not any(p.is_dir() for p in out.iterdir())  # hparams did not create a sub-run
     c = ckpt(out)
-    assert set(T.CHECKPOINT_KEYS) <= set(c)
+    assert set(CK.KEYS) <= set(c)
     assert c["step"] == 4 and c["config"]["env"] == "othello" and c["config"]["train_max_len"] == 20
     assert c["ema"]["kind"] == "ema" and c["bema"]["kind"] == "bema"
     assert c["data"]["step"] == 4 and c["model_config"]["n_layer"] == 2
@@ -63,7 +64,7 @@ def test_othello_run_writes_checkpoint_config_and_tensorboard(tmp_path):
 
     ea = events(out)
     scalars = set(ea.Tags()["scalars"])
-    for tag in ("loss/train", "loss/grad_norm", "charts/lr", "charts/tokens_per_s",
+    for tag in ("loss/train", "charts/grad_norm", "charts/lr", "charts/tokens_per_s",
                 "charts/data_share", "eval/raw/seen/top1_err", "eval/ema/unseen/top1_err",
                 "eval/bema/unseen/sep_acc", "eval/raw/seen/margin", "eval/ema/play/win",
                 "eval/bema/play/first_choice_legal"):
@@ -304,7 +305,7 @@ def test_resume_is_bitwise_exact_after_stop_at_and_after_ctrl_c(tmp_path, monkey
     _assert_same_state(reference, ckpt(split))
 
     # Ctrl-C during step 4: the step completes, a checkpoint is saved, exit code 130
-    original = T.Trainer._train_step
+    original = T.Trainer.train_step
 
     def step_with_sigint(self, batch):
         out = original(self, batch)
@@ -312,11 +313,11 @@ def test_resume_is_bitwise_exact_after_stop_at_and_after_ctrl_c(tmp_path, monkey
             os.kill(os.getpid(), signal.SIGINT)
         return out
 
-    monkeypatch.setattr(T.Trainer, "_train_step", step_with_sigint)
+    monkeypatch.setattr(T.Trainer, "train_step", step_with_sigint)
     r = train(*RESUME, "--out", intr)
     assert r.exit_code == 130, r.output + r.stderr
     assert "stopped by SIGINT" in r.output and ckpt(intr)["step"] == 4
-    monkeypatch.setattr(T.Trainer, "_train_step", original)
+    monkeypatch.setattr(T.Trainer, "train_step", original)
     assert train("--resume", "--out", intr, "--no-progress").exit_code == 0
     _assert_same_state(reference, ckpt(intr))
 
@@ -327,26 +328,26 @@ def test_resume_is_bitwise_exact_after_stop_at_and_after_ctrl_c(tmp_path, monkey
 
 def test_crash_then_resume_discards_events_logged_after_the_checkpoint(tmp_path, monkeypatch):
     out = tmp_path / "run"
-    original = T.Trainer._train_step
+    original = T.Trainer.train_step
 
     def crash_at_step_6(self, batch):
         if self.step == 5:
             raise RuntimeError("out of memory")
         return original(self, batch)
 
-    monkeypatch.setattr(T.Trainer, "_train_step", crash_at_step_6)
+    monkeypatch.setattr(T.Trainer, "train_step", crash_at_step_6)
     r = train(*FAST, "--steps", 8, "--ckpt-every", 2, "--eval-every", 0, "--out", out)
     assert isinstance(r.exception, RuntimeError)
     assert ckpt(out)["step"] == 4  # the last periodic checkpoint
     assert sorted(e.step for e in events(out).Scalars("loss/train")) == [1, 2, 3, 4, 5]
-    monkeypatch.setattr(T.Trainer, "_train_step", original)
+    monkeypatch.setattr(T.Trainer, "train_step", original)
     assert train("--resume", "--out", out, "--no-progress").exit_code == 0
     steps = [e.step for e in events(out).Scalars("loss/train")]
     assert sorted(steps) == list(range(1, 9))  # step 5 of the crashed run was purged
 
 
 def test_sigterm_saves_and_exits_143(tmp_path, monkeypatch):
-    original = T.Trainer._train_step
+    original = T.Trainer.train_step
 
     def step_with_sigterm(self, batch):
         out = original(self, batch)
@@ -354,7 +355,7 @@ def test_sigterm_saves_and_exits_143(tmp_path, monkeypatch):
             os.kill(os.getpid(), signal.SIGTERM)
         return out
 
-    monkeypatch.setattr(T.Trainer, "_train_step", step_with_sigterm)
+    monkeypatch.setattr(T.Trainer, "train_step", step_with_sigterm)
     r = train(*FAST, "--steps", 5, "--out", tmp_path / "run")
     assert r.exit_code == 143 and ckpt(tmp_path / "run")["step"] == 2
 
@@ -425,8 +426,8 @@ def test_resume_from_checkpoint_whose_states_do_not_fit(tmp_path):
 
 def test_failed_save_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
     path = tmp_path / "checkpoint.pt"
-    good = {"format": T.FORMAT, "version": T.VERSION, "step": 1, **{
-        k: None for k in T.CHECKPOINT_KEYS if k not in ("format", "version", "step")}}
+    good = {"format": CK.FORMAT, "version": CK.VERSION, "step": 1, **{
+        k: None for k in CK.KEYS if k not in ("format", "version", "step")}}
     T.save_checkpoint(path, good)
 
     def dying_save(obj, f, *a, **k):
@@ -438,32 +439,32 @@ def test_failed_save_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         T.save_checkpoint(path, {**good, "step": 2})
     monkeypatch.undo()
-    assert T.load_checkpoint(path)["step"] == 1
+    assert CK.load(path)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary left
 
 
 def test_load_checkpoint_rejects_other_versions_and_missing_keys(tmp_path):
     path = tmp_path / "c.pt"
-    torch.save({"format": T.FORMAT, "version": 99}, path)
+    torch.save({"format": CK.FORMAT, "version": 99}, path)
     with pytest.raises(ValueError, match="version 99 is not supported"):
-        T.load_checkpoint(path)
-    torch.save({"format": T.FORMAT, "version": T.VERSION, "step": 0}, path)
+        CK.load(path)
+    torch.save({"format": CK.FORMAT, "version": CK.VERSION, "step": 0}, path)
     with pytest.raises(ValueError, match="lacks config"):
-        T.load_checkpoint(path)
+        CK.load(path)
 
 
 def test_model_from_checkpoint_holds_each_weights(tmp_path):
     out = tmp_path / "run"
     assert train(*FAST, "--steps", 3, "--ema", "--out", out).exit_code == 0
     c = ckpt(out)
-    ema = T.model_from_checkpoint(out / "checkpoint.pt", "ema")
-    raw = T.model_from_checkpoint(c, "raw")
+    ema = CK.model_from_checkpoint(out / "checkpoint.pt", "ema")
+    raw = CK.model_from_checkpoint(c, "raw")
     assert not ema.training
     for k, v in ema.state_dict().items():
         assert torch.equal(v, c["ema"]["module"][k])
     assert any(not torch.equal(raw.state_dict()[k], ema.state_dict()[k]) for k in c["model"])
     with pytest.raises(ValueError, match="no BEMA weights"):
-        T.model_from_checkpoint(c, "bema")
+        CK.model_from_checkpoint(c, "bema")
 
 
 def test_gpu_sized_model_on_the_cpu_gets_a_hint_and_tiny_does_not(tmp_path):

@@ -276,13 +276,13 @@ def evaluate_checkpoint(path, *, weights=None, eval_size: int | None = None,
     """
     from pathlib import Path
 
+    from agents.checkpoint import CHECKPOINT, load, model_from_checkpoint
     from train.tasks import make_task
-    from train.trainer import CHECKPOINT, load_checkpoint, model_from_checkpoint
 
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT
-    ckpt = load_checkpoint(path)
+    ckpt = load(path)
     cfg = ckpt["config"]
     available = ["raw"] + [w for w in ("ema", "bema") if ckpt[w] is not None]
     weights = list(weights) if weights else available

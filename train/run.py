@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -97,7 +96,9 @@ def prepare(cli_values: dict, *, config_file=None, resume=False, force=False, di
 
     BadInput for anything unusable. ``cli_values`` holds only the options given.
     """
-    from train import trainer as T
+    from agents import checkpoint
+    from train import distributed as D
+    from train.assemble import build
 
     if resume and force:
         raise BadInput("--resume and --force exclude each other")
@@ -112,7 +113,7 @@ def prepare(cli_values: dict, *, config_file=None, resume=False, force=False, di
         if not out:
             raise BadInput("--resume needs --out RUN_DIR (the run to continue)")
         try:
-            ckpt = T.load_checkpoint(Path(out) / T.CHECKPOINT)
+            ckpt = checkpoint.load(Path(out) / checkpoint.CHECKPOINT)
         except ValueError as e:
             raise BadInput(str(e)) from None
         saved = ckpt["config"]
@@ -132,9 +133,9 @@ def prepare(cli_values: dict, *, config_file=None, resume=False, force=False, di
     try:
         C.validate(cfg)
         cfg = C.resolve(cfg)
-        d = dist_info or T.dist_from_env()
-        T.resolve_device(cfg.device, d)
-        cfg, task, model_cfg = T.build(cfg, rank=d.rank)
+        d = dist_info or D.dist_from_env()
+        D.resolve_device(cfg.device, d)
+        cfg, task, model_cfg = build(cfg, rank=d.rank)
     except ValueError as e:
         raise BadInput(str(e)) from None
     cfg.out = out or default_out(cfg)
@@ -158,17 +159,56 @@ def prepare(cli_values: dict, *, config_file=None, resume=False, force=False, di
     return cfg, task, model_cfg, ckpt
 
 
-def make_trainer(cfg, task, model_cfg, ckpt, d, device, progress: bool):
-    """The Trainer of a prepared run. Writes nothing; BadInput when it cannot start
-    (a damaged checkpoint, an eval batch too big)."""
-    from train import trainer as T
+def run_training(cfg, task, model_cfg, ckpt, *, dist_info, progress: bool = True,
+                 force: bool = False) -> dict:
+    """Run a prepared training run (see :func:`prepare`) to its end, its --stop-at or a signal.
 
-    out = Path(cfg.out)
+    The one entry of ``lgagent train`` and ``lgagent sweep``: picks the device,
+    joins the process group under torchrun, builds the :class:`train.trainer.Trainer`
+    (BadInput when it cannot start: a damaged checkpoint, an eval batch too big),
+    only then clears a ``--force``'d RUN_DIR, announces the run on stderr (rank 0),
+    trains and leaves the process group. Returns the trainer's summary.
+    """
+    from train import distributed as D
+    from train.trainer import Trainer
+
+    d, out = dist_info, Path(cfg.out)
+    device = D.resolve_device(cfg.device, d)
+    D.init_distributed(d, device)
     try:
-        return T.Trainer(cfg, task, model_cfg, out, dist_info=d, device=device, resume=ckpt,
-                         progress=progress)
-    except ValueError as e:
-        raise BadInput(f"cannot resume {out}: {e}" if ckpt else str(e)) from None
+        try:
+            trainer = Trainer(cfg, task, model_cfg, out, dist_info=d, device=device, resume=ckpt,
+                              progress=progress)
+        except ValueError as e:
+            raise BadInput(f"cannot resume {out}: {e}" if ckpt else str(e)) from None
+        if force and d.is_main and out.is_dir():  # only once the new run is sure to start
+            clear_run_dir(out)
+        D.barrier(d)
+        if d.is_main:
+            _announce(cfg, trainer, d, device, resumed=ckpt is not None)
+        summary = trainer.train()
+    except BaseException:
+        D.abandon_distributed(d)  # no barrier: the other ranks may never reach it
+        raise
+    # The DDP wrapper keeps gloo's worker threads alive; left to interpreter teardown they
+    # abort the process now and then ("terminate called without an active exception").
+    del trainer
+    gc.collect()
+    D.shutdown_distributed(d)
+    return summary
+
+
+def _announce(cfg, trainer, d, device, resumed: bool) -> None:
+    n = trainer.model.num_params()
+    where = f"{d.world_size} processes" if d.enabled else "1 process"
+    start = f"from step {trainer.step} " if resumed else ""
+    click.echo(f"lgagent train: {cfg.env}, preset {cfg.preset} ({n / 1e6:.2f}M parameters), "
+               f"loss {cfg.loss}, {where} on {device.type}, {start}to step {cfg.steps}; "
+               f"out {cfg.out}", err=True)
+    if device.type == "cpu" and n > CPU_HINT_PARAMS:
+        click.echo(f"note: {n / 1e6:.0f}M parameters is sized for a GPU and slow on the CPU; "
+                   "for a CPU run try --preset tiny --batch-size 64 (see lgagent --help)",
+                   err=True)
 
 
 def interrupted_exit_code(summary: dict) -> int:
@@ -215,54 +255,22 @@ def train(ctx, config, resume, force, progress, **options):
     sized for one GPU. A CPU run that finishes in about a minute on 2 cores:
       lgagent train --env othello --ema --preset tiny --steps 2000 --batch-size 64
         --lr 3e-3 --train-max-len 40 --out runs/quickstart
-    Several processes: torchrun --nproc_per_node K -m train.run --env ... --out RUN_DIR
+    Several processes: torchrun --nproc_per_node K --no-python lgagent train --env ... --out RUN_DIR
     """
-    from train import trainer as T
+    from train.distributed import dist_from_env
 
     cli_values = {k: v for k, v in options.items() if v is not None}
     try:
-        d = T.dist_from_env()
+        d = dist_from_env()
     except ValueError as e:
         raise BadInput(str(e)) from None
     cfg, task, model_cfg, ckpt = prepare(cli_values, config_file=config, resume=resume,
                                          force=force, dist_info=d)
-    device = T.resolve_device(cfg.device, d)
-    T.init_distributed(d, device)
-    try:
-        out = Path(cfg.out)
-        trainer = make_trainer(cfg, task, model_cfg, ckpt, d, device, progress)
-        if force and d.is_main and out.is_dir():  # only once the new run is sure to start
-            clear_run_dir(out)
-        T.barrier(d)
-        if d.is_main:
-            n = trainer.model.num_params()
-            where = f"{d.world_size} processes" if d.enabled else "1 process"
-            start = f"from step {trainer.step} " if ckpt else ""
-            click.echo(f"lgagent train: {cfg.env}, preset {cfg.preset} "
-                       f"({n / 1e6:.2f}M parameters), "
-                       f"loss {cfg.loss}, {where} on {device.type}, {start}to step {cfg.steps}; "
-                       f"out {out}", err=True)
-            if device.type == "cpu" and n > CPU_HINT_PARAMS:
-                click.echo(f"note: {n / 1e6:.0f}M parameters is sized for a GPU and slow on the CPU; "
-                           "for a CPU run try --preset tiny --batch-size 64 (see lgagent --help)",
-                           err=True)
-        summary = trainer.train()
-    except BaseException:
-        T.abandon_distributed(d)  # no barrier: the other ranks may never reach it
-        raise
-    # The DDP wrapper keeps gloo's worker threads alive; left to interpreter teardown they
-    # abort the process now and then ("terminate called without an active exception").
-    del trainer
-    gc.collect()
-    T.shutdown_distributed(d)
+    summary = run_training(cfg, task, model_cfg, ckpt, dist_info=d, progress=progress,
+                           force=force)
     if d.is_main:
         for line in _format_summary(summary, cfg):
             click.echo(line)
     if summary["interrupted"]:
         ctx.exit(interrupted_exit_code(summary))
 
-
-if __name__ == "__main__":  # torchrun -m train.run ... / python -m train.run ...
-    from train.cli import main
-
-    main(["train", *sys.argv[1:]], prog_name="lgagent")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import click
 
+from agents.checkpoint import CHECKPOINT
 from train import config as C
 from train.atomic import atomic_write_text
 from train.cli import BadInput
@@ -71,13 +72,13 @@ def run_name(point: dict, seed: int) -> str:
 
 def run_one(values: dict, out: Path, config_file, progress: bool) -> dict:
     """Train (or resume) one run into ``out``; returns its result (also saved as result.json)."""
-    from train import trainer as T
-    from train.run import clear_run_dir, interrupted_exit_code, make_trainer, prepare
+    from train.distributed import Dist
+    from train.run import clear_run_dir, interrupted_exit_code, prepare, run_training
 
     done = out / RESULT
     if done.exists():
         return json.loads(done.read_text())
-    resume = (out / T.CHECKPOINT).exists()
+    resume = (out / CHECKPOINT).exists()
     if not resume and out.exists():  # killed before its first checkpoint: start it over
         clear_run_dir(out)
     given = {"out": str(out), **values}
@@ -85,9 +86,7 @@ def run_one(values: dict, out: Path, config_file, progress: bool) -> dict:
         given = {k: v for k, v in given.items() if k in C.RESUMABLE}
     cfg, task, model_cfg, ckpt = prepare(given, config_file=None if resume else config_file,
                                          resume=resume)
-    d = T.dist_from_env()
-    device = T.resolve_device(cfg.device, d)
-    summary = make_trainer(cfg, task, model_cfg, ckpt, d, device, progress).train()
+    summary = run_training(cfg, task, model_cfg, ckpt, dist_info=Dist(), progress=progress)
     if not summary["finished"]:
         raise click.exceptions.Exit(interrupted_exit_code(summary))
     result = {"name": out.name, "config": cfg.saved_dict(), "step": summary["step"],
@@ -142,9 +141,9 @@ def sweep(env, out, grid, fixed, seeds, config_file, no_averaging, progress):
         --set preset=tiny --set train_max_len=8 --set steps=1500 --seeds 0,1
     Run the same command again to resume a stopped sweep.
     """
-    from train import trainer as T
+    from train.distributed import dist_from_env
 
-    if T.dist_from_env().enabled:
+    if dist_from_env().enabled:
         raise BadInput("lgagent sweep runs its runs one after another in one process; "
                        "use lgagent train under torchrun for DDP")
     try:
@@ -182,7 +181,7 @@ def sweep(env, out, grid, fixed, seeds, config_file, no_averaging, progress):
     from train.run import prepare
     for point, seed in runs:  # check every run's options before training any
         name = run_name(point, seed)
-        if not (out / name / T.CHECKPOINT).exists():
+        if not (out / name / CHECKPOINT).exists():
             prepare({**base, **point, "seed": seed, "out": str(out / "check" / name)},
                     config_file=config_file)
 

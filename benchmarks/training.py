@@ -1,14 +1,14 @@
 """Training throughput of `lgagent train` per preset, and the share of step time spent on data.
 
 For each case it builds the run exactly as ``lgagent train`` does
-(:func:`train.trainer.build` and :class:`train.trainer.Trainer`, with EMA on as in
+(:func:`train.assemble.build` and :class:`train.trainer.Trainer`, with EMA on as in
 the default recipe) and times the loop body: ``task.batch`` (fresh data) and
-``Trainer._train_step`` (forward, loss, backward, clipping, AdamW, scheduler,
+``Trainer.train_step`` (forward, loss, backward, clipping, AdamW, scheduler,
 EMA update). Reported per case: median seconds per step and for the data,
 tokens/s (batch x sequence length / step time) and ``data_share`` = data time /
 (data + train step) time. Prints one JSON object.
 
-    python benchmarks/train.py [--device cpu] [--steps 10] [--threads N]
+    python benchmarks/training.py [--device cpu] [--steps 10] [--threads N]
 
 Cases (CPU-sized; pass --scale to multiply the batch sizes on a GPU):
 tiny on Othello (batch 64), setcomp-1l on set complement v=16 (batch 512),
@@ -22,28 +22,15 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 
-# This file is named train.py, like the package. A script in this folder run as
-# `python benchmarks/x.py` has the folder first on sys.path, so its `import train`
-# finds this file: then load the real package and put it in our place in sys.modules
-# (the import system returns whatever sys.modules holds once the module has run).
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_PATH = list(sys.path)
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-if __name__ == "train":
-    import importlib
+import torch
 
-    del sys.modules["train"]
-    sys.modules["train"] = importlib.import_module("train")
-    sys.path[:] = _PATH
-
-import torch  # noqa: E402
-
-from train import config as C  # noqa: E402
-from train.trainer import Dist, Trainer, build, resolve_device  # noqa: E402
+from train import config as C
+from train.assemble import build
+from train.distributed import Dist, resolve_device
+from train.trainer import Trainer
 
 CASES = [
     {"env": "othello", "preset": "tiny", "batch_size": 64},
@@ -66,7 +53,7 @@ def measure(case: dict, steps: int, warmup: int, device: str) -> dict:
             t0 = time.perf_counter()
             batch = task.batch(cfg.batch_size, max_len=cfg.train_max_len)
             t1 = time.perf_counter()
-            loss, _ = tr._train_step(batch.to(dev, non_blocking=True))
+            loss, _ = tr.train_step(batch.to(dev, non_blocking=True))
             float(loss)  # wait for the step (the loop syncs only at log steps)
             sync()
             t2 = time.perf_counter()
