@@ -198,13 +198,15 @@ def test_evaluate_checkpoint_and_eval_command_match_the_runs_last_evaluation(tmp
     with pytest.raises(ValueError, match="train_max_len must lie"):
         ev.evaluate_checkpoint(out, train_max_len=8)
 
+    from train.eval_cli import eval_command
+
     runner = CliRunner()
-    r = runner.invoke(ev.eval_command, [str(out), "--json"])
+    r = runner.invoke(eval_command, [str(out), "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["eval"]["raw"]["unseen"]["positions"] == 16 * 3
-    r = runner.invoke(ev.eval_command, [str(out), "--weights", "raw"])
+    r = runner.invoke(eval_command, [str(out), "--weights", "raw"])
     assert r.exit_code == 0 and "raw      unseen" in r.output
-    r = runner.invoke(ev.eval_command, [str(tmp_path / "nothing")])
+    r = runner.invoke(eval_command, [str(tmp_path / "nothing")])
     assert r.exit_code == 2 and "no checkpoint at" in r.output
 
 
@@ -232,3 +234,27 @@ def test_eval_command_on_a_checkpoint_whose_weights_do_not_fit_its_config(tmp_pa
             assert r.exit_code == 2, (r.output, r.stderr)
             lines = r.stderr.strip().splitlines()
             assert len(lines) == 1 and match in lines[0], r.stderr
+
+
+def test_a_run_without_an_eval_seed_is_evaluated_on_the_training_default(tmp_path):
+    # issue 10: `lgagent eval` fell back to held-out seed 0 while training used 1234
+    from click.testing import CliRunner
+
+    from train import config as C
+    from train.cli import main
+
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", "--env", "setcomp", "--vocab-size", "8", "--preset",
+                                  "tiny", "--steps", "2", "--batch-size", "8", "--eval-size",
+                                  "16", "--train-max-len", "4", "--no-progress", "--out",
+                                  str(out)])
+    assert r.exit_code == 0, r.output + r.stderr
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["config"]["eval_seed"] == C.FIELDS["eval_seed"].default == 1234
+    del ckpt["config"]["eval_seed"]  # as a config saved before the field existed
+    old = tmp_path / "old.pt"
+    torch.save(ckpt, old)
+    default = ev.evaluate_checkpoint(old)["eval"]
+    assert default == ev.evaluate_checkpoint(out)["eval"]
+    assert default == ev.evaluate_checkpoint(old, eval_seed=1234)["eval"]
+    assert default != ev.evaluate_checkpoint(old, eval_seed=0)["eval"]

@@ -20,7 +20,7 @@ COMMANDS = {
     "train": ("train.run:train", "Train a model on Othello or set complement."),
     "sweep": ("train.sweep:sweep",
               "Train a grid of runs (dropout, norm, ...) and tabulate unseen-length legality."),
-    "eval": ("train.evaluate:eval_command",
+    "eval": ("train.eval_cli:eval_command",
              "Evaluate a run's checkpoint: legality at seen/unseen lengths, play vs random."),
 }
 

@@ -32,14 +32,10 @@ which the model's own first choice was legal.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 
-import click
 import torch
 from torch.nn import functional as F
-
-from train.cli import BadInput
 
 METRICS = ("top1_err", "loss", "sep_acc", "margin", "illegal_mass", "tv")
 SPLITS = ("seen", "unseen")
@@ -277,7 +273,11 @@ def evaluate_checkpoint(path, *, weights=None, eval_size: int | None = None,
     from pathlib import Path
 
     from agents.checkpoint import CHECKPOINT, load, model_from_checkpoint
+    from train import config as C
     from train.tasks import make_task
+
+    def default(name):
+        return C.FIELDS[name].default
 
     path = Path(path)
     if path.is_dir():
@@ -293,7 +293,7 @@ def evaluate_checkpoint(path, *, weights=None, eval_size: int | None = None,
             raise ValueError(f"{path} holds no {w} weights (trained without --{w})")
     env = cfg.get("env")
     if env == "setcomp":
-        task = make_task("setcomp", vocab_size=cfg.get("vocab_size") or 16)
+        task = make_task("setcomp", vocab_size=cfg.get("vocab_size") or C.DEFAULT_VOCAB)
     elif env == "othello":
         task = make_task("othello")
     else:
@@ -305,62 +305,15 @@ def evaluate_checkpoint(path, *, weights=None, eval_size: int | None = None,
         raise ValueError(f"play_games must be >= 0, got {play_games}")
     if play_games and env != "othello":
         raise ValueError("play_games: only Othello models play games")
-    n = eval_size if eval_size is not None else cfg.get("eval_size", 1024)
-    seed = eval_seed if eval_seed is not None else cfg.get("eval_seed", 0)
+    # a run's own values, else the training defaults (a config may predate a field)
+    n = eval_size if eval_size is not None else cfg.get("eval_size", default("eval_size"))
+    seed = eval_seed if eval_seed is not None else cfg.get("eval_seed", default("eval_seed"))
     batch = task.eval_batch(n, seed=seed)
     device = torch.device(device)
     models = {w: model_from_checkpoint(ckpt, w).to(device) for w in weights}
     results = evaluate_weights(models, batch, pad_id=task.pad_id, train_max_len=L,
-                               chunk_size=cfg.get("batch_size", 512), device=device)
+                               chunk_size=cfg.get("batch_size", default("batch_size")),
+                               device=device)
     play = ({w: play_vs_random(m, play_games, seed=seed) for w, m in models.items()}
             if play_games else None)
     return {"step": ckpt["step"], "env": env, "train_max_len": L, "eval": results, "play": play}
-
-
-@click.command("eval", context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("run", type=click.Path(exists=False))
-@click.option("--weights", default=None,
-              help="Comma-separated raw,ema,bema (default: all the checkpoint holds).")
-@click.option("--eval-size", type=int, default=None, help="Held-out sequences (default: "
-              "the run's).")
-@click.option("--eval-seed", type=int, default=None, help="Held-out seed (default: the run's).")
-@click.option("--train-max-len", type=int, default=None,
-              help="Seen/unseen boundary (default: the run's).")
-@click.option("--play-games", type=int, default=0, help="Othello games vs random per weights.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def eval_command(run, weights, eval_size, eval_seed, train_max_len, play_games, device, as_json):
-    """Evaluate a run's checkpoint (RUN is a RUN_DIR or a checkpoint file).
-
-    Legality at seen and unseen lengths for the raw/EMA/BEMA weights, and
-    optionally games against a random player.
-    """
-    if eval_size is not None and eval_size < 1:
-        raise BadInput(f"--eval-size must be at least 1, got {eval_size}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise BadInput("--device cuda: no CUDA device is available")
-    try:
-        res = evaluate_checkpoint(
-            run, weights=weights.split(",") if weights else None, eval_size=eval_size,
-            eval_seed=eval_seed, train_max_len=train_max_len, play_games=play_games,
-            device=device)
-    except ValueError as e:
-        raise BadInput(str(e)) from None
-    if as_json:
-        click.echo(json.dumps(_nan_to_none(res), indent=2))
-    else:
-        click.echo(f"{run}: {res['env']} at step {res['step']}, seen lengths < "
-                   f"{res['train_max_len']}")
-        for line in format_results(res["eval"], res["play"]):
-            click.echo(line)
-
-
-
-
-def _nan_to_none(obj):
-    """Strict JSON: NaN (a metric with no position to average) becomes null."""
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
-    return obj
