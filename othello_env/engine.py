@@ -2,9 +2,10 @@
 
 Bit ``i`` of a board is square ``i = row*8 + col`` (a1 = 0, h8 = 63). A
 position is a pair ``(me, opp)``: the discs of the player to move and of the
-other player. Every function here except :func:`perft` (a checked wrapper of
-:func:`perft_jit`) is ``@njit(cache=True)`` and callable both from Python and
-from other Numba code. Boards are uint64 (from Python: a
+other player. The rule functions are ``@njit(cache=True)`` and callable both
+from Python and from other Numba code; the two plain Python functions are
+:func:`perft` (a checked wrapper of :func:`perft_jit`) and :func:`describe` (the
+error-message helper). Boards are uint64 (from Python: a
 ``np.uint64`` or a plain int in 0..2**64-1; results come back as plain ints),
 squares and counts are int64.
 

@@ -13,62 +13,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from othello_env.engine import (
-    BLACK_START,
-    U0,
-    U1,
-    WHITE_START,
-    describe,
-    flips_bit,
-    legal_moves,
-    lowest_square,
-    popcount,
-)
+from othello_env.engine import BLACK_START, U0, U1, WHITE_START, describe, flips_bit, legal_moves
+from othello_env.rng import game_state, random_square
 
 MAX_MOVES = 60  # 64 squares minus the 4 centre discs
-
-# splitmix64 (Steele, Lea & Flood 2014): the per-game random stream is a pure
-# function of (seed, game index), never of the thread that plays the game.
-GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S27 = np.uint64(27)
-_S30 = np.uint64(30)
-_S31 = np.uint64(31)
-_S32 = np.uint64(32)
-_LOW32 = np.uint64(0xFFFFFFFF)
-_TWO32 = np.uint64(1 << 32)
-
-
-@njit(cache=True, inline="always")
-def _mix64(z):
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
-
-
-@njit(cache=True, inline="always")
-def _below(state, k):
-    """Uniform integer in [0, k), k >= 1, by Lemire's multiply-and-reject: (value, new state)."""
-    ku = np.uint64(k)
-    state += GOLDEN
-    m = (_mix64(state) >> _S32) * ku
-    low = m & _LOW32
-    if low < ku:
-        threshold = (_TWO32 - ku) % ku  # 2**32 mod k
-        while low < threshold:
-            state += GOLDEN
-            m = (_mix64(state) >> _S32) * ku
-            low = m & _LOW32
-    return np.int64(m >> _S32), state
-
 
 @njit(cache=True, parallel=True)
 def _generate_into(out, seed, offset):
     """Fill ``out`` (int8, (n, 60)) with games ``offset .. offset + n - 1`` of stream ``seed``."""
-    key = _mix64(seed + GOLDEN)
     for i in prange(out.shape[0]):
-        state = _mix64(key ^ _mix64(np.uint64(offset + i) + GOLDEN))
+        state = game_state(seed, np.uint64(offset + i))  # the game's own stream
         me = BLACK_START
         opp = WHITE_START
         t = 0
@@ -79,10 +33,7 @@ def _generate_into(out, seed, offset):
                 if ml == U0:
                     break  # neither side can move: game over
                 me, opp = opp, me  # forced pass
-            k, state = _below(state, popcount(ml))
-            for _ in range(k):
-                ml &= ml - U1  # drop the k lowest legal squares
-            sq = lowest_square(ml)
+            sq, state = random_square(state, ml)
             mv = U1 << np.uint64(sq)
             f = flips_bit(me, opp, mv)
             me, opp = opp & ~f, me | f | mv
@@ -135,65 +86,70 @@ def generate_games(n: int, seed: int = 0) -> np.ndarray:
     return out
 
 
-# Error kinds reported by _replay, per game: (ply, kind) of the first bad ply.
-_ERR_EARLY_END = 1  # -1 while the game is not over
-_ERR_AFTER_END = 2  # a move after the game is over (or after -1 padding)
-_ERR_ILLEGAL = 3  # a square not legal for the player to move
+# Error kinds reported by replay_game: (ply, kind) of the first bad ply.
+ERR_EARLY_END = 1  # -1 while the game is not over
+ERR_AFTER_END = 2  # a move after the game is over (or after -1 padding)
+ERR_ILLEGAL = 3  # a square not legal for the player to move
+
+
+@njit(cache=True, inline="always")
+def replay_game(games, i, masks, boards, want_masks, want_boards):
+    """Replay game ``i`` of int8 ``games`` (n, L); fill its masks / boards (n, L, 64) if wanted.
+
+    The one replay of a move list: the batch functions below run it over every game,
+    the envs (``kernels.replay_position``) over one list to start from its position.
+    Returns ``(err_ply, err_kind, me, opp, black_to_move, ended)``: the first bad ply
+    (-1 if none) and its kind, then the position after the list (forced passes
+    resolved: ``me`` is the side to move) and whether the game is over.
+    """
+    me = BLACK_START
+    opp = WHITE_START
+    black_to_move = True
+    ml = legal_moves(me, opp)
+    ended = False
+    for t in range(games.shape[1]):
+        sq = games[i, t]
+        if ended:
+            if sq >= 0:
+                return t, ERR_AFTER_END, me, opp, black_to_move, ended
+        else:
+            if sq < 0:
+                return t, ERR_EARLY_END, me, opp, black_to_move, ended
+            mv = U1 << np.uint64(sq)
+            if (ml & mv) == U0:
+                return t, ERR_ILLEGAL, me, opp, black_to_move, ended
+            f = flips_bit(me, opp, mv)
+            me, opp = opp & ~f, me | f | mv
+            black_to_move = not black_to_move
+            ml = legal_moves(me, opp)
+            if ml == U0:
+                ml = legal_moves(opp, me)
+                if ml == U0:
+                    ended = True
+                else:
+                    me, opp = opp, me  # forced pass
+                    black_to_move = not black_to_move
+        if want_masks:
+            # Whole rows, branch-free: cheaper than zero-filling and scattering.
+            m = U0 if ended else ml
+            for s in range(64):
+                masks[i, t, s] = ((m >> np.uint64(s)) & U1) != U0
+        if want_boards:
+            black = me if black_to_move else opp
+            white = opp if black_to_move else me
+            for s in range(64):
+                sh = np.uint64(s)
+                boards[i, t, s] = np.int64((black >> sh) & U1) - np.int64((white >> sh) & U1)
+    return -1, 0, me, opp, black_to_move, ended
 
 
 @njit(cache=True, parallel=True)
-def _replay(games, masks, boards, want_masks, want_boards, err_ply, err_kind):
-    """Replay int8 games (n, L); fill masks (n, L, 64) / boards (n, L, 64) if wanted.
-
-    err_ply[i] = first bad ply of game i (-1 if none), err_kind[i] its kind.
-    """
-    n, length = games.shape
-    for i in prange(n):
-        err_ply[i] = -1
-        me = BLACK_START
-        opp = WHITE_START
-        black_to_move = True
-        ml = legal_moves(me, opp)
-        ended = False
-        for t in range(length):
-            sq = games[i, t]
-            if ended:
-                if sq >= 0:
-                    err_ply[i] = t
-                    err_kind[i] = _ERR_AFTER_END
-                    break
-            else:
-                if sq < 0:
-                    err_ply[i] = t
-                    err_kind[i] = _ERR_EARLY_END
-                    break
-                mv = U1 << np.uint64(sq)
-                if (ml & mv) == U0:
-                    err_ply[i] = t
-                    err_kind[i] = _ERR_ILLEGAL
-                    break
-                f = flips_bit(me, opp, mv)
-                me, opp = opp & ~f, me | f | mv
-                black_to_move = not black_to_move
-                ml = legal_moves(me, opp)
-                if ml == U0:
-                    ml = legal_moves(opp, me)
-                    if ml == U0:
-                        ended = True
-                    else:
-                        me, opp = opp, me  # forced pass
-                        black_to_move = not black_to_move
-            if want_masks:
-                # Whole rows, branch-free: cheaper than zero-filling and scattering.
-                m = U0 if ended else ml
-                for s in range(64):
-                    masks[i, t, s] = ((m >> np.uint64(s)) & U1) != U0
-            if want_boards:
-                black = me if black_to_move else opp
-                white = opp if black_to_move else me
-                for s in range(64):
-                    sh = np.uint64(s)
-                    boards[i, t, s] = np.int64((black >> sh) & U1) - np.int64((white >> sh) & U1)
+def _replay_all(games, masks, boards, want_masks, want_boards, err_ply, err_kind):
+    """replay_game over every game of int8 ``games`` (n, L), in parallel."""
+    for i in prange(games.shape[0]):
+        ply, kind, _, _, _, _ = replay_game(games, i, masks, boards, want_masks, want_boards)
+        err_ply[i] = ply
+        err_kind[i] = kind
 
 
 def _as_games(games) -> np.ndarray:
@@ -218,16 +174,16 @@ def _replay_checked(games, want_masks: bool, want_boards: bool):
     boards = np.empty((n, length, 64) if want_boards else (1, 1, 64), dtype=np.int8)
     err_ply = np.empty(n, dtype=np.int64)
     err_kind = np.zeros(n, dtype=np.int64)
-    _replay(g, masks, boards, want_masks, want_boards, err_ply, err_kind)
+    _replay_all(g, masks, boards, want_masks, want_boards, err_ply, err_kind)
     bad = np.flatnonzero(err_ply >= 0)
     if bad.size:
         i = int(bad[0])
         t = int(err_ply[i])
         sq = int(g[i, t])
         kind = err_kind[i]
-        if kind == _ERR_ILLEGAL:
+        if kind == ERR_ILLEGAL:
             raise ValueError(f"game {i}, ply {t}: square {sq} is not a legal move")
-        if kind == _ERR_AFTER_END:
+        if kind == ERR_AFTER_END:
             raise ValueError(f"game {i}, ply {t}: square {sq} is played after the game ended")
         raise ValueError(f"game {i}, ply {t}: -1 (end of game) but the game is not over")
     return masks, boards

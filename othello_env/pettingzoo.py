@@ -14,8 +14,10 @@ from gymnasium import spaces
 from pettingzoo import AECEnv
 from pettingzoo.utils import AgentSelector, wrappers
 
+from othello_env.arguments import parse_action, parse_render_mode, replay_moves
 from othello_env.engine import BLACK_START, WHITE_START, apply_move, legal_moves, popcount
-from othello_env.env import N_ACTIONS, OBS_SHAPE, PASS, parse_action, replay_moves, write_planes
+from othello_env.games import MAX_MOVES
+from othello_env.kernels import N_ACTIONS, OBS_SHAPE, PASS, write_planes
 from othello_env.render import board_ansi, board_rgb
 
 
@@ -64,7 +66,9 @@ class raw_env(AECEnv):
     ## Info
 
     ``infos[agent]["moves"]``: the squares played so far by both sides, passes
-    omitted (the OthelloGPT sequence), the same for both agents.
+    omitted (the OthelloGPT sequence), then -1 up to length 60: int8 (60,), the
+    same for both agents (as ``Othello-v0``'s ``info["moves"]``: fixed size, so
+    replay buffers can store it).
 
     ## Arguments
 
@@ -83,17 +87,14 @@ class raw_env(AECEnv):
 
     metadata = {
         "render_modes": ["human", "ansi", "rgb_array"],
-        "name": "othello_v0",
+        "name": "othello_env/Othello-v0",  # the id it is registered under
         "is_parallelizable": False,
         "render_fps": 4,
     }
 
     def __init__(self, render_mode: str | None = None):
         super().__init__()
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
-            )
+        parse_render_mode(render_mode, self.metadata["render_modes"])
         self.render_mode = render_mode
         self.possible_agents = ["player_0", "player_1"]
         self.agents = self.possible_agents[:]
@@ -106,13 +107,9 @@ class raw_env(AECEnv):
         self.observation_spaces = {a: obs_space for a in self.possible_agents}
         self.action_spaces = {a: spaces.Discrete(N_ACTIONS) for a in self.possible_agents}
         self._agent_selector = AgentSelector(self.agents)
-        self._discs = [
-            BLACK_START,
-            WHITE_START,
-        ]  # np.uint64 boards of player_0 (black), player_1 (white)
-        self._moves: list[int] = []
-        self._legal = np.uint64(0)  # legal placements of the agent to move
-        self._over = False
+        # State (set by reset): self._discs, the np.uint64 boards of player_0 (black) and
+        # player_1 (white); self._moves, int8 (60,) history padded with -1; self._n, its
+        # length; self._legal, the placements of the agent to move; self._over.
         self.reset()
 
     def observation_space(self, agent):
@@ -124,14 +121,13 @@ class raw_env(AECEnv):
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
         """Start a game, or the position after ``options["moves"]`` (squares, passes omitted)."""
         black, white, black_to_move = BLACK_START, WHITE_START, True
-        moves: list[int] = []
-        if (
-            options and options.get("moves") is not None
-        ):  # other keys are ignored (api_test passes some)
+        self._moves = np.full(MAX_MOVES, -1, np.int8)
+        self._n = 0
+        if options and options.get("moves") is not None:  # other keys are ignored (api_test passes some)
             black, white, black_to_move, arr = replay_moves(options["moves"])
-            moves = arr.tolist()
-        self._discs = [np.uint64(black), np.uint64(white)]
-        self._moves = moves
+            self._n = arr.size
+            self._moves[: self._n] = arr
+        self._discs = [black, white]
         self._over = False
         self.agents = self.possible_agents[:]
         self._agent_selector.reinit(self.agents)
@@ -143,7 +139,7 @@ class raw_env(AECEnv):
         self._cumulative_rewards = {a: 0.0 for a in self.agents}
         self.terminations = {a: False for a in self.agents}
         self.truncations = {a: False for a in self.agents}
-        self.infos = {a: {"moves": list(moves)} for a in self.agents}
+        self.infos = {a: {"moves": self._moves.copy()} for a in self.agents}
         if self.render_mode == "human":
             self.render()
 
@@ -178,16 +174,13 @@ class raw_env(AECEnv):
         if a != PASS:
             me, opp = apply_move(self._discs[p], self._discs[1 - p], a)
             self._discs[p], self._discs[1 - p] = np.uint64(me), np.uint64(opp)
-            self._moves.append(a)
+            self._moves[self._n] = a
+            self._n += 1
         for info in self.infos.values():
-            info["moves"] = list(self._moves)
+            info["moves"] = self._moves.copy()
         self.agent_selection = self._agent_selector.next()
-        self._legal = self._legal_for(self.agent_selection)
-        if (
-            self._legal == 0
-            and legal_moves(self._discs[p], self._discs[1 - p]) == 0
-            and (legal_moves(self._discs[1 - p], self._discs[p]) == 0)
-        ):
+        self._legal = self._legal_for(self.agent_selection)  # the other side's placements
+        if self._legal == 0 and legal_moves(self._discs[p], self._discs[1 - p]) == 0:
             self._over = True
             b, w = popcount(self._discs[0]), popcount(self._discs[1])
             sign = (b > w) - (b < w)

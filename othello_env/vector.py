@@ -18,36 +18,30 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from numba import njit
 
-from othello_env.engine import legal_moves
-from othello_env.env import (
+from othello_env.arguments import parse_colour, parse_illegal, parse_render_mode
+from othello_env.engine import describe, legal_moves
+from othello_env.games import MAX_MOVES
+from othello_env.kernels import (
     AGENT,
     COLOUR,
     COLOUR_NAMES,
     ILLEGAL,
     LEGAL,
-    MAX_MOVES,
     N_ACTIONS,
-    NMOVES,
     OBS_SHAPE,
     ONGOING,
     OPP,
     PASS,
     REWARDS,
     RNG,
-    U0,
-    U1,
-    _agent_turn,
-    _new_game,
-    _reset_row,
-    _write_planes,
-    _write_view,
     as_words,
-    describe,
-    parse_colour,
-    parse_illegal,
-    seed_state,
+    is_legal,
+    reset_row,
+    step_row,
+    write_view,
 )
 from othello_env.render import board_ansi, board_rgb
+from othello_env.rng import seed_state
 
 # Reward of each outcome code (ONGOING, WIN, DRAW, LOSS, ILLEGAL), from the agent's side:
 # the single env's table, as an array for the kernel.
@@ -61,74 +55,48 @@ def _vector_step(
     """Step every row: a row that ended last step restarts (NEXT_STEP autoreset), others play.
 
     actions int64 (N,); autoreset bool (N,), updated in place; outputs obs (N, 3, 8, 8),
-    mask (N, 65) int8, rewards float64, terminated / illegal bool, all (N,). Each row is
-    loaded into scalars, run through the scalar core and stored back (arrays go only to
-    inline="always" helpers: a real call with array arguments costs atomic reference
-    counting per call). One thread:
-    on a shared 2-core machine a prange version was several times slower.
+    mask (N, 65) int8, rewards float64, terminated / illegal bool, all (N,). The row
+    functions are the single env's (othello_env.kernels), inlined. One thread: on a
+    shared 2-core machine a prange version was several times slower.
     """
     words = as_words(obs)
     for i in range(actions.shape[0]):
-        me = st[i, AGENT]
-        opp = st[i, OPP]
-        legal = st[i, LEGAL]
-        rng = st[i, RNG]
-        n = meta[i, NMOVES]
         if autoreset[i]:
-            colour, code, me, opp, legal, rng, osq = _new_game(colour_mode, rng, True)
-            meta[i, COLOUR] = colour
-            n = 0
-            asq = -1
+            code = reset_row(st, meta, hist, i, colour_mode, True)
             rewards[i] = 0.0
             terminated[i] = False
             illegal[i] = False
         else:
-            code, me, opp, legal, rng, asq, osq = _agent_turn(me, opp, legal, rng, actions[i], True)
+            code = step_row(st, meta, hist, i, actions[i], True)
             rewards[i] = _REWARD[code]
             terminated[i] = code != ONGOING
             illegal[i] = code == ILLEGAL
         autoreset[i] = terminated[i]
-        if asq >= 0:
-            hist[i, n] = asq
-            n += 1
-        if osq >= 0:
-            hist[i, n] = osq
-            n += 1
-        meta[i, NMOVES] = n
-        st[i, AGENT] = me
-        st[i, OPP] = opp
-        st[i, LEGAL] = legal
-        st[i, RNG] = rng
-        # the view (legal moves shown only while the game goes on)
-        shown = legal if code == ONGOING else U0
-        _write_planes(me, opp, shown, 1 if code == ONGOING and legal == U0 else 0, words, mask, i)
+        write_view(st, i, code, words, mask)
+        if terminated[i]:
+            mask[i, PASS] = 1  # the next step restarts the row and ignores its action: any will do
 
 
 @njit(cache=True)
 def _vector_reset(st, meta, hist, which, autoreset, colour_mode, obs, mask):
-    """Restart the rows where ``which`` is True; write every row's view (finished rows: no moves)."""
+    """Restart the rows where ``which`` is True; write every row's view (finished rows: pass only)."""
     words = as_words(obs)
     for i in range(which.shape[0]):
         code = ONGOING
         if which[i]:
-            _reset_row(st, meta, hist, i, colour_mode, True)
+            reset_row(st, meta, hist, i, colour_mode, True)
         elif autoreset[i]:
             code = ILLEGAL  # any finished code: the view shows no legal move
-        _write_view(st, i, code, words, mask)
+        write_view(st, i, code, words, mask)
+        if code != ONGOING:
+            mask[i, PASS] = 1  # still to be restarted by the next step, as in _vector_step
 
 
 @njit(cache=True)
 def _first_illegal(st, actions, autoreset):
     """Index of the first stepping row whose action is illegal, -1 if none."""
     for i in range(actions.shape[0]):
-        if autoreset[i]:
-            continue
-        a = actions[i]
-        legal = st[i, LEGAL]
-        if a == PASS:
-            if legal != U0:
-                return i
-        elif (legal >> np.uint64(a)) & U1 == U0:
+        if not autoreset[i] and not is_legal(st[i, LEGAL], actions[i]):
             return i
     return -1
 
@@ -144,11 +112,17 @@ class OthelloVectorEnv(VectorEnv):
       truncations bool, all ``(num_envs,)``.
     * ``info["action_mask"]``: int8 ``(num_envs, 65)``; ``info["illegal_action"]``: bool
       ``(num_envs,)`` on ``step``; each with its Gymnasium ``"_key"`` mask, as
-      ``SyncVectorEnv`` would give. Move histories are not put in ``info`` (a copy per
-      step would cost more than the step); :meth:`moves` returns them.
+      ``SyncVectorEnv`` would give. :meth:`action_masks` returns the current mask as bool
+      ``(num_envs, 65)`` (sb3-contrib's MaskablePPO hook). Move histories are not put in
+      ``info`` (a copy per step would cost more than the step): :meth:`moves` returns
+      env ``i``'s, in the single env's ``info["moves"]`` form (int8 (60,), -1 padded).
     * Autoreset: ``AutoresetMode.NEXT_STEP`` (like ``CartPoleVectorEnv``): the step after
       a row ends returns that row's new first observation with reward 0 and ignores its
-      action.
+      action. A row that just ended gets the mask "pass only" (action 64), not all
+      zeros: a policy samples an action for every row, and an all ``-inf`` row of masked
+      logits gives NaN probabilities. Its observation's legal plane stays empty. This is
+      the one difference from ``SyncVectorEnv`` over ``Othello-v0``, whose final
+      ``action_mask`` is all zeros.
 
     The opponent is always the uniform random player, run inside the kernel;
     ``opponent=`` other than None raises ValueError (use ``SyncVectorEnv`` over
@@ -184,10 +158,7 @@ class OthelloVectorEnv(VectorEnv):
                 "OthelloVectorEnv plays only the built-in random opponent (opponent=None); "
                 "for a policy opponent use gym.make_vec('Othello-v0', vectorization_mode='sync', opponent=...)"
             )
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
-            )
+        parse_render_mode(render_mode, self.metadata["render_modes"])
         self.num_envs = int(num_envs)
         self._colour_mode = parse_colour(agent_color)
         self._raise_illegal = parse_illegal(illegal_action)
@@ -203,7 +174,7 @@ class OthelloVectorEnv(VectorEnv):
         n = self.num_envs
         self._st = np.zeros((n, 4), np.uint64)
         self._meta = np.zeros((n, 2), np.int64)
-        self._hist = np.zeros((n, MAX_MOVES), np.int8)
+        self._hist = np.full((n, MAX_MOVES), -1, np.int8)
         self._seeded = np.zeros(n, bool)
         self._autoreset = np.zeros(n, bool)
         self._mask = np.zeros((n, N_ACTIONS), np.int8)
@@ -315,11 +286,21 @@ class OthelloVectorEnv(VectorEnv):
         }
         return obs, rewards, terminated, np.zeros(n, bool), info
 
-    def moves(self, i: int) -> list[int]:
-        """Squares played so far in env ``i``'s current game (passes omitted)."""
-        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)) or not 0 <= i < self.num_envs:
-            raise ValueError(f"env index must be an integer in 0..{self.num_envs - 1}, got {describe(i)}")
-        return self._hist[i, : self._meta[i, NMOVES]].tolist()
+    def action_masks(self) -> np.ndarray:
+        """Bool ``(num_envs, 65)``: every row's mask of the last reset/step, as in ``info``."""
+        return self._mask.astype(bool)
+
+    def moves(self, i: int) -> np.ndarray:
+        """Env ``i``'s history: int8 (60,), squares in play order (passes omitted), then -1."""
+        if (
+            isinstance(i, (bool, np.bool_))
+            or not isinstance(i, (int, np.integer))
+            or not 0 <= i < self.num_envs
+        ):
+            raise ValueError(
+                f"env index must be an integer in 0..{self.num_envs - 1}, got {describe(i)}"
+            )
+        return self._hist[i].copy()
 
     def colors(self) -> list[str]:
         """Each env's agent colour in its current game: 'black' or 'white'."""

@@ -16,8 +16,9 @@ from gymnasium.utils.env_checker import check_env
 
 import othello_env  # noqa: F401  (registers Othello-v0)
 from othello_env.engine import BLACK_START, WHITE_START, apply_move, legal_moves
-from othello_env.env import OthelloEnv, seed_state
+from othello_env.env import OthelloEnv
 from othello_env.render import SIZE, board_ansi, board_rgb, square_name
+from othello_env.rng import seed_state
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,6 +43,12 @@ START_ANSI = (
 )
 
 
+def played(moves):
+    """The history in an info["moves"] (int8 (60,), -1 padded) as a list of squares."""
+    moves = np.asarray(moves)
+    return moves[moves >= 0].tolist()
+
+
 class scripted:
     """A policy replaying ``game``: the move after the history it is shown (picklable)."""
 
@@ -49,7 +56,7 @@ class scripted:
         self.game = game
 
     def __call__(self, obs, info):
-        return self.game[len(info["moves"])]
+        return self.game[len(played(info["moves"]))]
 
 
 def legal(info):
@@ -107,7 +114,7 @@ def test_make_and_spaces():
     obs, info = env.reset(seed=0)
     assert obs.dtype == np.int8 and obs.shape == (3, 8, 8)
     assert info["action_mask"].dtype == np.int8 and info["action_mask"].shape == (65,)
-    assert legal(info) == FIRST_MOVES and info["moves"] == []
+    assert legal(info) == FIRST_MOVES and played(info["moves"]) == []
     # plane 0 = agent (black) on 28, 35; plane 1 = opponent on 27, 36; plane 2 = legal moves
     assert np.flatnonzero(obs[0]).tolist() == [28, 35]
     assert np.flatnonzero(obs[1]).tolist() == [27, 36]
@@ -135,7 +142,7 @@ def test_full_random_game_rewards_and_moves():
     assert all(s[1] == 0.0 for s in steps[:-1])
     assert not info["illegal_action"] and legal(info) == []
     assert obs[2].sum() == 0
-    moves = info["moves"]
+    moves = played(info["moves"])
     assert len(set(moves)) == len(moves) and not set(moves) & {27, 28, 35, 36}
     assert replay_with_engine(moves) == (black, white)  # the history reproduces the final board
     with pytest.raises(ValueError, match="reset"):
@@ -157,7 +164,7 @@ def replay_with_engine(moves):
 def test_agent_white_opponent_moves_first():
     env = OthelloEnv(agent_color="white")
     obs, info = env.reset(seed=5)
-    assert env.color == "white" and len(info["moves"]) == 1 and info["moves"][0] in FIRST_MOVES
+    assert env.color == "white" and len(played(info["moves"])) == 1 and played(info["moves"])[0] in FIRST_MOVES
     assert obs[0].sum() == 1 and obs[1].sum() == 4  # white lost one disc to black's first move
 
 
@@ -183,9 +190,9 @@ def test_seeded_determinism():
     b = play_random(OthelloEnv(), seed=7, rng_seed=3)
     assert len(a) == len(b)
     for x, y in zip(a, b):
-        assert np.array_equal(x[0], y[0]) and x[1] == y[1] and x[3]["moves"] == y[3]["moves"]
+        assert np.array_equal(x[0], y[0]) and x[1] == y[1] and played(x[3]["moves"]) == played(y[3]["moves"])
     c = play_random(OthelloEnv(), seed=8, rng_seed=3)
-    assert [s[3]["moves"] for s in c] != [s[3]["moves"] for s in a]
+    assert [played(s[3]["moves"]) for s in c] != [played(s[3]["moves"]) for s in a]
 
 
 def test_reset_without_seed_continues_the_stream():
@@ -219,7 +226,7 @@ def test_pickle_mid_game_continues_identically():
         a = int(rng.choice(legal(info)))
         o1, r1, t1, _, info = env.step(a)
         o2, r2, t2, _, info_c = clone.step(a)
-        assert np.array_equal(o1, o2) and r1 == r2 and t1 == t2 and info["moves"] == info_c["moves"]
+        assert np.array_equal(o1, o2) and r1 == r2 and t1 == t2 and played(info["moves"]) == played(info_c["moves"])
         if t1:
             break
     assert t1
@@ -235,17 +242,17 @@ def test_agent_must_pass_with_action_64():
         assert GAME_B[k] in legal(info)
         obs, r, term, _, info = env.step(GAME_B[k])
         assert not term and r == 0.0
-    assert info["moves"] == GAME_B[:8]
+    assert played(info["moves"]) == GAME_B[:8]
     assert legal(info) == [64] and obs[2].sum() == 0
     clone = pickle.loads(pickle.dumps(env))
     _, r, term, _, inf = clone.step(16)  # a placement is illegal while black must pass
     assert term and r == -1.0 and inf["illegal_action"]
     _, _, term, _, info = env.step(64)
     # after the pass white played GAME_B[8] = 16 and black is to move again
-    assert not term and info["moves"] == GAME_B[:9]
+    assert not term and played(info["moves"]) == GAME_B[:9]
     assert GAME_B[9] in legal(info)
     _, _, _, _, info = env.step(GAME_B[9])
-    assert info["moves"] == GAME_B[:11]
+    assert played(info["moves"]) == GAME_B[:11]
 
 
 def test_pass_is_illegal_when_a_placement_exists():
@@ -260,13 +267,13 @@ def test_opponent_pass_is_automatic():
     _, info = env.reset(seed=0)
     for k in range(0, 10, 2):
         _, _, _, _, info = env.step(GAME_W[k])
-    assert info["moves"] == GAME_W[:10]
+    assert played(info["moves"]) == GAME_W[:10]
     _, r, term, _, info = env.step(GAME_W[10])
     # white had no move: the env passed for it, black moves again
-    assert not term and r == 0.0 and info["moves"] == GAME_W[:11]
+    assert not term and r == 0.0 and played(info["moves"]) == GAME_W[:11]
     assert GAME_W[11] in legal(info) and 64 not in legal(info)
     _, _, _, _, info = env.step(GAME_W[11])
-    assert info["moves"] == GAME_W[:13]
+    assert played(info["moves"]) == GAME_W[:13]
 
 
 # -- illegal actions ----------------------------------------------------------
@@ -293,7 +300,7 @@ def test_illegal_action_raise_leaves_state_unchanged():
         env.step(64)
     o1, r1, t1, _, i1 = env.step(19)
     o2, r2, t2, _, i2 = ref.step(19)
-    assert np.array_equal(o1, o2) and i1["moves"] == i2["moves"] and i1["illegal_action"] is False
+    assert np.array_equal(o1, o2) and played(i1["moves"]) == played(i2["moves"]) and i1["illegal_action"] is False
 
 
 @pytest.mark.parametrize("bad", [65, -1, 3.0, "a", None, np.array([1, 2])])
@@ -326,7 +333,7 @@ class Recorder:
         self.seen = []
 
     def act(self, observation, info):
-        self.seen.append((observation.copy(), info["action_mask"].copy(), list(info["moves"])))
+        self.seen.append((observation.copy(), info["action_mask"].copy(), list(played(info["moves"]))))
         return int(np.flatnonzero(info["action_mask"])[0])
 
 
@@ -338,9 +345,9 @@ def test_policy_object_opponent_sees_its_own_side():
     # black moved first from the start: its planes are [black, white, legal]
     assert np.flatnonzero(obs_b[0]).tolist() == [28, 35]
     assert np.flatnonzero(mask_b).tolist() == FIRST_MOVES and moves_b == []
-    assert info["moves"] == [19]
+    assert played(info["moves"]) == [19]
     _, _, _, _, info = env.step(legal(info)[0])
-    assert len(rec.seen) == 2 and rec.seen[1][2] == info["moves"][:2]
+    assert len(rec.seen) == 2 and rec.seen[1][2] == played(info["moves"])[:2]
 
 
 def test_agents_random_policy_as_opponent():
@@ -367,14 +374,14 @@ def test_reset_from_moves():
     env = OthelloEnv(agent_color="white", opponent=scripted(GAME_B))
     obs, info = env.reset(seed=0, options={"moves": GAME_B[:5]})
     # after 5 moves white (the agent) is to move
-    assert info["moves"] == GAME_B[:5] and GAME_B[5] in legal(info)
+    assert played(info["moves"]) == GAME_B[:5] and GAME_B[5] in legal(info)
     env = OthelloEnv(agent_color="black", opponent=scripted(GAME_B))
     obs, info = env.reset(seed=0, options={"moves": GAME_B[:5]})
     # white (the opponent) was to move and replied first
-    assert info["moves"] == GAME_B[:6]
+    assert played(info["moves"]) == GAME_B[:6]
     # after GAME_B[:8] black has no move: the list implies black's pass, white replies 16
     obs, info = env.reset(seed=0, options={"moves": GAME_B[:8]})
-    assert info["moves"] == GAME_B[:9] and GAME_B[9] in legal(info)
+    assert played(info["moves"]) == GAME_B[:9] and GAME_B[9] in legal(info)
 
 
 @pytest.mark.parametrize(
@@ -569,10 +576,10 @@ def test_final_reward_win_loss_draw(game, colour, reward):
     _, info = env.reset(seed=0)
     term, rewards = False, []
     while not term:
-        a = game[len(info["moves"])] if len(info["moves"]) < 60 else 64
+        a = game[len(played(info["moves"]))] if len(played(info["moves"])) < 60 else 64
         _, r, term, _, info = env.step(a if info["action_mask"][a] else 64)
         rewards.append(r)
-    assert info["moves"] == game and not info["illegal_action"]
+    assert played(info["moves"]) == game and not info["illegal_action"]
     assert rewards[-1] == reward and set(rewards[:-1]) <= {0.0}
 
 
@@ -587,19 +594,41 @@ def test_bad_reset_options_leave_the_seed_alone():
 
 
 def test_random_opponent_draws_exactly_like_generate_games():
-    """The opponent's move sampler is games._below (multiply-and-reject), not a biased multiply-shift.
+    """The opponent's move sampler is rng.below (multiply-and-reject), not a biased multiply-shift.
 
     0x83C9...9FB1 is a state whose next splitmix64 output has 32 zero high bits (built by
     inverting the mixer): multiply-shift alone takes the lowest of three moves there, while
     Lemire's method rejects that draw and takes the next one.
     """
-    from othello_env.env import _random_square
-    from othello_env.games import GOLDEN, _below, _mix64
+    from othello_env.rng import GOLDEN, below, mix64, random_square
 
     moves = np.uint64((1 << 19) | (1 << 26) | (1 << 37))
     special = np.uint64(0x83C953D1D0EE9FB1)
-    assert int(_mix64(np.uint64((int(special) + int(GOLDEN)) % 2**64))) >> 32 == 0
+    assert int(mix64(np.uint64((int(special) + int(GOLDEN)) % 2**64))) >> 32 == 0
     states = [special] + [np.uint64(s) for s in np.random.default_rng(0).integers(0, 2**63, 200)]
     for s in states:
-        k, state = _below(s, 3)
-        assert _random_square(s, moves) == (state, [19, 26, 37][k])
+        k, state = below(s, 3)
+        assert random_square(s, moves) == ([19, 26, 37][k], state)
+
+
+def test_moves_info_is_a_fixed_size_array_buffers_can_stack():
+    """info["moves"] is int8 (60,), -1 padded (a list growing every step broke Tianshou's buffer)."""
+    env = OthelloEnv()
+    _, info = env.reset(seed=2)
+    infos = [info]
+    rng = np.random.default_rng(0)
+    done = False
+    while not done:
+        _, _, term, trunc, info = env.step(int(rng.choice(legal(info))))
+        infos.append(info)
+        done = term or trunc
+    stacked = np.stack([i["moves"] for i in infos])
+    assert stacked.shape == (len(infos), 60) and stacked.dtype == np.int8
+    assert (stacked[0] == -1).all()
+    final = stacked[-1]
+    othello_env.validate_games(final[None])  # a finished game: a row of a games array
+    for row in stacked:  # squares then padding only
+        n = len(played(row))
+        assert (row[:n] >= 0).all() and (row[n:] == -1).all()
+    infos[-1]["moves"][0] = 99  # a copy each time: the env's history is untouched
+    assert env._hist[0, 0] != 99

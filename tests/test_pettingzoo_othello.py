@@ -16,6 +16,12 @@ from othello_env.pettingzoo import env, raw_env
 GAME_B = [19, 18, 37, 11, 3, 4, 9, 2, 16, 0, 43]
 
 
+def played(moves):
+    """The history in an info["moves"] (int8 (60,), -1 padded) as a list of squares."""
+    moves = np.asarray(moves)
+    return moves[moves >= 0].tolist()
+
+
 # api_test's two warnings about Dict observations are the ones PettingZoo's classic envs give too.
 @pytest.mark.filterwarnings(
     "ignore:Observation space for each agent", "ignore:Observation is not a NumPy array"
@@ -36,6 +42,7 @@ def test_render_test(capsys):
 
 def test_registry_and_agents():
     e = pettingzoo.make("aec", "othello_env/Othello-v0")
+    assert e.metadata["name"] == "othello_env/Othello-v0"  # the id it is made with
     e.reset()
     assert e.possible_agents == ["player_0", "player_1"] and e.agent_selection == "player_0"
     obs = e.observe("player_0")
@@ -66,7 +73,7 @@ def test_full_game_rewards_and_moves_info():
     for agent in e.agent_iter():
         obs, reward, term, trunc, info = e.last()
         rewards[agent] += reward
-        moves = info["moves"]
+        moves = played(info["moves"])
         e.step(None if term or trunc else int(rng.choice(np.flatnonzero(obs["action_mask"]))))
     black, white = (bin(int(d)).count("1") for d in e._discs)
     sign = float(np.sign(black - white))
@@ -86,13 +93,13 @@ def test_explicit_pass():
     assert e.agent_selection == "player_1" and not any(e.terminations.values())
     assert GAME_B[8] in np.flatnonzero(e.observe("player_1")["action_mask"])
     e.step(GAME_B[8])
-    assert e.infos["player_0"]["moves"] == GAME_B[:9] == e.infos["player_1"]["moves"]
+    assert played(e.infos["player_0"]["moves"]) == GAME_B[:9] == played(e.infos["player_1"]["moves"])
 
 
 def test_options_moves_implied_pass_and_errors():
     e = raw_env()
     e.reset(options={"moves": GAME_B[:8]})  # black cannot move: the list implies its pass
-    assert e.agent_selection == "player_1" and e.infos["player_1"]["moves"] == GAME_B[:8]
+    assert e.agent_selection == "player_1" and played(e.infos["player_1"]["moves"]) == GAME_B[:8]
     with pytest.raises(ValueError, match="not a legal move"):
         e.reset(options={"moves": [19, 0]})
 
@@ -131,7 +138,8 @@ def test_pickle_mid_game():
     assert np.array_equal(
         e.observe("player_0")["observation"], clone.observe("player_0")["observation"]
     )
-    assert e.infos == clone.infos
+    assert e.infos.keys() == clone.infos.keys()
+    assert all(np.array_equal(e.infos[a]["moves"], clone.infos[a]["moves"]) for a in e.infos)
 
 
 def test_render_modes():
@@ -163,7 +171,27 @@ def test_final_rewards_win_loss_draw(index, expected):
         if term or trunc:
             e.step(None)
             continue
-        a = game[len(info["moves"])] if len(info["moves"]) < 60 else 64
+        a = game[len(played(info["moves"]))] if len(played(info["moves"])) < 60 else 64
         e.step(a if obs["action_mask"][a] else 64)
-    assert info["moves"] == game
+    assert played(info["moves"]) == game
     assert (returns["player_0"], returns["player_1"]) == expected
+
+
+def test_moves_info_is_a_fixed_size_array_buffers_can_stack():
+    """infos[agent]["moves"] is int8 (60,), -1 padded: a replay buffer can stack it step after step."""
+    e = raw_env()
+    e.reset(options={"moves": GAME_B[:3]})
+    rng = np.random.default_rng(3)
+    stacked = []
+    for _agent in e.agent_iter():
+        obs, _, term, trunc, info = e.last()
+        stacked.append(info["moves"])
+        e.step(None if term or trunc else int(rng.choice(np.flatnonzero(obs["action_mask"]))))
+    history = np.stack(stacked)  # a growing list would fail here
+    assert history.shape == (len(stacked), 60) and history.dtype == np.int8
+    assert played(history[0]) == GAME_B[:3]
+    final = history[-1]
+    n = len(played(final))
+    assert n >= 9 and (final[n:] == -1).all()
+    othello_env.validate_games(final[None])  # a finished game: a valid row of a games array
+    assert all(played(h) == played(final)[: len(played(h))] for h in history)  # one growing history

@@ -14,6 +14,12 @@ from othello_env.env import OthelloEnv
 from othello_env.vector import OthelloVectorEnv
 
 
+def played(moves):
+    """The history in an info["moves"] (int8 (60,), -1 padded) as a list of squares."""
+    moves = np.asarray(moves)
+    return moves[moves >= 0].tolist()
+
+
 def masked_actions(rng, mask, p_unmasked=0.0):
     """A random legal action per row; with probability p_unmasked any action 0..64 instead."""
     out = np.empty(mask.shape[0], np.int64)
@@ -64,7 +70,15 @@ def test_matches_sync_vector_env_step_for_step(agent_color, illegal_action, p_un
         o2, r2, te2, tr2, i2 = sync.step(actions)
         assert np.array_equal(o1, o2), t
         assert np.array_equal(r1, r2) and np.array_equal(te1, te2) and np.array_equal(tr1, tr2), t
-        for key in ("action_mask", "_action_mask", "illegal_action", "_illegal_action"):
+        # the one documented difference: a row that just ended may only pass (the next step
+        # restarts it and ignores its action); the single env's final mask is all zero
+        assert (i2["action_mask"][te1] == 0).all(), t
+        expected = i2["action_mask"].copy()
+        expected[te1, 64] = 1
+        assert np.array_equal(i1["action_mask"], expected), t
+        assert np.array_equal(native.action_masks(), expected.astype(bool)), t
+        assert np.array_equal(np.stack([native.moves(i) for i in range(n)]), i2["moves"]), t
+        for key in ("_action_mask", "illegal_action", "_illegal_action"):
             if key in i2:
                 assert np.array_equal(i1[key], i2[key]), (t, key)
             else:  # every sync env reset this step, so none reported a step info
@@ -83,7 +97,7 @@ def test_moves_and_colours_match_the_single_env():
     singles = [OthelloEnv(agent_color="random") for _ in range(4)]
     for i, env in enumerate(singles):
         _, info = env.reset(seed=9 + i)
-        assert native.moves(i) == info["moves"]
+        assert played(native.moves(i)) == played(info["moves"])
         assert native.colors()[i] == env.color
 
 
@@ -93,14 +107,17 @@ def test_autoreset_next_step_semantics():
     # env 0 plays an illegal move and ends; env 1 plays on
     obs, r, term, trunc, info = envs.step(np.array([0, 19]))
     assert term.tolist() == [True, False] and r.tolist() == [-1.0, 0.0]
-    assert info["illegal_action"].tolist() == [True, False] and info["action_mask"][0].sum() == 0
+    assert info["illegal_action"].tolist() == [True, False]
+    # the ended row may only pass (any action is ignored next step); no legal placement shown
+    assert np.flatnonzero(info["action_mask"][0]).tolist() == [64] and obs[0, 2].sum() == 0
+    assert np.array_equal(envs.action_masks(), info["action_mask"].astype(bool))
     # next step: env 0 restarts (its action ignored, reward 0, fresh start), env 1 steps
     obs, r, term, trunc, info = envs.step(
         np.array([5, int(np.flatnonzero(info["action_mask"][1])[0])])
     )
     assert term.tolist() == [False, False] and r[0] == 0.0
     assert info["_illegal_action"].tolist() == [False, True]
-    assert envs.moves(0) == [] and np.flatnonzero(info["action_mask"][0]).tolist() == [
+    assert played(envs.moves(0)) == [] and np.flatnonzero(info["action_mask"][0]).tolist() == [
         19,
         26,
         37,
@@ -111,16 +128,16 @@ def test_autoreset_next_step_semantics():
 def test_reset_mask_and_seed_list():
     envs = OthelloVectorEnv(num_envs=3, agent_color="white")
     _, info = envs.reset(seed=[5, 6, 7])
-    firsts = [envs.moves(i) for i in range(3)]
+    firsts = [played(envs.moves(i)) for i in range(3)]
     single = OthelloEnv(agent_color="white")
-    assert [single.reset(seed=s)[1]["moves"] for s in (5, 6, 7)] == firsts
+    assert [played(single.reset(seed=s)[1]["moves"]) for s in (5, 6, 7)] == firsts
     envs.step(np.array([np.flatnonzero(m)[0] for m in info["action_mask"]]))
-    before = [envs.moves(i) for i in range(3)]
+    before = [played(envs.moves(i)) for i in range(3)]
     obs, info = envs.reset(
         seed=[None, 6, None], options={"reset_mask": np.array([False, True, False])}
     )
     assert info["_action_mask"].tolist() == [False, True, False]
-    assert envs.moves(0) == before[0] and envs.moves(2) == before[2] and envs.moves(1) == firsts[1]
+    assert [played(envs.moves(i)) for i in range(3)] == [before[0], firsts[1], before[2]]
     with pytest.raises(ValueError, match="reset_mask"):
         envs.reset(options={"reset_mask": np.array([False, False, False])})
     with pytest.raises(ValueError, match="reset_mask"):
@@ -182,7 +199,7 @@ def test_sync_vectorization_takes_a_policy_opponent():
     seen = []
 
     def first_legal(obs, info):
-        seen.append(len(info["moves"]))
+        seen.append(len(played(info["moves"])))
         return int(np.flatnonzero(info["action_mask"])[0])
 
     envs = gym.make_vec("Othello-v0", num_envs=2, vectorization_mode="sync", opponent=first_legal)
@@ -213,7 +230,48 @@ def test_moves_index_is_checked():
     """moves(-1) silently gave the last env's history and moves(2) an IndexError."""
     envs = OthelloVectorEnv(num_envs=2, agent_color="white")
     envs.reset(seed=0)
-    assert len(envs.moves(np.int64(1))) == 1
+    assert len(played(envs.moves(np.int64(1)))) == 1
     for bad in (-1, 2, 1.0, True):
         with pytest.raises(ValueError, match=r"env index must be an integer in 0\.\.1"):
-            envs.moves(bad)
+            played(envs.moves(bad))
+
+
+def test_masked_categorical_sampling_never_sees_an_empty_mask():
+    """A -inf masked torch Categorical over info["action_mask"] must give a distribution on every
+    row, autoreset rows included (an all-zero row gave NaN probabilities)."""
+    torch = pytest.importorskip("torch")
+    envs = OthelloVectorEnv(num_envs=16)
+    _, info = envs.reset(seed=4)
+    gen = torch.Generator().manual_seed(0)
+    ends = 0
+    for _ in range(120):
+        mask = torch.as_tensor(envs.action_masks())
+        assert torch.equal(mask, torch.as_tensor(info["action_mask"]).bool())
+        logits = torch.where(mask, torch.zeros(()), torch.tensor(float("-inf")))
+        dist = torch.distributions.Categorical(logits=logits)  # raises on a NaN row
+        assert not torch.isnan(dist.probs).any()
+        actions = torch.multinomial(dist.probs, 1, generator=gen)[:, 0].numpy()
+        _, _, term, _, info = envs.step(actions)
+        assert not info["illegal_action"].any()  # sampled actions are legal, pass-only rows ignored
+        ends += int(term.sum())
+    assert ends >= 16  # autoreset rows were sampled from
+
+
+def test_partial_reset_keeps_pending_rows_pass_only():
+    envs = OthelloVectorEnv(num_envs=3)
+    envs.reset(seed=0)
+    _, _, term, _, info = envs.step(np.array([0, 0, 19]))  # rows 0 and 1 end (illegal)
+    assert term.tolist() == [True, True, False]
+    _, info = envs.reset(options={"reset_mask": np.array([True, False, False])})
+    assert np.flatnonzero(info["action_mask"][1]).tolist() == [64]  # still pending its autoreset
+    assert np.flatnonzero(info["action_mask"][0]).tolist() == [19, 26, 37, 44]
+    assert np.array_equal(envs.action_masks(), info["action_mask"].astype(bool))
+
+
+def test_moves_are_the_single_env_form():
+    envs = OthelloVectorEnv(num_envs=2, agent_color="white")
+    envs.reset(seed=0)
+    m = envs.moves(0)
+    assert m.shape == (60,) and m.dtype == np.int8 and m[0] in (19, 26, 37, 44) and (m[1:] == -1).all()
+    m[1] = 5  # a copy: the env's history is untouched
+    assert (envs.moves(0)[1:] == -1).all()
