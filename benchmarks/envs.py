@@ -40,7 +40,7 @@ from numba import njit
 
 import othello_env  # noqa: F401  (registers Othello-v0)
 from othello_env.engine import lowest_square, popcount
-from othello_env.env import PASS
+from othello_env.kernels import PASS
 
 
 def log(msg):

@@ -167,36 +167,40 @@ def store_row(st, i, me, opp, legal, rng):
 
 
 @njit(cache=True, inline="always")
-def record(meta, hist, i, sq):
-    """Append square ``sq`` to row i's history unless it is -1 (no placement)."""
-    if sq >= 0:
-        n = meta[i, NMOVES]
-        hist[i, n] = sq
-        meta[i, NMOVES] = n + 1
+def record(meta, hist, i, a, b):
+    """Append squares ``a`` then ``b`` to row i's history, each unless it is -1 (no placement)."""
+    n = meta[i, NMOVES]
+    if a >= 0:
+        hist[i, n] = a
+        n += 1
+    if b >= 0:
+        hist[i, n] = b
+        n += 1
+    meta[i, NMOVES] = n
 
 
 @njit(cache=True, inline="always")
 def reset_row(st, meta, hist, i, colour_mode, random_opponent):
-    """Start a new game in row i; the outcome code (OPPONENT_TO_MOVE for a policy opponent)."""
+    """Start a new game in row i: ``(code, me, opp, legal)`` (code OPPONENT_TO_MOVE for a policy opponent)."""
     colour, code, me, opp, legal, rng, osq = new_game(colour_mode, st[i, RNG], random_opponent)
     meta[i, COLOUR] = colour
+    for k in range(meta[i, NMOVES]):  # the rest of the row is -1 already
+        hist[i, k] = -1
     meta[i, NMOVES] = 0
-    hist[i, :] = -1
-    record(meta, hist, i, osq)
+    record(meta, hist, i, osq, -1)
     store_row(st, i, me, opp, legal, rng)
-    return code
+    return code, me, opp, legal
 
 
 @njit(cache=True, inline="always")
 def step_row(st, meta, hist, i, action, random_opponent):
-    """Row i's agent plays ``action`` and the opponent replies; the outcome code."""
+    """Row i's agent plays ``action`` and the opponent replies: ``(code, me, opp, legal)``."""
     code, me, opp, legal, rng, asq, osq = agent_turn(
         st[i, AGENT], st[i, OPP], st[i, LEGAL], st[i, RNG], action, random_opponent
     )
-    record(meta, hist, i, asq)
-    record(meta, hist, i, osq)
+    record(meta, hist, i, asq, osq)
     store_row(st, i, me, opp, legal, rng)
-    return code
+    return code, me, opp, legal
 
 
 @njit(cache=True, inline="always")
@@ -204,7 +208,7 @@ def policy_reply(st, meta, hist, i, sq):
     """The policy opponent plays the legal square ``sq`` in row i; the outcome code."""
     opp, me = apply_move(st[i, OPP], st[i, AGENT], sq)
     code, legal = after_opponent(me, opp)
-    record(meta, hist, i, sq)
+    record(meta, hist, i, sq, -1)
     store_row(st, i, me, opp, legal, st[i, RNG])
     return code
 
@@ -227,7 +231,7 @@ def reset_position(st, meta, hist, i, colour_mode, moves, black, white, black_to
         code, legal = ONGOING, legal_moves(me, opp)
     else:
         code, me, opp, legal, rng, osq = opponent_turn(me, opp, rng, random_opponent)
-        record(meta, hist, i, osq)
+        record(meta, hist, i, osq, -1)
     store_row(st, i, me, opp, legal, rng)
     return code
 
@@ -252,11 +256,17 @@ def write_planes_row(me, opp, legal, pass_ok, words, mask, i):
 
 
 @njit(cache=True, inline="always")
-def write_view(st, i, code, words, mask):
-    """The agent's observation and action mask for row i (legal moves all 0 once finished)."""
-    legal = st[i, LEGAL] if code == ONGOING else U0
+def write_view(me, opp, legal, code, words, mask, i):
+    """The agent's observation and action mask in row i (legal moves all 0 once finished)."""
+    shown = legal if code == ONGOING else U0
     pass_ok = 1 if code == ONGOING and legal == U0 else 0
-    write_planes_row(st[i, AGENT], st[i, OPP], legal, pass_ok, words, mask, i)
+    write_planes_row(me, opp, shown, pass_ok, words, mask, i)
+
+
+@njit(cache=True, inline="always")
+def write_row_view(st, i, code, words, mask):
+    """write_view of row i of ``st``."""
+    write_view(st[i, AGENT], st[i, OPP], st[i, LEGAL], code, words, mask, i)
 
 
 # ---------------------------------------------------------------------------
@@ -289,9 +299,9 @@ def replay_position(moves):
 @njit(cache=True)
 def reset_kernel(st, meta, hist, i, colour_mode, random_opponent, obs, mask):
     """Row i: a new game and its view (unless OPPONENT_TO_MOVE); the outcome code."""
-    code = reset_row(st, meta, hist, i, colour_mode, random_opponent)
+    code, me, opp, legal = reset_row(st, meta, hist, i, colour_mode, random_opponent)
     if code != OPPONENT_TO_MOVE:
-        write_view(st, i, code, as_words(obs), mask)
+        write_view(me, opp, legal, code, as_words(obs), mask, i)
     return code
 
 
@@ -304,16 +314,16 @@ def position_kernel(
         st, meta, hist, i, colour_mode, moves, black, white, black_to_move, random_opponent
     )
     if code != OPPONENT_TO_MOVE:
-        write_view(st, i, code, as_words(obs), mask)
+        write_row_view(st, i, code, as_words(obs), mask)
     return code
 
 
 @njit(cache=True)
 def step_kernel(st, meta, hist, i, action, random_opponent, obs, mask):
     """Row i: the agent's move, the opponent's reply, the new view (unless OPPONENT_TO_MOVE)."""
-    code = step_row(st, meta, hist, i, action, random_opponent)
+    code, me, opp, legal = step_row(st, meta, hist, i, action, random_opponent)
     if code != OPPONENT_TO_MOVE:
-        write_view(st, i, code, as_words(obs), mask)
+        write_view(me, opp, legal, code, as_words(obs), mask, i)
     return code
 
 
@@ -321,7 +331,7 @@ def step_kernel(st, meta, hist, i, action, random_opponent, obs, mask):
 def policy_reply_kernel(st, meta, hist, i, sq, obs, mask):
     """Row i: the policy opponent plays ``sq``; the agent's new view; the outcome code."""
     code = policy_reply(st, meta, hist, i, sq)
-    write_view(st, i, code, as_words(obs), mask)
+    write_row_view(st, i, code, as_words(obs), mask)
     return code
 
 

@@ -38,6 +38,7 @@ from othello_env.kernels import (
     is_legal,
     reset_row,
     step_row,
+    write_row_view,
     write_view,
 )
 from othello_env.render import board_ansi, board_rgb
@@ -62,18 +63,16 @@ def _vector_step(
     words = as_words(obs)
     for i in range(actions.shape[0]):
         if autoreset[i]:
-            code = reset_row(st, meta, hist, i, colour_mode, True)
-            rewards[i] = 0.0
-            terminated[i] = False
-            illegal[i] = False
+            code, me, opp, legal = reset_row(st, meta, hist, i, colour_mode, True)
         else:
-            code = step_row(st, meta, hist, i, actions[i], True)
-            rewards[i] = _REWARD[code]
-            terminated[i] = code != ONGOING
-            illegal[i] = code == ILLEGAL
-        autoreset[i] = terminated[i]
-        write_view(st, i, code, words, mask)
-        if terminated[i]:
+            code, me, opp, legal = step_row(st, meta, hist, i, actions[i], True)
+        rewards[i] = _REWARD[code]  # ONGOING: 0 for a restarted row
+        ended = code != ONGOING
+        terminated[i] = ended
+        illegal[i] = code == ILLEGAL
+        autoreset[i] = ended
+        write_view(me, opp, legal, code, words, mask, i)
+        if ended:
             mask[i, PASS] = 1  # the next step restarts the row and ignores its action: any will do
 
 
@@ -87,7 +86,7 @@ def _vector_reset(st, meta, hist, which, autoreset, colour_mode, obs, mask):
             reset_row(st, meta, hist, i, colour_mode, True)
         elif autoreset[i]:
             code = ILLEGAL  # any finished code: the view shows no legal move
-        write_view(st, i, code, words, mask)
+        write_row_view(st, i, code, words, mask)
         if code != ONGOING:
             mask[i, PASS] = 1  # still to be restarted by the next step, as in _vector_step
 
