@@ -77,6 +77,31 @@ def render_ansi(moves: list[int], vocab_size: int) -> str:
     return f"seen ({len(moves)}/{vocab_size}): {seen} | absent: {missing}\n"
 
 
+RGB_CELL = 16  # pixels per token in rgb_array pictures
+RGB_COLUMNS = 16  # tokens per picture row
+_ABSENT = np.array([235, 235, 235], dtype=np.uint8)
+_PRESENT = np.array([40, 70, 160], dtype=np.uint8)
+_LAST = np.array([240, 150, 0], dtype=np.uint8)
+_GRID = np.array([90, 90, 90], dtype=np.uint8)
+
+
+def render_rgb(moves: list[int], vocab_size: int) -> np.ndarray:
+    """uint8 picture (H, W, 3): token ``t`` is cell ``t`` of a grid 16 cells wide (16x16 pixels),
+    light when absent, blue when present, orange for the last token named."""
+    cols = min(vocab_size, RGB_COLUMNS)
+    rows = -(-vocab_size // RGB_COLUMNS)
+    colour = np.tile(_ABSENT, (rows * RGB_COLUMNS, 1))
+    colour[vocab_size:] = _GRID  # cells past the vocabulary
+    colour[list(moves)] = _PRESENT
+    if moves:
+        colour[moves[-1]] = _LAST
+    cells = colour.reshape(rows, RGB_COLUMNS, 3)[:, :cols]
+    img = np.repeat(np.repeat(cells, RGB_CELL, axis=0), RGB_CELL, axis=1)
+    img[::RGB_CELL, :] = _GRID  # one-pixel grid lines between cells
+    img[:, ::RGB_CELL] = _GRID
+    return np.ascontiguousarray(img)
+
+
 class SetComplementEnv(gym.Env):
     """
     ## Description
@@ -147,7 +172,9 @@ class SetComplementEnv(gym.Env):
       in ``Othello-v0``): ``"terminate"`` ends the episode with -1; ``"raise"`` raises
       ValueError instead, state unchanged (for agents that should never play
       illegally).
-    * ``render_mode``: ``None`` or ``"ansi"`` (a one-line text view).
+    * ``render_mode``: ``None``, ``"ansi"`` (a one-line text view) or ``"rgb_array"``
+      (uint8 picture, one 16x16 cell per token in rows of 16: blue present, orange
+      the last one named, light absent; SB3's ``make_vec_env`` asks for this mode).
 
     The native vector env :class:`setcomp_env.vector.SetComplementVectorEnv` is
     registered as this id's ``vector_entry_point``:
@@ -162,7 +189,7 @@ class SetComplementEnv(gym.Env):
     * v0: initial version.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(self, vocab_size: int = 16, start_length: int = 0,
                  illegal_action: str = "terminate",
@@ -228,4 +255,6 @@ class SetComplementEnv(gym.Env):
             gym.logger.warn('render() called without a render_mode; pass render_mode="ansi" '
                             'to gym.make("setcomp_env:SetComplement-v0", ...)')
             return None
+        if self.render_mode == "rgb_array":
+            return render_rgb(self._moves, self.vocab_size)
         return render_ansi(self._moves, self.vocab_size)

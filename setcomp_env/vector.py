@@ -15,7 +15,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from setcomp_env.env import check_options, render_ansi, reset_start
+from setcomp_env.env import check_options, render_ansi, render_rgb, reset_start
 
 
 class SetComplementVectorEnv(VectorEnv):
@@ -34,7 +34,7 @@ class SetComplementVectorEnv(VectorEnv):
     """
 
     metadata = {
-        "render_modes": ["ansi"], "render_fps": 4, "autoreset_mode": AutoresetMode.NEXT_STEP,
+        "render_modes": ["ansi", "rgb_array"], "render_fps": 4, "autoreset_mode": AutoresetMode.NEXT_STEP,
     }
 
     def __init__(self, num_envs: int = 1, vocab_size: int = 16, start_length: int = 0,
@@ -161,10 +161,16 @@ class SetComplementVectorEnv(VectorEnv):
         """Bool ``(num_envs, vocab_size)``: the legal actions of every sub-env."""
         return ~self._present
 
+    def moves(self, i: int) -> list[int]:
+        """Sub-env ``i``'s sequence so far, in the single env's ``info["moves"]`` form (a list)."""
+        if (isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer))
+                or not 0 <= i < self.num_envs):
+            raise ValueError(f"env index must be an integer in 0..{self.num_envs - 1}, got {i!r}")
+        return [int(t) for t in self._seqs[i, : self._lengths[i]]]
+
     def render(self):
         if self.render_mode is None:
             logger.warn("render() called without a render_mode; pass render_mode=\"ansi\"")
             return None
-        return tuple(
-            render_ansi([int(t) for t in self._seqs[i, : self._lengths[i]]], self.vocab_size)
-            for i in range(self.num_envs))
+        draw = render_rgb if self.render_mode == "rgb_array" else render_ansi
+        return tuple(draw(self.moves(i), self.vocab_size) for i in range(self.num_envs))

@@ -374,3 +374,29 @@ def test_vector_env_all_false_reset_mask_rejected_as_sync_vector_env():
         env.reset(seed=0)
         with pytest.raises(ValueError, match="reset_mask"):
             env.reset(options={"reset_mask": np.zeros(2, dtype=bool)})
+
+
+def test_render_rgb_array_as_sb3_make_vec_env_asks():
+    """SB3's make_vec_env passes render_mode="rgb_array" (a ValueError broke it)."""
+    env = gym.make(ENV_ID, vocab_size=20, render_mode="rgb_array")
+    env.reset(options={"moves": [3, 17]})
+    img = env.render()
+    assert img.dtype == np.uint8 and img.shape == (32, 256, 3)  # 2 rows of 16 cells of 16 px
+    cell = lambda t: img[(t // 16) * 16 + 8, (t % 16) * 16 + 8].tolist()  # noqa: E731
+    assert cell(3) == [40, 70, 160] and cell(17) == [240, 150, 0] and cell(5) == [235, 235, 235]
+    assert cell(25) == [90, 90, 90]  # past the vocabulary
+    small = gym.make(ENV_ID, vocab_size=4, render_mode="rgb_array")
+    small.reset(seed=0)
+    assert small.render().shape == (16, 64, 3)
+
+
+def test_vector_env_moves_action_masks_and_rgb_frames():
+    vec = SetComplementVectorEnv(2, vocab_size=5, start_length=2, render_mode="rgb_array")
+    _, info = vec.reset(seed=3)
+    assert [vec.moves(i) for i in range(2)] == info["moves"].tolist()
+    assert np.array_equal(vec.action_masks(), info["action_mask"].astype(bool))
+    frames = vec.render()
+    assert len(frames) == 2 and frames[0].shape == (16, 80, 3) and frames[0].dtype == np.uint8
+    for bad in (-1, 2, 1.0, True):
+        with pytest.raises(ValueError, match=r"env index must be an integer in 0\.\.1"):
+            vec.moves(bad)
