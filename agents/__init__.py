@@ -1,5 +1,6 @@
 """agents: a GPT-1 style decoder that learns the uniform distribution over legal
-next tokens, its losses, weight averaging (EMA, BEMA) and policies."""
+next tokens, its losses, weight averaging (EMA, BEMA), policies and the checkpoint
+reader (``agents.checkpoint``: ``load``, ``model_from_checkpoint``)."""
 
 from agents.averaging import BEMA, EMA, unwrap
 from agents.losses import LOSSES, legal_loss, loss, next_token_loss
