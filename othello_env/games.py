@@ -212,6 +212,49 @@ def legal_move_masks(games: np.ndarray) -> np.ndarray:
     return _replay_checked(games, True, False)[0]
 
 
+@njit(cache=True, parallel=True)
+def _opponent_from_boards(boards, masks, out):
+    """Fill ``out`` (n, L, 64): the squares legal for the side *not* to move at each ply.
+
+    The side to move is the colour whose legal set equals ``masks[i, t]``; when both
+    colours have the same set the answer is that set either way.
+    """
+    for i in prange(boards.shape[0]):
+        for t in range(boards.shape[1]):
+            black = U0
+            white = U0
+            mover = U0
+            for s in range(64):
+                bit = U1 << np.uint64(s)
+                if boards[i, t, s] == 1:
+                    black |= bit
+                elif boards[i, t, s] == -1:
+                    white |= bit
+                if masks[i, t, s]:
+                    mover |= bit
+            lb = legal_moves(black, white)
+            lw = legal_moves(white, black)
+            opp = lw if mover == lb else lb
+            for s in range(64):
+                out[i, t, s] = ((opp >> np.uint64(s)) & U1) != U0
+
+
+def opponent_legal_masks(games: np.ndarray) -> np.ndarray:
+    """Squares legal for the *opponent* of the player to move after every move: bool (n, L, 64).
+
+    ``[i, t, s]`` is True iff square ``s`` would be legal for the side that is
+    not to move after moves ``0..t`` of game ``i`` (forced passes resolved as in
+    :func:`legal_move_masks`, so after a pass it is the passing side's set, which
+    is empty). OthelloGPT's lenient checker also accepts these moves (as if the
+    player to move had passed). All False once the game is over. Validates the
+    games first (ValueError as :func:`validate_games`).
+    """
+    masks, boards = _replay_checked(games, True, True)
+    out = np.empty(masks.shape, dtype=np.bool_)
+    _opponent_from_boards(boards, masks, out)
+    return out
+
+
 def board_states(games: np.ndarray) -> np.ndarray:
     """The board after every move: int8 (n, L, 64), colour-absolute.
 
