@@ -353,11 +353,6 @@ class GPT(nn.Module):
             out += (attn,)
         return out[0] if len(out) == 1 else out
 
-    def configure_optimizer(self, weight_decay: float, lr: float, betas=(0.9, 0.95), **kwargs):
-        """AdamW over :func:`param_groups` (weight decay on Linear weight matrices only)."""
-        return torch.optim.AdamW(param_groups(self, weight_decay), lr=lr, betas=betas, **kwargs)
-
-
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """AdamW parameter groups: weight decay on the weight matrices of Linear layers only.
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from agents.losses import loss as loss_fn
-from agents.model import GPT, preset
+from agents.model import GPT, param_groups, preset
 from train.config import DEFAULT_LOSS, RunConfig
 from train.tasks import make_task
 
@@ -53,7 +53,7 @@ def train_step_time(task, preset_name: str, loss_name: str, batch_size: int, rep
     torch.manual_seed(0)
     model = GPT(cfg).to(device)
     model.train()
-    opt = model.configure_optimizer(weight_decay=0.1, lr=5e-4)
+    opt = torch.optim.AdamW(param_groups(model, 0.1), lr=5e-4, betas=(0.9, 0.95))
     batch = task.eval_batch(batch_size).to(device)  # a fixed batch: this times the model only
 
     def step():

@@ -153,7 +153,7 @@ def test_forced_pass_skips_the_model():
 def test_history_longer_than_the_block_is_truncated():
     model = sharp_tiny(2, block_size=8)
     info = othello_infos(1, seed=11)[30]
-    assert len(info["moves"]) > 8
+    assert (np.asarray(info["moves"]) >= 0).sum() > 8
     pol = ModelPolicy(model)
     action = pol(None, info)
     scores = model_scores(model, info["moves"])  # uses the last 8 tokens
@@ -309,7 +309,7 @@ def test_model_policy_plays_full_othello_games_as_player_and_opponent():
         env = gym.make("othello_env:Othello-v0", agent_color=colour, illegal_action="raise")
         for seed in range(2):
             reward, info = play(env, player, seed)
-            assert reward in (-1, 0, 1) and len(info["moves"]) >= 9
+            assert reward in (-1, 0, 1) and (np.asarray(info["moves"]) >= 0).sum() >= 9
     assert player.n_decisions > 50
     # as the opponent (the env raises on an illegal opponent move), against a random agent
     opponent = ModelPolicy(model, greedy=False, seed=1)

@@ -1,5 +1,5 @@
 """train.config: TOML loading, precedence, validation, resolution, resume compatibility;
-train.trainer.lr_factor: the learning-rate schedule."""
+train.assemble.lr_factor: the learning-rate schedule."""
 
 import math
 import re
@@ -7,7 +7,7 @@ import re
 import pytest
 
 from train import config as C
-from train.trainer import lr_factor
+from train.assemble import lr_factor
 
 
 def test_merge_precedence_defaults_then_file_then_cli():

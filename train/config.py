@@ -331,7 +331,7 @@ def validate(cfg: RunConfig) -> None:
 
     Each field's choices and range come from its :class:`Opt`; the checks that
     relate two fields are written out below. Checks that need the task or the
-    preset (block size, vocabulary) are done by :func:`train.trainer.build` once
+    preset (block size, vocabulary) are done by :func:`train.assemble.build` once
     those exist.
     """
     _check(cfg.env is not None, f"--env is required ({' or '.join(ENVS)})")

@@ -51,7 +51,7 @@ from tqdm.auto import tqdm
 from agents.checkpoint import CHECKPOINT, FORMAT, VERSION
 from agents.losses import loss as loss_fn
 from train import evaluate as ev
-from train.assemble import assemble, lr_factor, restore  # noqa: F401 (lr_factor: re-exported)
+from train.assemble import assemble, restore
 from train.atomic import atomic_path, atomic_write_text
 from train.config import RunConfig, to_toml
 from train.distributed import Dist, gather, max_over_ranks, mean_over_ranks, params_in_sync
