@@ -223,3 +223,91 @@ class ModelPolicy:
         return int(legal_moves[int(torch.multinomial(probs, 1, generator=self.generator))])
 
     __call__ = act
+
+
+class BatchedModelPolicy(ModelPolicy):
+    """:class:`ModelPolicy` (Othello, greedy) deciding for many games with one forward pass.
+
+    Same arguments, codec and single-game ``act`` as :class:`ModelPolicy` (of which it
+    is a subclass); :meth:`act_batch` takes the positions of several games at once. The
+    histories are right-padded with PAD and the logits read at each row's last real
+    position: attention is causal, so the padding after it changes nothing and each
+    row's decision equals the one-game forward pass (up to float rounding).
+    """
+
+    def __init__(self, model_or_checkpoint, weights: str = "ema", task: str | None = None,
+                 device=None, seed: int | None = None):
+        super().__init__(model_or_checkpoint, weights=weights, greedy=True, task=task,
+                         device=device, seed=seed)
+        if self.task != "othello":
+            raise ValueError(f"BatchedModelPolicy plays Othello; this model is a {self.task} "
+                             "model")
+
+    @torch.no_grad()
+    def act_batch(self, masks, histories, rngs=None) -> np.ndarray:
+        """Greedy legal actions for ``n`` games: int64 ``(n,)``.
+
+        ``masks``: bool/int8 ``(n, 65)`` legal actions; ``histories``: ``n`` sequences of
+        the squares played so far (passes omitted; -1 entries are dropped, so the envs'
+        padded ``info["moves"]`` works). ``rngs``: optional ``n`` ``np.random.Generator``,
+        one per game, used for the cases without a model decision that need a draw (an
+        empty history: a uniformly random legal move, as :meth:`act`); without them the
+        policy's own generator draws. Forced passes return 64 and, like empty
+        histories, do not count as decisions; every other row updates ``n_decisions``
+        and ``n_illegal_choices`` (the unmasked first choice, as :meth:`act`).
+        """
+        masks = np.asarray(masks).astype(bool)
+        n = masks.shape[0]
+        if masks.ndim != 2 or masks.shape[1] != self.n_actions or len(histories) != n:
+            raise ValueError(f"need masks of shape (n, {self.n_actions}) and n histories, got "
+                             f"{masks.shape} and {len(histories)}")
+        if n and not masks.any(axis=1).all():
+            raise ValueError("no legal action: an action mask row is all zero")
+        out = np.full(n, OTHELLO_PASS, dtype=np.int64)
+        T = self.model.config.block_size
+        rows, seqs = [], []
+        for i in range(n):
+            legal = np.flatnonzero(masks[i])
+            if legal.tolist() == [OTHELLO_PASS]:
+                continue  # forced pass: nothing to decide
+            moves = np.asarray(histories[i]).ravel()
+            tokens = self._encode(moves[moves >= 0].tolist())
+            if tokens.size == 0:  # the model never saw an empty prefix
+                if rngs is None:
+                    out[i] = self._random(legal)
+                else:
+                    out[i] = int(legal[rngs[i].integers(legal.size)])
+                continue
+            rows.append(i)
+            seqs.append(tokens[-T:])
+        if not rows:
+            return out
+        lengths = np.array([len(s) for s in seqs])
+        x = np.zeros((len(rows), lengths.max()), dtype=np.int64)  # PAD = 0 after each history
+        for r, s in enumerate(seqs):
+            x[r, : len(s)] = s
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            logits = self.model(torch.as_tensor(x, device=self.device))  # (B, T, V)
+        finally:
+            self.model.train(was_training)
+        last = torch.as_tensor(lengths - 1, device=logits.device)
+        logits = logits[torch.arange(len(rows), device=logits.device), last].float().cpu()  # (B, V)
+
+        # action -> logit, -inf for actions without a token (centre squares, pass)
+        has_token = self._action_token >= 0
+        action_logits = torch.full((len(rows), self.n_actions), -torch.inf)
+        action_logits[:, torch.as_tensor(np.flatnonzero(has_token))] = \
+            logits[:, torch.as_tensor(self._action_token[has_token])]
+        sub = torch.as_tensor(masks[rows])  # (B, 65)
+        first = action_logits.argmax(dim=1)  # the model's own choice, unmasked
+        first_legal = sub[torch.arange(len(rows)), first]
+        self.n_decisions += len(rows)
+        self.n_illegal_choices += int((~first_legal).sum())
+        self.last_choice_legal = bool(first_legal[-1])
+        scores = action_logits.masked_fill(~(sub & torch.as_tensor(has_token)), -torch.inf)
+        if torch.isinf(scores).all(dim=1).any():  # e.g. only a centre square: no env gives it
+            raise ValueError("an action mask allows no move the model can name")
+        out[rows] = scores.argmax(dim=1).numpy()
+        return out

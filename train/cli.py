@@ -20,8 +20,11 @@ COMMANDS = {
     "train": ("train.run:train", "Train a model on Othello or set complement."),
     "sweep": ("train.sweep:sweep",
               "Train a grid of runs (dropout, norm, ...) and tabulate unseen-length legality."),
+    "report": ("train.sweep:report",
+               "Effects of each factor of a sweep on unseen-length legality, with 95% CIs."),
     "eval": ("train.eval_cli:eval_command",
              "Evaluate a run's checkpoint: legality at seen/unseen lengths, play vs random."),
+    "play": ("train.play_cli:play", "Play a run's model at Othello vs random or another run."),
 }
 
 
