@@ -117,7 +117,7 @@ def test_evaluate_model_splits_seen_and_unseen_and_restores_mode():
     assert model.training
     assert torch.equal(torch.get_rng_state(), state)
     full = ev.evaluate_model(model, _batch(), pad_id=PAD, train_max_len=4)
-    assert set(full) == {"seen"} and full["seen"]["top1_err"] == 0.5
+    assert set(full) == {"seen", "per_length"} and full["seen"]["top1_err"] == 0.5
 
 
 def test_evaluate_weights_and_flat_scalars_tags():
@@ -125,7 +125,7 @@ def test_evaluate_weights_and_flat_scalars_tags():
                               pad_id=PAD, train_max_len=3)
     tags = ev.flat_scalars(res)
     assert {f"eval/{w}/{s}/{m}" for w in ("raw", "ema") for s in ev.SPLITS
-            for m in ev.METRICS} == set(tags)
+            for m in ev.METRICS + ev.MECHANISM} == set(tags)
     assert tags["eval/ema/unseen/top1_err"] == 1.0
 
 
@@ -188,7 +188,7 @@ def test_evaluate_checkpoint_and_eval_command_match_the_runs_last_evaluation(tmp
 
     only = ev.evaluate_checkpoint(out / "checkpoint.pt", weights=["ema"], eval_size=4,
                                   train_max_len=7)
-    assert set(only["eval"]) == {"ema"} and set(only["eval"]["ema"]) == {"seen"}
+    assert set(only["eval"]) == {"ema"} and set(only["eval"]["ema"]) == {"seen", "per_length"}
     with pytest.raises(ValueError, match="no bema weights"):
         ev.evaluate_checkpoint(out, weights=["bema"])
     with pytest.raises(ValueError, match="only Othello"):

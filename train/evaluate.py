@@ -1,18 +1,25 @@
 """Evaluation: how well a model separates legal from illegal next tokens, and how it plays.
 
 Legality metrics (:func:`legality_metrics`, :func:`evaluate_model`) are computed
-at every position that has a target (a non-empty legal set), split by length:
+at every position that has a target (a non-empty legal set), summarised by split:
 
 * ``seen``: positions ``p < train_max_len`` (lengths the model trained on;
   position p has seen p + 1 tokens),
 * ``unseen``: positions ``p >= train_max_len`` (absent when the model trained on
-  full-length sequences).
+  full-length sequences),
+
+and by length (``per_length``: one entry per length ``p + 1`` of the batch, from
+the same per-position sums, so a split's value is the position-weighted mean of
+its lengths' values).
 
 Per position, with z the logits, L the legal set and I the illegal tokens
 (PAD excluded from L, from I and from the argmax; PAD is never a move):
 
 * ``top1_err``: argmax_{v != PAD} z_v is not in L. OthelloGPT's metric in its
-  strict form (the true legal set; no lenient pass rule). Lower is better.
+  strict form (the true legal set). Lower is better.
+* ``top1_err_lenient`` (Othello only): the argmax is neither in L nor legal for
+  the opponent, as OthelloGPT's own checker counts (a move of the other side is
+  accepted as a pass). Reported beside the strict one, which the tables use.
 * ``loss``: the ``legal`` loss, -(1/|L|) sum_{v in L} log softmax(z)_v (softmax
   over the whole vocabulary). Equals KL(target || model) + log |L|.
 * ``sep_acc``: min_{v in L} z_v > max_{v in I} z_v, the fraction of positions
@@ -23,6 +30,23 @@ Per position, with z the logits, L the legal set and I the illegal tokens
   separated), averaged over positions with at least one illegal token.
 * ``illegal_mass``: the probability the model puts outside L (PAD included).
 * ``tv``: total variation distance to the uniform target, 0.5 sum_v |p_v - q_v|.
+* ``displacement``: the mean legal logit minus the mean illegal logit,
+  mean_{v in L} z_v - mean_{v in I} z_v (the logit displacement of the theory),
+  averaged over positions with at least one illegal token.
+
+Per length only (the mechanism of attention dispersion):
+
+* ``margin_x_length``: ``margin`` times the length; flat when the margin decays
+  as 1/length (the theory's 2/s).
+* ``attn_entropy``: ``[layer][head]`` the entropy -sum_j a_j ln a_j (nats) of
+  the attention row of a position over its ``length`` attended tokens, averaged
+  over the positions of that length.
+* ``attn_entropy_norm``: ``attn_entropy`` / ln(length), 1.0 = uniform
+  attention, 0.0 = one token; NaN at length 1 (ln 1 = 0).
+
+The attention comes from the forward pass that gives the logits
+(``model(tokens, return_attn=True)``); a model without that argument gets no
+attention entries.
 
 Play (:func:`play_vs_random`): a model policy against a uniformly random player
 in ``Othello-v0``, alternating colours; win/draw/loss rates and the rate at
@@ -32,6 +56,7 @@ which the model's own first choice was legal.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 
 import torch
@@ -39,21 +64,32 @@ from torch.nn import functional as F
 
 METRICS = ("top1_err", "loss", "sep_acc", "margin", "illegal_mass", "tv")
 SPLITS = ("seen", "unseen")
+LENIENT = "top1_err_lenient"  # Othello only (a batch with ``lenient`` masks)
+# in seen/unseen and per length next to METRICS (and LENIENT when present)
+MECHANISM = ("displacement",)
+# averaged over the positions with at least one illegal token (else over every valid one)
+_ON_ILLEGAL = ("margin", "displacement")
 
 
-def position_metrics(logits: torch.Tensor, legal: torch.Tensor, pad_id: int) -> dict:
+def position_metrics(logits: torch.Tensor, legal: torch.Tensor, pad_id: int,
+                     lenient: torch.Tensor | None = None) -> dict:
     """Per-position metrics of ``logits`` (B, T, V) against ``legal`` (B, T, V) bool.
 
-    Returns ``{metric: (B, T) float32 tensor}`` for every name in :data:`METRICS`,
-    plus ``"valid"`` (B, T) bool (the position has a legal target) and
-    ``"has_illegal"`` (B, T) bool (``margin`` is defined there). Values at
-    invalid positions are meaningless; use :func:`legality_metrics` to average.
+    Returns ``{metric: (B, T) float32 tensor}`` for every name in :data:`METRICS`
+    and :data:`MECHANISM` (plus :data:`LENIENT` when ``lenient`` (B, T, V) bool,
+    the set the lenient checker accepts, is given), and ``"valid"`` (B, T) bool
+    (the position has a legal target) and ``"has_illegal"`` (B, T) bool
+    (``margin`` and ``displacement`` are defined there). Values at invalid
+    positions are meaningless; use :func:`legality_metrics` to average.
     """
     if logits.dim() != 3 or legal.shape != logits.shape:
         raise ValueError(f"logits (B, T, V) and legal of the same shape needed, "
                          f"got {tuple(logits.shape)} and {tuple(legal.shape)}")
     if legal.dtype != torch.bool:
         raise ValueError(f"legal must be a bool tensor, got {legal.dtype}")
+    if lenient is not None and (lenient.shape != logits.shape or lenient.dtype != torch.bool):
+        raise ValueError(f"lenient must be a bool tensor shaped like the logits, got "
+                         f"{lenient.dtype} {tuple(lenient.shape)}")
     V = logits.shape[-1]
     if not 0 <= pad_id < V:
         raise ValueError(f"pad_id {pad_id} outside the vocabulary 0..{V - 1}")
@@ -63,8 +99,9 @@ def position_metrics(logits: torch.Tensor, legal: torch.Tensor, pad_id: int) -> 
     legal = legal & ~is_pad  # PAD is never a move, whatever the mask says
     illegal = ~legal & ~is_pad  # (B, T, V)
     n_legal = legal.sum(-1)  # (B, T)
+    n_illegal = illegal.sum(-1)  # (B, T)
     valid = n_legal > 0
-    has_illegal = illegal.any(-1)
+    has_illegal = n_illegal > 0
 
     logp = F.log_softmax(z, dim=-1)  # (B, T, V)
     p = logp.exp()
@@ -78,41 +115,109 @@ def position_metrics(logits: torch.Tensor, legal: torch.Tensor, pad_id: int) -> 
     illegal_mass = 1.0 - torch.where(legal, p, 0.0).sum(-1)
     q = legal.float() / n_legal.clamp(min=1).unsqueeze(-1)  # uniform target (B, T, V)
     tv = 0.5 * (p - q).abs().sum(-1)
-    return {"top1_err": top1_err, "loss": loss, "sep_acc": sep_acc, "margin": margin,
-            "illegal_mass": illegal_mass, "tv": tv, "valid": valid, "has_illegal": has_illegal}
+    mean_legal = torch.where(legal, z, 0.0).sum(-1) / n_legal.clamp(min=1)  # (B, T)
+    mean_illegal = torch.where(illegal, z, 0.0).sum(-1) / n_illegal.clamp(min=1)
+    displacement = torch.where(has_illegal & valid, mean_legal - mean_illegal, 0.0)
+    out = {"top1_err": top1_err, "loss": loss, "sep_acc": sep_acc, "margin": margin,
+           "illegal_mass": illegal_mass, "tv": tv, "displacement": displacement}
+    if lenient is not None:
+        accepted = (lenient | legal) & ~is_pad
+        out[LENIENT] = (~accepted.gather(-1, top1).squeeze(-1)).float()
+    out["valid"], out["has_illegal"] = valid, has_illegal
+    return out
+
+
+def attention_entropy(attn) -> torch.Tensor:
+    """Entropy (nats) of every attention row: a list of n_layer (B, H, T, T) -> (n_layer, B, H, T).
+
+    Row t of a causal attention covers keys 0..t; 0 ln 0 counts as 0 (``torch.special.entr``).
+    """
+    return torch.stack([torch.special.entr(a.float()).sum(-1) for a in attn])
 
 
 class _Sums:
-    """Running float64 sums of per-position metrics over a set of positions."""
+    """Per-position float64 sums of per-position metrics (and attention entropies), on device.
+
+    ``add`` keeps (T,) sums over the batch; :meth:`result` reduces any set of
+    positions (a split), :meth:`per_length` gives one entry per position. Both
+    divide the same sums, so a split is the position-weighted mean of its lengths.
+    """
 
     def __init__(self):
-        self.sums = {m: 0.0 for m in METRICS}
-        self.count = 0
-        self.count_margin = 0
+        self.count = None  # (T,) positions with a target
+        self.count_margin = None  # (T,) of which with an illegal token
+        self.sums = {}  # metric -> (T,)
+        self.attn = None  # (n_layer, H, T) entropy sums over counted positions
 
-    def add(self, pm: dict, where: torch.Tensor) -> None:
-        w = where & pm["valid"]
+    def add(self, pm: dict, where: torch.Tensor, attn=None) -> None:
+        w = where & pm["valid"]  # (B, T)
         wm = w & pm["has_illegal"]
-        self.count += int(w.sum())
-        self.count_margin += int(wm.sum())
-        for m in METRICS:
-            mask = wm if m == "margin" else w
-            self.sums[m] += float(pm[m].double()[mask].sum())
+        first = self.count is None
+        cnt, cnt_m = w.double().sum(0), wm.double().sum(0)
+        self.count = cnt if first else self.count + cnt
+        self.count_margin = cnt_m if first else self.count_margin + cnt_m
+        for m, v in pm.items():
+            if m in ("valid", "has_illegal"):
+                continue
+            s = torch.where(wm if m in _ON_ILLEGAL else w, v.double(), 0.0).sum(0)  # (T,)
+            self.sums[m] = s if m not in self.sums else self.sums[m] + s
+        if attn is not None:
+            ent = torch.einsum("lbht,bt->lht", attention_entropy(attn).double(), w.double())
+            self.attn = ent if self.attn is None else self.attn + ent
 
-    def result(self) -> dict:
-        out = {m: (self.sums[m] / self.count if self.count else math.nan) for m in METRICS}
-        out["margin"] = self.sums["margin"] / self.count_margin if self.count_margin else math.nan
-        out["positions"] = self.count
+    def _means(self, count, count_margin, sums) -> dict:
+        out = {}
+        for m, s in sums.items():
+            c = count_margin if m in _ON_ILLEGAL else count
+            out[m] = s / c if c else math.nan
+        return out
+
+    def result(self, positions: torch.Tensor | None = None) -> dict:
+        """Means over the positions ``positions`` (T,) bool (default: all); ``positions`` count."""
+        if self.count is None:
+            return {**{m: math.nan for m in METRICS + MECHANISM}, "positions": 0}
+        sel = (torch.ones_like(self.count, dtype=torch.bool) if positions is None
+               else positions.to(self.count.device))
+        # one transfer for every sum
+        keys = list(self.sums)
+        vals = torch.stack([self.count[sel].sum(), self.count_margin[sel].sum()]
+                           + [self.sums[m][sel].sum() for m in keys]).tolist()
+        out = self._means(vals[0], vals[1], dict(zip(keys, vals[2:])))
+        out["positions"] = int(vals[0])
+        return out
+
+    def per_length(self) -> list[dict]:
+        """One entry per position p: ``length`` p + 1, ``positions``, every metric, the mechanism."""
+        if self.count is None:
+            return []
+        keys = list(self.sums)
+        count, count_m = self.count.tolist(), self.count_margin.tolist()
+        sums = {m: self.sums[m].tolist() for m in keys}
+        attn = None if self.attn is None else self.attn.permute(2, 0, 1).tolist()  # (T, L, H)
+        out = []
+        for p in range(len(count)):
+            length = p + 1
+            e = {"length": length, "positions": int(count[p]),
+                 **self._means(count[p], count_m[p], {m: sums[m][p] for m in keys})}
+            e["margin_x_length"] = e["margin"] * length
+            if attn is not None:
+                c = count[p]
+                ent = [[h / c if c else math.nan for h in layer] for layer in attn[p]]
+                e["attn_entropy"] = ent
+                e["attn_entropy_norm"] = [[h / math.log(length) if length > 1 else math.nan
+                                           for h in layer] for layer in ent]
+            out.append(e)
         return out
 
 
 def legality_metrics(logits: torch.Tensor, legal: torch.Tensor, pad_id: int,
-                     positions: torch.Tensor | None = None) -> dict:
+                     positions: torch.Tensor | None = None,
+                     lenient: torch.Tensor | None = None) -> dict:
     """Mean of each metric over positions with a target (and in ``positions`` (B, T) bool if given).
 
     Returns ``{metric: float, "positions": int}``; metrics are NaN when no position counts.
     """
-    pm = position_metrics(logits, legal, pad_id)
+    pm = position_metrics(logits, legal, pad_id, lenient)
     where = pm["valid"] if positions is None else positions.to(pm["valid"].device)
     sums = _Sums()
     sums.add(pm, where)
@@ -126,16 +231,27 @@ def autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
+def _returns_attention(model: torch.nn.Module) -> bool:
+    """Whether ``model``'s forward takes ``return_attn`` (the project's GPT does)."""
+    try:
+        return "return_attn" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 @torch.no_grad()
 def evaluate_model(model: torch.nn.Module, batch, *, pad_id: int, train_max_len: int,
                    chunk_size: int = 512, device=None) -> dict:
-    """Legality metrics of ``model`` on a held-out ``batch`` (a train.tasks Batch), by split.
+    """Legality metrics of ``model`` on a held-out ``batch`` (a train.tasks Batch), by split and length.
 
-    Returns ``{"seen": {...}, "unseen": {...}}`` (see the module docstring);
-    ``unseen`` is left out when ``train_max_len`` covers every position of the
-    batch. The model is run in eval mode (no dropout) in chunks of
-    ``chunk_size`` sequences, under bf16 autocast on CUDA; its train/eval mode
-    is restored afterwards. Does not touch any random number generator.
+    Returns ``{"seen": {...}, "unseen": {...}, "per_length": [...]}`` (see the
+    module docstring); ``unseen`` is left out when ``train_max_len`` covers
+    every position of the batch. ``top1_err_lenient`` appears when the batch
+    has ``lenient`` masks (Othello's held-out batch). The model is run in eval
+    mode (no dropout) in chunks of ``chunk_size`` sequences, under bf16
+    autocast on CUDA, once per chunk (the attention entropies come from that
+    same pass); its train/eval mode is restored afterwards. Sums stay on the
+    device until the end. Does not touch any random number generator.
     """
     if train_max_len < 1:
         raise ValueError(f"train_max_len must be at least 1, got {train_max_len}")
@@ -146,34 +262,39 @@ def evaluate_model(model: torch.nn.Module, batch, *, pad_id: int, train_max_len:
     device = torch.device(device)
     T = batch.tokens.shape[1]
     pos = torch.arange(T, device=device)
-    split_masks = {"seen": pos < train_max_len, "unseen": pos >= train_max_len}  # (T,) each
-    sums = {s: _Sums() for s in SPLITS}
+    lenient = getattr(batch, "lenient", None)
+    with_attn = _returns_attention(model)
+    sums = _Sums()
     was_training = model.training
     model.eval()
     try:
         for start in range(0, len(batch.tokens), chunk_size):
             tokens = batch.tokens[start:start + chunk_size].to(device)
             legal = batch.legal[start:start + chunk_size].to(device)
+            len_ = None if lenient is None else lenient[start:start + chunk_size].to(device)
+            attn = None
             with autocast(device):
-                logits = model(tokens)
-            if isinstance(logits, tuple):
-                logits = logits[0]
-            pm = position_metrics(logits, legal, pad_id)
-            for s in SPLITS:
-                sums[s].add(pm, split_masks[s].expand_as(pm["valid"]))
+                out = model(tokens, return_attn=True) if with_attn else model(tokens)
+            if with_attn:
+                logits, attn = out[0], out[-1]
+            else:
+                logits = out[0] if isinstance(out, tuple) else out
+            pm = position_metrics(logits, legal, pad_id, len_)
+            sums.add(pm, pm["valid"], attn)
     finally:
         model.train(was_training)
-    out = {"seen": sums["seen"].result()}
+    out = {"seen": sums.result(pos < train_max_len)}
     if train_max_len < T:
-        out["unseen"] = sums["unseen"].result()
+        out["unseen"] = sums.result(pos >= train_max_len)
+    out["per_length"] = sums.per_length()
     return out
 
 
 def evaluate_weights(models: dict, batch, *, pad_id: int, train_max_len: int,
                      chunk_size: int = 512, device=None) -> dict:
-    """:func:`evaluate_model` for each of ``{"raw" | "ema" | "bema": module}``.
+    """:func:`evaluate_model` for each of ``{weights name: module}`` (raw, ema, bema, ...).
 
-    Returns ``{weights: {split: {metric: value}}}``.
+    Returns ``{weights: {"seen" | "unseen": {metric: value}, "per_length": [...]}}``.
     """
     return {name: evaluate_model(m, batch, pad_id=pad_id, train_max_len=train_max_len,
                                  chunk_size=chunk_size, device=device)
@@ -183,10 +304,12 @@ def evaluate_weights(models: dict, batch, *, pad_id: int, train_max_len: int,
 def flat_scalars(results: dict, prefix: str = "eval") -> dict:
     """``{weights: {split: {metric: v}}}`` -> ``{"eval/<weights>/<split>/<metric>": v}``.
 
-    The ``positions`` count is left out (it is a property of the batch, not the model).
+    Only the seen/unseen summaries: ``per_length`` goes into the end-of-training
+    figure, not into scalars. The ``positions`` count is left out (it is a
+    property of the batch, not the model).
     """
     return {f"{prefix}/{w}/{s}/{m}": v
-            for w, splits in results.items() for s, ms in splits.items()
+            for w, splits in results.items() for s, ms in splits.items() if s in SPLITS
             for m, v in ms.items() if m != "positions"}
 
 
@@ -240,17 +363,53 @@ def play_vs_random(model, n_games: int, *, weights: str = "raw", seed: int = 0,
             "decisions": decisions}
 
 
-def format_results(results: dict | None, play: dict | None = None) -> list[str]:
-    """Human-readable lines: one per (weights, split) with the main metrics, one per play result."""
+def table_lengths(train_max_len: int, max_len: int) -> list[int]:
+    """The lengths the terminal table shows: 1, 2, L - 1, L, L + 1 and the maximum (in range)."""
+    L = train_max_len
+    return sorted({n for n in (1, 2, L - 1, L, L + 1, max_len) if 1 <= n <= max_len})
+
+
+def _mean_nested(v) -> float:
+    """Mean of a [layer][head] list, skipping NaN (NaN if nothing is left)."""
+    flat = [x for row in v for x in row if x is not None and not math.isnan(x)]
+    return sum(flat) / len(flat) if flat else math.nan
+
+
+def format_results(results: dict | None, play: dict | None = None,
+                   lengths: list[int] | None = None) -> list[str]:
+    """Human-readable lines: one per (weights, split), one per (weights, length) in ``lengths``
+    (from ``per_length``), one per play result.
+
+    Columns: the main metrics, ``displacement``, ``top1_err_lenient`` when present, and on
+    length rows the mean normalised attention entropy over layers and heads.
+    """
+    def num(v, spec):
+        return "nan" if v is None or math.isnan(v) else format(v, spec)
+
     lines = []
     if results:
-        lines.append(f"{'weights':8} {'split':7} {'top1_err':>9} {'sep_acc':>8} {'margin':>8} "
-                     f"{'loss':>8} {'illegal_mass':>12} {'tv':>7}")
-        for w, splits in results.items():
-            for s, m in splits.items():
-                margin = "nan" if math.isnan(m["margin"]) else f"{m['margin']:.3f}"
-                lines.append(f"{w:8} {s:7} {m['top1_err']:9.4f} {m['sep_acc']:8.4f} {margin:>8} "
-                             f"{m['loss']:8.4f} {m['illegal_mass']:12.4f} {m['tv']:7.4f}")
+        width = max([8] + [len(w) + 1 for w in results])
+        rows = []  # (weights, label, metrics dict)
+        for w, res in results.items():
+            rows += [(w, s, res[s]) for s in SPLITS if s in res]
+            by_len = {e["length"]: e for e in res.get("per_length") or []}
+            rows += [(w, f"len {n}", by_len[n]) for n in lengths or () if n in by_len]
+        lenient = any(LENIENT in m for _, _, m in rows)
+        attn = any("attn_entropy_norm" in m for _, _, m in rows)
+        lines.append(f"{'weights':{width}} {'split':7} {'top1_err':>9} "
+                     + (f"{'lenient':>8} " if lenient else "")
+                     + f"{'sep_acc':>8} {'margin':>8} {'displ':>8} {'loss':>8} "
+                     f"{'illegal_mass':>12} {'tv':>7}" + (f" {'attn_H/ln':>9}" if attn else ""))
+        for w, label, m in rows:
+            line = (f"{w:{width}} {label:7} {num(m['top1_err'], '9.4f'):>9} "
+                    + (f"{num(m.get(LENIENT), '8.4f'):>8} " if lenient else "")
+                    + f"{num(m['sep_acc'], '8.4f'):>8} {num(m['margin'], '.3f'):>8} "
+                    f"{num(m.get('displacement'), '.3f'):>8} {num(m['loss'], '8.4f'):>8} "
+                    f"{num(m['illegal_mass'], '12.4f'):>12} {num(m['tv'], '7.4f'):>7}")
+            if attn:
+                h = _mean_nested(m["attn_entropy_norm"]) if "attn_entropy_norm" in m else None
+                line += f" {num(h, '9.3f'):>9}"
+            lines.append(line)
     for w, r in (play or {}).items():
         lines.append(f"play {w} vs random ({r['games']} games): win {r['win']:.2f} draw "
                      f"{r['draw']:.2f} loss {r['loss']:.2f}, first choice legal "

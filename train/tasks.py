@@ -5,6 +5,7 @@
     batch.tokens  # LongTensor (B, T); PAD after a sequence ends; T = max_len or block_size
     batch.legal   # BoolTensor (B, T, V); legal next tokens after position t (t + 1 tokens seen)
     batch.next    # LongTensor (B, T); the token actually played next, -1 where none
+    batch.lenient # Othello eval_batch only (else None): legal or legal for the opponent
 
 A position has no target (``legal`` all False, ``next`` -1) after the end of a
 game, when the game is over, and below ``min_len - 1`` (``min_len`` lets a
@@ -87,11 +88,17 @@ _SQUARE_PLUS1_TO_TOKEN = np.concatenate([[othello_tokens.PAD], othello_tokens.SQ
 
 @dataclass
 class Batch:
-    """One batch: ``tokens`` (B, T) long, ``legal`` (B, T, V) bool, ``next`` (B, T) long."""
+    """One batch: ``tokens`` (B, T) long, ``legal`` (B, T, V) bool, ``next`` (B, T) long.
+
+    ``lenient`` (B, T, V) bool or None: the tokens OthelloGPT's lenient checker
+    accepts (``legal`` plus the moves legal for the opponent, as a pass); set
+    only by the Othello task's ``eval_batch``, None elsewhere.
+    """
 
     tokens: torch.Tensor
     legal: torch.Tensor
     next: torch.Tensor
+    lenient: torch.Tensor | None = None
 
     def to(self, device, non_blocking: bool = False) -> "Batch":
         """The same batch on ``device``."""
@@ -99,6 +106,7 @@ class Batch:
             self.tokens.to(device, non_blocking=non_blocking),
             self.legal.to(device, non_blocking=non_blocking),
             self.next.to(device, non_blocking=non_blocking),
+            None if self.lenient is None else self.lenient.to(device, non_blocking=non_blocking),
         )
 
     def __len__(self) -> int:
@@ -236,8 +244,12 @@ def _games_api():
     return games
 
 
-def othello_batch(games: np.ndarray, T: int, min_len: int = 1) -> Batch:
-    """Turn games (n, 60) int8 squares (-1 after the end) into a Batch of length ``T`` (<= 59)."""
+def othello_batch(games: np.ndarray, T: int, min_len: int = 1, lenient: bool = False) -> Batch:
+    """Turn games (n, 60) int8 squares (-1 after the end) into a Batch of length ``T`` (<= 59).
+
+    ``lenient=True`` also fills ``Batch.lenient``: ``legal`` or legal for the opponent
+    (:func:`othello_env.games.opponent_legal_masks`), False where ``legal`` has no target.
+    """
     api = _games_api()
     games = np.asarray(games)
     if games.ndim != 2 or games.shape[1] != 60 or not np.issubdtype(games.dtype, np.integer):
@@ -253,7 +265,14 @@ def othello_batch(games: np.ndarray, T: int, min_len: int = 1) -> Batch:
     legal[:, :, 1:] = masks[:, :, _TOKEN_SQUARES]
     nxt = _SQUARE_PLUS1_TO_TOKEN[sq[:, 1 : T + 1] + 1]
     nxt[nxt == othello_tokens.PAD] = -1
-    return _to_batch(tokens, legal, nxt, min_len)
+    batch = _to_batch(tokens, legal, nxt, min_len)
+    if lenient:
+        opp = api.opponent_legal_masks(np.ascontiguousarray(games[:, :T]))  # (n, T, 64)
+        wide = batch.legal.clone()
+        wide[:, :, 1:] |= torch.from_numpy(np.ascontiguousarray(opp[:, :, _TOKEN_SQUARES]))
+        wide &= batch.legal.any(-1, keepdim=True)  # only where the strict metric has a target
+        batch.lenient = wide
+    return batch
 
 
 class OthelloTask(Task):
@@ -272,9 +291,18 @@ class OthelloTask(Task):
         self._perm_epoch = None  # (epoch, permutation) cache
         self._perm = None
 
-    def _fresh(self, n, T, min_len, ss) -> Batch:
+    def _fresh(self, n, T, min_len, ss, lenient: bool = False) -> Batch:
         games = _games_api().generate_games(n, seed=_int_seed(ss))
-        return othello_batch(games, T, min_len)
+        return othello_batch(games, T, min_len, lenient=lenient)
+
+    def eval_batch(self, n: int, max_len: int | None = None, min_len: int = 1,
+                   seed: int = 0) -> Batch:
+        """As :meth:`Task.eval_batch`, with ``Batch.lenient`` (OthelloGPT's lenient legal set)."""
+        n = check_int("n", n, 1)
+        seed = check_int("seed", seed, 0)
+        T, min_len = self._lengths(max_len, min_len)
+        return self._fresh(n, T, min_len, np.random.SeedSequence(seed, spawn_key=(_EVAL,)),
+                           lenient=True)
 
     def _make(self, batch_size, T, min_len, ss) -> Batch:
         if self.games is None:
