@@ -113,22 +113,22 @@ DEFAULT_SPACES = {
 
 def _kind(name: str):
     """The Python type of a RunConfig field's values: bool, int, float or str."""
-    t = str(C.FIELDS[name].type)
-    for kind in (bool, int, float):
-        if t.startswith(kind.__name__):
-            return kind
-    return str
+    return C.TYPES[name]
 
 
 def _check_value(name: str, value, where: str):
     kind = _kind(name)
-    ok = isinstance(value, bool) if kind is bool else (
-        isinstance(value, int) and not isinstance(value, bool) if kind is int else
-        isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else
-        isinstance(value, str))
-    if not ok:
+    types = C.toml_types(name)
+    if isinstance(value, bool) and bool not in types or not isinstance(value, types):
         raise ValueError(f"{where}: {name} takes {kind.__name__} values, got {value!r}")
-    return float(value) if kind is float else value
+    value = float(value) if kind is float else value
+    if kind in (int, float) and not C.in_range(name, value):
+        raise ValueError(f"{where}: {name} must {C.range_text(name)}, got {value!r}")
+    choices = C.OPTS[name].choices
+    if choices and value not in choices:
+        raise ValueError(f"{where}: {name} must be one of {', '.join(map(str, choices))}, "
+                         f"got {value!r}")
+    return value
 
 
 def parse_space(raw: dict, where: str = "space") -> tuple[dict, dict]:

@@ -130,15 +130,34 @@ def summary_lines(results: list[dict], split: str = "unseen") -> list[str]:
               help="Do not turn on EMA and BEMA in every run (they are on by default so each run "
                    "reports raw, EMA and BEMA weights).")
 @click.option("--progress/--no-progress", default=True, help="Progress bar per run.")
-def sweep(env, out, grid, fixed, seeds, config_file, no_averaging, progress):
-    """Train a grid of runs and tabulate legality at seen and unseen lengths.
+@click.option("--trials", type=int, default=None, metavar="N",
+              help="Random search instead of a grid: N trials drawn from --space (default: the "
+                   "env's built-in space; see train/search.py).")
+@click.option("--space", "space_file", type=click.Path(path_type=Path), default=None,
+              help="TOML search space for --trials: option = [choices] or {low, high, scale = "
+                   "\"log\"|\"linear\"} or one fixed value.")
+@click.option("--storage", default=None, metavar="URL",
+              help="Optuna storage URL shared by several machines (default: sqlite "
+                   "SWEEP_DIR/study.db).")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="--trials: trials run in parallel processes (torch threads split between "
+                   "them unless --set num_threads=K).")
+@click.option("--search-seed", type=int, default=0, show_default=True,
+              help="--trials: seed of the draws (trial k's options depend only on it and k).")
+def sweep(env, out, grid, fixed, seeds, config_file, no_averaging, progress, trials, space_file,
+          storage, workers, search_seed):
+    """Train a grid of runs (or N random trials) and tabulate legality at unseen lengths.
 
     \b
     Every run trains on the first train_max_len tokens (required: --set
-    train_max_len=L or in --config) and reports the top-1 legality error of its
-    raw, EMA and BEMA weights at seen and unseen lengths. Example (CPU, minutes):
+    train_max_len=L, in --config or in the space) and reports the top-1 legality
+    error of its raw, EMA and BEMA weights at seen and unseen lengths.
+    A grid (CPU, minutes):
       lgagent sweep --env setcomp --out runs/sweep --set vocab_size=16 \\
         --set preset=tiny --set train_max_len=8 --set steps=1500 --seeds 0,1
+    A random search, then its statistics:
+      lgagent sweep --env setcomp --trials 200 --workers 2 --out runs/search
+      lgagent report runs/search
     Run the same command again to resume a stopped sweep.
     """
     from train.distributed import dist_from_env
@@ -146,6 +165,14 @@ def sweep(env, out, grid, fixed, seeds, config_file, no_averaging, progress):
     if dist_from_env().enabled:
         raise BadInput("lgagent sweep runs its runs one after another in one process; "
                        "use lgagent train under torchrun for DDP")
+    if trials is not None:
+        if grid or seeds != "0":
+            raise BadInput("--trials draws every option from the space: --grid and --seeds "
+                           "belong to a grid sweep")
+        return _random_search(env, out, fixed, config_file, no_averaging, trials, space_file,
+                              storage, workers, search_seed)
+    if space_file or storage or workers != 1:
+        raise BadInput("--space, --storage and --workers apply to a random search (--trials N)")
     try:
         seed_list = [int(s) for s in seeds.split(",")]
     except ValueError:
@@ -195,3 +222,134 @@ def sweep(env, out, grid, fixed, seeds, config_file, no_averaging, progress):
     for line in summary_lines(results):
         click.echo(line)
     click.echo(f"results: {out / RESULTS}")
+
+
+def _random_search(env, out: Path, fixed, config_file, no_averaging, n_trials, space_file,
+                   storage, workers, search_seed):
+    """``lgagent sweep --trials N``: see :mod:`train.search`."""
+    from train import search as S
+    from train.run import prepare
+
+    if n_trials < 1:
+        raise BadInput(f"--trials must be at least 1, got {n_trials}")
+    if workers < 1:
+        raise BadInput(f"--workers must be at least 1, got {workers}")
+    if search_seed < 0:
+        raise BadInput(f"--search-seed must be >= 0, got {search_seed}")
+    try:
+        file_values = C.load_toml(config_file) if config_file else {}
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    base = {k: v[0] for k, v in (parse_assignment(f, multi=False) for f in fixed)}
+    env = env or base.get("env") or file_values.get("env")
+    if env is None:
+        raise BadInput("--env is required (othello or setcomp), or env in --config")
+    base["env"] = env
+    if not no_averaging:
+        base.setdefault("ema", True)
+        base.setdefault("bema", True)
+    try:
+        raw = S.load_space(space_file) if space_file else S.DEFAULT_SPACES[env]
+        dists, space_fixed = S.parse_space(raw, where=f"space file {space_file}" if space_file
+                                           else "default space")
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    # --set wins over the space: an option given there is not drawn
+    dists = {k: d for k, d in dists.items() if k not in base}
+    base = {**space_fixed, **base}
+    if "train_max_len" not in base and "train_max_len" not in dists and \
+            "train_max_len" not in file_values:
+        raise BadInput("a sweep measures length generalization: put train_max_len in the space "
+                       "or --set train_max_len=L so that some lengths are unseen")
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out} exists and is not a directory")
+    # every choice of the space must make a valid run: check each value once, before any trial
+    for name, d in dists.items():
+        values = getattr(d, "choices", None) or (d.low, d.high)
+        for v in values:
+            corner = {**base, **{k: _first(x) for k, x in dists.items()}, name: v}
+            try:
+                prepare({**corner, "out": str(out / "check")}, config_file=config_file)
+            except BadInput as e:
+                raise BadInput(f"the space's {name}={v!r} makes an invalid run: {e}") from None
+    out.mkdir(parents=True, exist_ok=True)
+    with _lock(out):
+        study = S.open_study(out, storage, search_seed)
+        try:
+            n = S.run_search(study, out, n_trials=n_trials, dists=dists, base=base,
+                             config_file=config_file, workers=workers,
+                             echo=lambda m: click.echo(m, err=True))
+        except S.Interrupted as e:
+            click.echo("sweep stopped; run the same command again to resume", err=True)
+            raise click.exceptions.Exit(e.code) from None
+        except RuntimeError as e:
+            raise BadInput(str(e)) from None
+    click.echo(f"{n.get('complete', 0)} trials complete, {n.get('fail', 0)} failed, "
+               f"{n.get('running', 0)} left running; statistics: lgagent report {out}")
+
+
+def _first(dist):
+    """A distribution's first choice or its low end (a valid value of the space)."""
+    return dist.choices[0] if hasattr(dist, "choices") else dist.low
+
+
+class _lock:
+    """An exclusive lock on SWEEP_DIR/.sweep.lock: one sweep process per directory."""
+
+    def __init__(self, out: Path):
+        self.path = out / ".sweep.lock"
+
+    def __enter__(self):
+        import fcntl
+
+        self.f = open(self.path, "w")
+        try:
+            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.f.close()
+            raise BadInput(f"another lgagent sweep is running in {self.path.parent}") from None
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+        return False
+
+
+@click.command("report", context_settings={"help_option_names": ["-h", "--help"],
+                                           "max_content_width": 100})
+@click.argument("sweep_dir", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: trials, failed, "
+              "effects (name -> estimate, ci_low, ci_high, p_value, n, p_holm), means.")
+@click.option("--plot", "plot_file", type=click.Path(path_type=Path), default=None,
+              help="Write a PNG: each effect with its 95% interval, and each metric against "
+                   "the training length.")
+def report(sweep_dir, as_json, plot_file):
+    """Effects of each factor on unseen-length legality, with 95% intervals and p-values.
+
+    \b
+    Averaging (EMA/BEMA vs raw) is compared within each trial (paired t-test);
+    the other factors by a regression over the trials' raw weights (OLS,
+    HC3-robust). See train/report.py for the definitions.
+      lgagent report runs/search --plot runs/search/effects.png
+    """
+    from train import report as R
+
+    if not sweep_dir.is_dir():
+        raise BadInput(f"{sweep_dir} is not a sweep directory")
+    if plot_file is not None and (plot_file.is_dir() or not plot_file.absolute().parent.is_dir()):
+        raise BadInput(f"--plot {plot_file}: not a file in an existing directory")
+    try:
+        rep = R.report(sweep_dir)
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    if rep["trials"] == 0:
+        raise BadInput(f"{sweep_dir} holds no finished run (no */{RESULT})")
+    if plot_file is not None:
+        R.plot(rep, R.table(R.load_results(sweep_dir)), plot_file)
+    if as_json:
+        click.echo(json.dumps(rep, indent=1, allow_nan=False))
+    else:
+        for line in R.format_report(rep):
+            click.echo(line)
+        if plot_file is not None:
+            click.echo(f"figure: {plot_file}")
