@@ -32,7 +32,7 @@ def test_grid_runs_every_point_and_seed_and_tabulates_raw_ema_bema(tmp_path):
         assert x["step"] == 6 and x["config"]["ema"] and x["config"]["bema"]
         assert x["config"]["train_max_len"] == 4
         assert set(x["eval"]) == {"raw", "ema", "bema"}
-        assert set(x["eval"]["raw"]) == {"seen", "unseen"}
+        assert {"seen", "unseen"} <= set(x["eval"]["raw"])
         ck = CK.load(out / x["name"] / "checkpoint.pt")
         assert ck["step"] == 6 and ck["config"]["dropout"] == x["config"]["dropout"]
         assert ck["config"]["seed"] == int(x["name"][-1])
