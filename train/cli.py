@@ -76,6 +76,7 @@ def main():
       lgagent train --env othello --ema --preset tiny --steps 2000 \\
           --batch-size 64 --lr 3e-3 --train-max-len 40 --out runs/quickstart
       lgagent eval runs/quickstart
+      lgagent play runs/quickstart --games 100
       lgagent datagen --env othello --games 20000000 --out games.npy
     """
 
