@@ -1,58 +1,124 @@
-"""``lgagent eval``: evaluate a saved run's checkpoint from the command line.
+"""``lgagent eval``: evaluate saved runs' checkpoints from the command line.
 
-The metrics and the play loop live in :mod:`train.evaluate`; this module only
-turns options into a call of :func:`train.evaluate.evaluate_checkpoint` and
-prints a table or one JSON object. Unusable input exits 2 with one line.
+The metrics and the play loop live in :mod:`train.evaluate`, the figure in
+:mod:`train.plots`; this module only turns options into calls of
+:func:`train.evaluate.evaluate_checkpoint` and prints a table or JSON, and
+writes the per-length figure with ``--plot``. Unusable input exits 2 with one
+line and writes nothing (every run is evaluated before the figure is written).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import click
 import torch
 
 from train.cli import BadInput
-from train.evaluate import evaluate_checkpoint, format_results
+from train.evaluate import evaluate_checkpoint, format_results, table_lengths
+
+# config fields that name where or how a run was made, not what was trained
+_NOT_A_LABEL = ("out", "device", "num_threads", "compile", "stop_at", "data")
 
 
 @click.command("eval", context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("run", type=click.Path(exists=False))
+@click.argument("runs", metavar="RUN...", nargs=-1, required=True,
+                type=click.Path(exists=False))
 @click.option("--weights", default=None,
-              help="Comma-separated raw,ema,bema (default: all the checkpoint holds).")
+              help="Comma-separated weights names, e.g. raw,ema,bema (default: all the "
+                   "checkpoint holds).")
 @click.option("--eval-size", type=int, default=None, help="Held-out sequences (default: "
               "the run's).")
 @click.option("--eval-seed", type=int, default=None, help="Held-out seed (default: the run's).")
 @click.option("--train-max-len", type=int, default=None,
               help="Seen/unseen boundary (default: the run's).")
 @click.option("--play-games", type=int, default=0, help="Othello games vs random per weights.")
+@click.option("--plot", "plot", type=click.Path(), default=None,
+              help="Write the per-length figure (PNG): one panel per metric, a line per run "
+                   "and weights.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def eval_command(run, weights, eval_size, eval_seed, train_max_len, play_games, device, as_json):
-    """Evaluate a run's checkpoint (RUN is a RUN_DIR or a checkpoint file).
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON: one object (one RUN) or one object per RUN path (several).")
+def eval_command(runs, weights, eval_size, eval_seed, train_max_len, play_games, plot, device,
+                 as_json):
+    """Evaluate runs' checkpoints (each RUN is a RUN_DIR or a checkpoint file).
 
-    Legality at seen and unseen lengths for the raw/EMA/BEMA weights, and
-    optionally games against a random player.
+    Legality at seen and unseen lengths and at every length, for each kept
+    weights (raw, EMA, BEMA), optionally games against a random player and a
+    per-length figure; several RUNs are overlaid in one figure, labelled by the
+    options in which their configs differ.
     """
     if eval_size is not None and eval_size < 1:
         raise BadInput(f"--eval-size must be at least 1, got {eval_size}")
     if device == "cuda" and not torch.cuda.is_available():
         raise BadInput("--device cuda: no CUDA device is available")
-    try:
-        res = evaluate_checkpoint(
-            run, weights=weights.split(",") if weights else None, eval_size=eval_size,
-            eval_seed=eval_seed, train_max_len=train_max_len, play_games=play_games,
-            device=device)
-    except ValueError as e:
-        raise BadInput(str(e)) from None
+    if plot is not None:
+        target = Path(plot)
+        if target.is_dir():
+            raise BadInput(f"--plot {plot}: is a directory, give a file name (e.g. per_length.png)")
+        if not target.parent.is_dir():
+            raise BadInput(f"--plot {plot}: directory {target.parent} does not exist")
+    if len(set(runs)) != len(runs):
+        raise BadInput("a RUN is given twice")
+    results = {}
+    for run in runs:
+        try:
+            results[run] = evaluate_checkpoint(
+                run, weights=weights.split(",") if weights else None, eval_size=eval_size,
+                eval_seed=eval_seed, train_max_len=train_max_len, play_games=play_games,
+                device=device, with_config=True)
+        except ValueError as e:
+            raise BadInput(str(e) if len(runs) == 1 else f"{run}: {e}") from None
+    configs = {run: res.pop("config") for run, res in results.items()}
+    if plot is not None:
+        from train.plots import per_length_figure, save
+
+        labels = run_labels(configs)
+        save(per_length_figure([(labels[run], res["eval"], res["train_max_len"])
+                                for run, res in results.items()]), plot)
     if as_json:
-        click.echo(json.dumps(_nan_to_none(res), indent=2))
-    else:
-        click.echo(f"{run}: {res['env']} at step {res['step']}, seen lengths < "
-                   f"{res['train_max_len']}")
-        for line in format_results(res["eval"], res["play"]):
+        out = results[runs[0]] if len(runs) == 1 else results
+        click.echo(json.dumps(_nan_to_none(out), indent=2))
+        return
+    for run, res in results.items():
+        click.echo(f"{run}: {res['env']} at step {res['step']}, seen lengths "
+                   f"1..{res['train_max_len']}")
+        lengths = table_lengths(res["train_max_len"], _max_length(res["eval"]))
+        for line in format_results(res["eval"], res["play"], lengths):
             click.echo(line)
+    if plot is not None:
+        click.echo(f"figure: {plot}")
+
+
+def run_labels(configs: dict) -> dict:
+    """``{run: label}``: the run's name alone, or for several runs the options that differ.
+
+    ``configs`` maps each RUN path to its saved config. Several runs are labelled
+    ``"key=value,..."`` over the fields whose values differ; when that does not
+    tell them apart (same configs), by their names.
+    """
+    names = {run: _run_name(run) for run in configs}
+    if len(configs) == 1:
+        return names
+    keys = sorted({k for c in configs.values() for k in c} - set(_NOT_A_LABEL))
+    differ = [k for k in keys if len({repr(c.get(k)) for c in configs.values()}) > 1]
+    labels = {run: ",".join(f"{k}={c.get(k)}" for k in differ) for run, c in configs.items()}
+    if not differ or len(set(labels.values())) < len(labels):
+        return names
+    return labels
+
+
+def _run_name(run) -> str:
+    """A run directory's name (a checkpoint file: its directory's name)."""
+    p = Path(run)
+    return (p.parent.name if p.suffix == ".pt" else p.name) or str(run)
+
+
+def _max_length(results: dict) -> int:
+    return max((e["length"] for res in results.values() for e in res.get("per_length") or []),
+               default=1)
 
 
 def _nan_to_none(obj):
@@ -61,4 +127,6 @@ def _nan_to_none(obj):
         return None
     if isinstance(obj, dict):
         return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_nan_to_none(v) for v in obj]
     return obj

@@ -419,14 +419,15 @@ def format_results(results: dict | None, play: dict | None = None,
 
 def evaluate_checkpoint(path, *, weights=None, eval_size: int | None = None,
                         eval_seed: int | None = None, train_max_len: int | None = None,
-                        play_games: int = 0, device="cpu") -> dict:
+                        play_games: int = 0, device="cpu", with_config: bool = False) -> dict:
     """Evaluate a saved run standalone: its checkpoint's weights on a fresh held-out batch.
 
     ``path`` is a checkpoint file or a RUN_DIR holding ``checkpoint.pt``.
     ``weights``: names among raw/ema/bema (default: every one the checkpoint holds).
     ``eval_size``, ``eval_seed``, ``train_max_len`` default to the run's own
     (so the numbers match the run's last evaluation). ``play_games`` > 0 plays
-    Othello against a random player. Returns ``{"step", "env", "eval", "play"}``.
+    Othello against a random player. Returns ``{"step", "env", "train_max_len",
+    "eval", "play"}`` (and the run's ``"config"`` with ``with_config``).
     ValueError for an unusable checkpoint or argument.
     """
     from pathlib import Path
@@ -475,4 +476,7 @@ def evaluate_checkpoint(path, *, weights=None, eval_size: int | None = None,
                                device=device)
     play = ({w: play_vs_random(m, play_games, seed=seed) for w, m in models.items()}
             if play_games else None)
-    return {"step": ckpt["step"], "env": env, "train_max_len": L, "eval": results, "play": play}
+    out = {"step": ckpt["step"], "env": env, "train_max_len": L, "eval": results, "play": play}
+    if with_config:
+        out["config"] = cfg
+    return out

@@ -210,6 +210,8 @@ class Trainer:
         if d.is_main and evaluated_at != self.step:
             results = self.evaluate()
             self._log_eval(results)
+        if d.is_main and results is not None:
+            self._log_figure(results)
         self.save()
         finished = self.step >= cfg.steps
         play = self.play() if finished and d.is_main else None
@@ -305,11 +307,19 @@ class Trainer:
             self.writer.add_scalar(tag, v, self.step)
         parts = []
         for w, splits in results.items():
-            for s, ms in splits.items():
-                if "top1_err" in ms:
+            for s in ev.SPLITS:  # the summaries; per_length goes into the final figure
+                if s in splits:
+                    ms = splits[s]
                     parts.append(f"{w}/{s} top1_err {ms['top1_err']:.4f} "
                                  f"sep_acc {ms['sep_acc']:.3f}")
         tqdm.write(f"step {self.step}: " + "; ".join(parts))
+
+    def _log_figure(self, results: dict) -> None:
+        """The per-length figure of the last evaluation (as ``lgagent eval --plot``) in TensorBoard."""
+        from train.plots import per_length_figure
+
+        fig = per_length_figure([(self.out.name, results, self.cfg.train_max_len)])
+        self.writer.add_figure("eval/per_length", fig, self.step, close=False)
 
     def _open_logs(self, fresh: bool) -> None:
         """config.toml and the TensorBoard writer; a fresh run also logs its config and hparams."""
