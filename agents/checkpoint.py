@@ -24,7 +24,44 @@ FORMAT = "lgagent-checkpoint"
 VERSION = 1
 KEYS = ("format", "version", "step", "config", "model_config", "model", "optimizer",
         "scheduler", "ema", "bema", "rng", "data")
-WEIGHTS = ("raw", "ema", "bema")
+WEIGHTS = ("raw", "ema", "bema")  # the names of a run with one EMA decay
+
+
+def ema_name(decay: float, count: int = 1) -> str:
+    """The weights name of an EMA: ``"ema"`` when a run keeps one, ``"ema_<decay>"`` each when
+    it keeps several (``--ema-decay 0.99,0.999``: ``ema_0.99``, ``ema_0.999``)."""
+    return "ema" if count == 1 else f"ema_{decay:g}"
+
+
+def averaged_states(ckpt: dict) -> dict:
+    """``{weights name: averager state}`` of a checkpoint, in the order the run keeps them.
+
+    ``ckpt["ema"]`` is one :class:`agents.averaging.EMA` state, or, for a run with several
+    decays, ``{"several": {name: state, ...}}``; ``ckpt["bema"]`` is a BEMA state or None.
+    """
+    out = {}
+    ema = ckpt.get("ema")
+    if isinstance(ema, dict) and "several" in ema:
+        out.update(ema["several"])
+    elif ema is not None:
+        out["ema"] = ema
+    if ckpt.get("bema") is not None:
+        out["bema"] = ckpt["bema"]
+    return out
+
+
+def averages_to_save(averages: dict) -> dict:
+    """The ``"ema"`` and ``"bema"`` checkpoint entries of ``{name: averager}`` (see above)."""
+    emas = {k: v.state_dict() for k, v in averages.items() if k != "bema"}
+    bema = averages.get("bema")
+    ema = (None if not emas else emas["ema"] if list(emas) == ["ema"]
+           else {"several": emas})
+    return {"ema": ema, "bema": bema.state_dict() if bema is not None else None}
+
+
+def weights_of(ckpt: dict) -> list[str]:
+    """Every weights name a checkpoint holds: ``"raw"``, then its averages."""
+    return ["raw", *averaged_states(ckpt)]
 
 
 def _first_line(e: BaseException) -> str:
@@ -85,12 +122,12 @@ def model_from_checkpoint(ckpt, weights: str = "raw", device="cpu") -> GPT:
     requested weights are absent, the model config is invalid, or the weights
     do not fit it (a corrupted or hand-edited file).
     """
-    if weights not in WEIGHTS:
-        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
     if isinstance(ckpt, (str, os.PathLike)):
         ckpt = load(ckpt, map_location=device)
     else:
         check(ckpt)
+    if weights not in WEIGHTS and weights not in weights_of(ckpt):
+        raise ValueError(f"weights must be one of {', '.join(weights_of(ckpt))}, got {weights!r}")
     try:
         cfg = GPTConfig(**ckpt["model_config"])
     except (TypeError, ValueError) as e:
@@ -98,7 +135,7 @@ def model_from_checkpoint(ckpt, weights: str = "raw", device="cpu") -> GPT:
     if weights == "raw":
         state = ckpt["model"]
     else:
-        avg = ckpt[weights]
+        avg = averaged_states(ckpt).get(weights)
         if avg is None:
             raise ValueError(f"the checkpoint has no {weights.upper()} weights "
                              f"(trained without --{weights})")

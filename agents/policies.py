@@ -102,7 +102,7 @@ class ModelPolicy:
         seed: int | None = None,
         temperature: float = 1.0,
     ):
-        if weights not in WEIGHTS:
+        if weights not in WEIGHTS and not str(weights).startswith("ema_"):  # ema_<decay>: several
             raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
         if task is not None and task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")

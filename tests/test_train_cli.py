@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from agents import checkpoint as CK
 from train import trainer as T
+from train.assemble import lr_factor
 from train.cli import main
 
 # set complement with 8 tokens (block 7): no Numba, fast
@@ -101,7 +102,7 @@ def test_setcomp_model_and_optimiser_flags_reach_the_run(tmp_path):
     assert groups[0]["betas"] == (0.8, 0.9) and groups[0]["weight_decay"] == 0.05
     assert groups[1]["weight_decay"] == 0.0  # biases, LayerNorms, embeddings
     # after 3 steps, lr = peak * lr_factor(3) (warmup 1, cosine to 0.5 of the peak at step 3)
-    assert groups[0]["lr"] == pytest.approx(1e-3 * T.lr_factor(3, warmup=1, steps=3,
+    assert groups[0]["lr"] == pytest.approx(1e-3 * lr_factor(3, warmup=1, steps=3,
                                                                 min_ratio=0.5))
     assert c["ema"]["decay"] == 0.9
     assert (c["bema"]["lag"], c["bema"]["multiplier"], c["bema"]["burn_in"],

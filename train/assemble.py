@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import torch
 
 from agents.averaging import BEMA, EMA
-from agents.checkpoint import model_from_checkpoint
+from agents.checkpoint import averaged_states, ema_name, model_from_checkpoint
 from agents.model import GPT, param_groups, preset
-from train.config import MODEL_FIELDS, RunConfig, model_overrides
+from train.config import MODEL_FIELDS, RunConfig, model_overrides, several
 from train.rng import restore_rng, seed_all
 from train.tasks import make_task
 
@@ -66,17 +66,13 @@ class Parts:
     model: GPT
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    ema: EMA | None = None
-    bema: BEMA | None = None
+    # weights name -> its average: "ema" (or "ema_<decay>" per decay when there are several),
+    # then "bema"; see agents.checkpoint.averaged_states for how they are saved
+    averages: dict = field(default_factory=dict)
 
     def averaged(self) -> dict:
         """``{"raw": model, "ema": ..., "bema": ...}`` for the weights this run keeps."""
-        models = {"raw": self.model}
-        if self.ema is not None:
-            models["ema"] = self.ema.module
-        if self.bema is not None:
-            models["bema"] = self.bema.module
-        return models
+        return {"raw": self.model, **{name: avg.module for name, avg in self.averages.items()}}
 
 
 def assemble(cfg: RunConfig, model_cfg, device: torch.device, rank: int = 0,
@@ -105,11 +101,17 @@ def assemble(cfg: RunConfig, model_cfg, device: torch.device, rank: int = 0,
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, partial(lr_factor, warmup=cfg.warmup, steps=cfg.steps,
                            min_ratio=cfg.min_lr_ratio))
-    ema = EMA(model, decay=cfg.ema_decay) if cfg.ema else None
-    bema = BEMA(model, ema_power=cfg.bema_ema_power, bias_power=cfg.bema_bias_power,
-                lag=cfg.bema_lag, multiplier=cfg.bema_multiplier, burn_in=cfg.bema_burn_in,
-                update_every=cfg.bema_update_every) if cfg.bema else None
-    return Parts(model, optimizer, scheduler, ema, bema)
+    averages = {}
+    if cfg.ema:
+        decays = several(cfg.ema_decay)
+        for d in decays:
+            averages[ema_name(d, len(decays))] = EMA(model, decay=d)
+    if cfg.bema:
+        averages["bema"] = BEMA(model, ema_power=cfg.bema_ema_power,
+                                bias_power=cfg.bema_bias_power, lag=cfg.bema_lag,
+                                multiplier=cfg.bema_multiplier, burn_in=cfg.bema_burn_in,
+                                update_every=cfg.bema_update_every)
+    return Parts(model, optimizer, scheduler, averages)
 
 
 def restore(parts: Parts, ckpt: dict, task, rank: int = 0) -> int:
@@ -119,16 +121,16 @@ def restore(parts: Parts, ckpt: dict, task, rank: int = 0) -> int:
     hand-edited checkpoint). A rank beyond the saved world size keeps its fresh
     per-rank seed (such a resume is not bitwise exact).
     """
-    named = [("optimizer", parts.optimizer), ("scheduler", parts.scheduler)]
-    for name in ("ema", "bema"):
-        avg = getattr(parts, name)
-        if avg is not None:
-            if ckpt[name] is None:
-                raise ValueError(f"the checkpoint has no {name} state")
-            named.append((name, avg))
-    for name, obj in named:
+    named = [("optimizer", parts.optimizer, ckpt["optimizer"]),
+             ("scheduler", parts.scheduler, ckpt["scheduler"])]
+    saved = averaged_states(ckpt)
+    for name, avg in parts.averages.items():
+        if name not in saved:
+            raise ValueError(f"the checkpoint has no {name} state")
+        named.append((name, avg, saved[name]))
+    for name, obj, state in named:
         try:
-            obj.load_state_dict(ckpt[name])
+            obj.load_state_dict(state)
         except (RuntimeError, KeyError, TypeError, AttributeError, IndexError,
                 ValueError) as e:  # a corrupted or hand-edited checkpoint
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

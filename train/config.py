@@ -72,6 +72,7 @@ class Opt:
     resumable: bool = False  # a --resume may change it
     saved: bool = True  # False: runtime only, not in config.toml / the checkpoint
     toml: bool = True  # False: command line only
+    several: bool = False  # a list of values is allowed (command line: comma-separated)
 
 
 def opt(default, help: str, **meta):
@@ -135,7 +136,9 @@ class RunConfig:
     min_lr_ratio: float = opt(0.1, "Final learning rate / peak.", ge=0, le=1)
     # weight averaging (agents.averaging; the ranges are those of its formulas)
     ema: bool = opt(False, "Keep an EMA of the weights (evaluated next to the raw weights).")
-    ema_decay: float = opt(0.999, "EMA decay: ema = decay ema + (1 - decay) theta.", ge=0, le=1)
+    ema_decay: float | list[float] = opt(
+        0.999, "EMA decay: ema = decay ema + (1 - decay) theta; several (0.99,0.999) keep one EMA "
+        "each, evaluated as ema_0.99, ema_0.999.", ge=0, le=1, several=True)
     bema: bool = opt(False, "Keep a bias-corrected EMA (BEMA).")
     bema_ema_power: float = opt(0.5, "BEMA kappa: beta_t = (rho + gamma t)^-kappa.", ge=0)
     bema_bias_power: float = opt(0.2, "BEMA eta: alpha_t = (rho + gamma t)^-eta.", ge=0)
@@ -185,7 +188,8 @@ FIELDS = {f.name: f for f in fields(RunConfig)}
 OPTS: dict[str, Opt] = {name: f.metadata["opt"] for name, f in FIELDS.items()}
 # field -> its Python type: int, float, str or bool (the annotation without "| None")
 TYPES: dict[str, type] = {
-    name: next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
+    name: next(t for t in typing.get_args(hint) or (hint,)
+               if t is not type(None) and typing.get_origin(t) is not list)
     for name, hint in typing.get_type_hints(RunConfig).items()
 }
 # RunConfig fields that override the model preset's GPTConfig field of the same name
@@ -195,6 +199,11 @@ MODEL_FIELDS = tuple(name for name, o in OPTS.items() if o.model)
 RUNTIME_ONLY = tuple(name for name, o in OPTS.items() if not o.saved)
 # Fields a --resume may change; every other field must match the checkpoint.
 RESUMABLE = frozenset(name for name, o in OPTS.items() if o.resumable)
+
+
+def several(value) -> list:
+    """A field value that may hold several values (``ema_decay``) as a list."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def model_overrides(cfg: RunConfig) -> dict:
@@ -228,13 +237,16 @@ def help_text(name: str) -> str:
 def toml_types(name: str) -> tuple[type, ...]:
     """The Python types a TOML value of field ``name`` may have (an int is a valid float)."""
     t = TYPES[name]
-    return (int, float) if t is float else (t,)
+    return ((int, float) if t is float else (t,)) + ((list,) if OPTS[name].several else ())
 
 
 def parse_text(name: str, text: str):
     """``text`` (e.g. from ``lgagent sweep --set``) as field ``name``'s type; ValueError
     ``"expected <type>"`` when it does not parse. Ranges are checked by :func:`validate`."""
     t = TYPES[name]
+    if OPTS[name].several and "," in text:
+        values = [parse_text(name, part.strip()) for part in text.split(",")]
+        return values
     try:
         if t is bool:
             if text.lower() not in ("true", "false"):
@@ -305,6 +317,15 @@ def load_toml(path) -> dict:
             raise ValueError(
                 f"config file {path}: {key} must be {want}, got {type(value).__name__} {value!r}"
             )
+        if isinstance(value, list):
+            scalar = toml_types(name)[:-1]
+            if not value or not all(isinstance(v, scalar) and not isinstance(v, bool)
+                                    for v in value):
+                raise ValueError(f"config file {path}: {key} must be a number or a non-empty "
+                                 f"list of numbers, got {value!r}")
+            value = [float(v) for v in value] if TYPES[name] is float else value
+            out[name] = value[0] if len(value) == 1 else value
+            continue
         out[name] = float(value) if TYPES[name] is float else value
     return out
 
@@ -339,12 +360,18 @@ def validate(cfg: RunConfig) -> None:
         v = getattr(cfg, name)
         if v is None:
             continue
-        if o.choices is not None:
-            _check(v in o.choices, f"unknown {name} {v!r}; choose from {', '.join(o.choices)}")
-        rng = range_text(name)
-        _check(rng is None or in_range(name, v), f"{flag(name)} must {rng}, got {v}")
-        if TYPES[name] is float:
-            _check(math.isfinite(v), f"{flag(name)} must be finite, got {v}")
+        if isinstance(v, (list, tuple)):
+            _check(o.several, f"{flag(name)} takes one value, got {v!r}")
+            _check(len(v) >= 1 and len(set(v)) == len(v),
+                   f"{flag(name)}: expected distinct values, got {v!r}")
+        for x in (v if isinstance(v, (list, tuple)) else [v]):
+            if o.choices is not None:
+                _check(x in o.choices,
+                       f"unknown {name} {x!r}; choose from {', '.join(o.choices)}")
+            rng = range_text(name)
+            _check(rng is None or in_range(name, x), f"{flag(name)} must {rng}, got {x}")
+            if TYPES[name] is float:
+                _check(math.isfinite(x), f"{flag(name)} must be finite, got {x}")
     # across fields
     _check(cfg.warmup is None or cfg.warmup <= cfg.steps,
            f"--warmup must lie in 0..steps ({cfg.steps}), got {cfg.warmup}")

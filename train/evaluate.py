@@ -432,7 +432,7 @@ def evaluate_checkpoint(path, *, weights=None, eval_size: int | None = None,
     """
     from pathlib import Path
 
-    from agents.checkpoint import CHECKPOINT, load, model_from_checkpoint
+    from agents.checkpoint import CHECKPOINT, WEIGHTS, load, model_from_checkpoint, weights_of
     from train import config as C
     from train.tasks import make_task
 
@@ -444,11 +444,11 @@ def evaluate_checkpoint(path, *, weights=None, eval_size: int | None = None,
         path = path / CHECKPOINT
     ckpt = load(path)
     cfg = ckpt["config"]
-    available = ["raw"] + [w for w in ("ema", "bema") if ckpt[w] is not None]
+    available = weights_of(ckpt)
     weights = list(weights) if weights else available
     for w in weights:
-        if w not in ("raw", "ema", "bema"):
-            raise ValueError(f"unknown weights {w!r}; choose from raw, ema, bema")
+        if w not in WEIGHTS and w not in available:
+            raise ValueError(f"unknown weights {w!r}; choose from {', '.join(available)}")
         if w not in available:
             raise ValueError(f"{path} holds no {w} weights (trained without --{w})")
     env = cfg.get("env")

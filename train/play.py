@@ -183,8 +183,10 @@ def _only_pass(env) -> bool:
 
 
 def held_weights(ckpt: dict) -> list[str]:
-    """The weights a checkpoint holds, in the order raw, ema, bema."""
-    return ["raw"] + [w for w in ("ema", "bema") if ckpt.get(w) is not None]
+    """The weights a checkpoint holds, in the order raw, ema (or ema_<decay> each), bema."""
+    from agents.checkpoint import weights_of
+
+    return weights_of(ckpt)
 
 
 def _othello_checkpoint(run, what: str, device) -> dict:
@@ -225,17 +227,19 @@ def play_run(run, *, opponent: str = "random", weights=None, opponent_weights: s
     ckpt = _othello_checkpoint(run, "RUN", device)
     weights = list(weights) if weights else held_weights(ckpt)
     for w in weights:
-        if w not in checkpoint.WEIGHTS:
-            raise ValueError(f"unknown weights {w!r}; choose from {', '.join(checkpoint.WEIGHTS)}")
+        if w not in checkpoint.WEIGHTS and w not in held_weights(ckpt):
+            raise ValueError(f"unknown weights {w!r}; choose from "
+                             f"{', '.join(held_weights(ckpt))}")
     weights = list(dict.fromkeys(weights))  # "raw,raw" plays once
     models = {w: checkpoint.model_from_checkpoint(ckpt, w, device) for w in weights}
     opp_policy, opp_w = "random", None
     if opponent != "random":
         opp_ckpt = _othello_checkpoint(opponent, "--opponent", device)
-        opp_w = opponent_weights or ("ema" if opp_ckpt.get("ema") is not None else "raw")
-        if opp_w not in checkpoint.WEIGHTS:
+        held = held_weights(opp_ckpt)
+        opp_w = opponent_weights or ("ema" if "ema" in held else "raw")
+        if opp_w not in checkpoint.WEIGHTS and opp_w not in held:
             raise ValueError(f"unknown --opponent-weights {opp_w!r}; "
-                             f"choose from {', '.join(checkpoint.WEIGHTS)}")
+                             f"choose from {', '.join(held)}")
         opp_policy = BatchedModelPolicy(checkpoint.model_from_checkpoint(opp_ckpt, opp_w, device),
                                         task="othello", seed=seed)
     elif opponent_weights is not None:

@@ -70,7 +70,19 @@ def _opt(name: str):
     if t is bool:
         flag = f"{flag}/--no-{flag[2:]}"
     type_ = click.Choice(o.choices) if o.choices else t
+    if o.several:  # comma-separated values, each parsed as the field's type
+        return click.option(flag, name, type=str, default=None, help=C.help_text(name),
+                            callback=_parse_several)
     return click.option(flag, name, type=type_, default=None, help=C.help_text(name))
+
+
+def _parse_several(ctx, param, text):
+    if text is None:
+        return None
+    try:
+        return C.parse_text(param.name, text)
+    except ValueError as e:
+        raise BadInput(f"{C.flag(param.name)} {text!r}: {e}") from None
 
 
 OPTIONS = [
@@ -274,3 +286,40 @@ def train(ctx, config, resume, force, progress, **options):
     if summary["interrupted"]:
         ctx.exit(interrupted_exit_code(summary))
 
+
+RESULT = "result.json"  # a finished run's result, written by :func:`run_to_result`
+
+
+def run_to_result(values: dict, out: Path, config_file=None, progress: bool = False) -> dict:
+    """Train (or resume) one run of ``lgagent sweep`` into ``out``; return its result.
+
+    The result (``name``, ``config``, ``step``, ``eval``, ``play``) is also saved as
+    ``out/result.json``; a run that has one is not trained again. A run killed
+    before its first checkpoint starts over; one with a checkpoint resumes (only
+    the resumable options of ``values`` apply then). Raises ``click.exceptions.Exit``
+    (130/143) when a signal stopped the run, BadInput for unusable options.
+    """
+    import json
+
+    from agents.checkpoint import CHECKPOINT
+    from train.atomic import atomic_write_text
+    from train.distributed import Dist
+
+    done = out / RESULT
+    if done.exists():
+        return json.loads(done.read_text())
+    resume = (out / CHECKPOINT).exists()
+    if not resume and out.exists():  # killed before its first checkpoint: start it over
+        clear_run_dir(out)
+    given = {"out": str(out), **values}
+    if resume:  # the saved config holds everything else; only where and how long may change
+        given = {k: v for k, v in given.items() if k in C.RESUMABLE}
+    cfg, task, model_cfg, ckpt = prepare(given, config_file=None if resume else config_file,
+                                         resume=resume)
+    summary = run_training(cfg, task, model_cfg, ckpt, dist_info=Dist(), progress=progress)
+    if not summary["finished"]:
+        raise click.exceptions.Exit(interrupted_exit_code(summary))
+    result = {"name": out.name, "config": cfg.saved_dict(), "step": summary["step"],
+              "eval": summary["eval"], "play": summary.get("play")}
+    atomic_write_text(done, json.dumps(result, indent=1, allow_nan=True))
+    return result

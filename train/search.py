@@ -118,7 +118,7 @@ def _kind(name: str):
 
 def _check_value(name: str, value, where: str):
     kind = _kind(name)
-    types = C.toml_types(name)
+    types = tuple(t for t in C.toml_types(name) if t is not list)  # Optuna: scalar choices
     if isinstance(value, bool) and bool not in types or not isinstance(value, types):
         raise ValueError(f"{where}: {name} takes {kind.__name__} values, got {value!r}")
     value = float(value) if kind is float else value
@@ -233,6 +233,18 @@ def draw(dists: dict[str, BaseDistribution], trial) -> dict:
     return out
 
 
+def preview(dists: dict[str, BaseDistribution], seed: int, n: int) -> list[dict]:
+    """The options trials ``0..n-1`` of a sweep with this space and seed will draw."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=TrialSeededSampler(seed))
+    out = []
+    for _ in range(n):
+        trial = study.ask()
+        out.append(draw(dists, trial))
+        study.tell(trial, 0.0)
+    return out
+
+
 # ------------------------------------------------------------------------------------------
 # The study
 
@@ -288,9 +300,9 @@ def _run_trial(values: dict, out: str, config_file, threads: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    from train.sweep import run_one
+    from train.run import run_to_result
 
-    return run_one(values, Path(out), config_file, False)
+    return run_to_result(values, Path(out), config_file, False)
 
 
 class Interrupted(Exception):

@@ -27,9 +27,9 @@ from agents.checkpoint import CHECKPOINT
 from train import config as C
 from train.atomic import atomic_write_text
 from train.cli import BadInput
+from train.run import RESULT, prepare, run_to_result
 
 DEFAULT_GRID = (("dropout", (0.0, 0.1)), ("norm", ("pre", "post")))
-RESULT = "result.json"
 RESULTS = "results.json"
 # Grid and --set may not touch these: the sweep decides them per run.
 RESERVED = ("out", "stop_at", "seed")
@@ -68,31 +68,6 @@ def grid_points(grid: list[tuple[str, list]]) -> list[dict]:
 
 def run_name(point: dict, seed: int) -> str:
     return "__".join([f"{k}={v}" for k, v in point.items()] + [f"seed={seed}"])
-
-
-def run_one(values: dict, out: Path, config_file, progress: bool) -> dict:
-    """Train (or resume) one run into ``out``; returns its result (also saved as result.json)."""
-    from train.distributed import Dist
-    from train.run import clear_run_dir, interrupted_exit_code, prepare, run_training
-
-    done = out / RESULT
-    if done.exists():
-        return json.loads(done.read_text())
-    resume = (out / CHECKPOINT).exists()
-    if not resume and out.exists():  # killed before its first checkpoint: start it over
-        clear_run_dir(out)
-    given = {"out": str(out), **values}
-    if resume:  # the saved config holds everything else; only where and how long may change
-        given = {k: v for k, v in given.items() if k in C.RESUMABLE}
-    cfg, task, model_cfg, ckpt = prepare(given, config_file=None if resume else config_file,
-                                         resume=resume)
-    summary = run_training(cfg, task, model_cfg, ckpt, dist_info=Dist(), progress=progress)
-    if not summary["finished"]:
-        raise click.exceptions.Exit(interrupted_exit_code(summary))
-    result = {"name": out.name, "config": cfg.saved_dict(), "step": summary["step"],
-              "eval": summary["eval"], "play": summary.get("play")}
-    atomic_write_text(done, json.dumps(result, indent=1, allow_nan=True))
-    return result
 
 
 def summary_lines(results: list[dict], split: str = "unseen") -> list[str]:
@@ -205,7 +180,6 @@ def sweep(env, out, grid, fixed, seeds, config_file, no_averaging, progress, tri
         raise BadInput(f"--out {out} exists and is not a directory")
 
     runs = [(point, seed) for point in grid_points(axes) for seed in seed_list]
-    from train.run import prepare
     for point, seed in runs:  # check every run's options before training any
         name = run_name(point, seed)
         if not (out / name / CHECKPOINT).exists():
@@ -216,7 +190,7 @@ def sweep(env, out, grid, fixed, seeds, config_file, no_averaging, progress, tri
     for i, (point, seed) in enumerate(runs, 1):
         name = run_name(point, seed)
         click.echo(f"[{i}/{len(runs)}] {name}", err=True)
-        results.append(run_one({**base, **point, "seed": seed}, out / name, config_file,
+        results.append(run_to_result({**base, **point, "seed": seed}, out / name, config_file,
                                progress))
         atomic_write_text(out / RESULTS, json.dumps(results, indent=1, allow_nan=True))
     for line in summary_lines(results):
@@ -228,7 +202,6 @@ def _random_search(env, out: Path, fixed, config_file, no_averaging, n_trials, s
                    storage, workers, search_seed):
     """``lgagent sweep --trials N``: see :mod:`train.search`."""
     from train import search as S
-    from train.run import prepare
 
     if n_trials < 1:
         raise BadInput(f"--trials must be at least 1, got {n_trials}")

@@ -48,7 +48,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
-from agents.checkpoint import CHECKPOINT, FORMAT, VERSION
+from agents.checkpoint import CHECKPOINT, FORMAT, VERSION, averages_to_save
 from agents.losses import loss as loss_fn
 from train import evaluate as ev
 from train.assemble import assemble, restore
@@ -115,7 +115,7 @@ class Trainer:
             torch.set_num_threads(cfg.num_threads)
         self.parts = assemble(cfg, model_cfg, self.device, self.d.rank, resume)
         self.model, self.optimizer = self.parts.model, self.parts.optimizer
-        self.scheduler, self.ema, self.bema = self.parts.scheduler, self.parts.ema, self.parts.bema
+        self.scheduler, self.averages = self.parts.scheduler, self.parts.averages
         self.step = 0 if resume is None else restore(self.parts, resume, task, self.d.rank)
 
         fwd = torch.compile(self.model) if cfg.compile else self.model
@@ -149,10 +149,8 @@ class Trainer:
             gnorm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
         self.optimizer.step()
         self.scheduler.step()
-        if self.ema is not None:
-            self.ema.update(self.model)
-        if self.bema is not None:
-            self.bema.update(self.model)
+        for avg in self.averages.values():  # EMA(s), BEMA
+            avg.update(self.model)
         return loss.detach(), gnorm.detach()
 
     # -- the loop ---------------------------------------------------------------------------
@@ -240,8 +238,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "ema": self.ema.state_dict() if self.ema is not None else None,
-            "bema": self.bema.state_dict() if self.bema is not None else None,
+            **averages_to_save(self.averages),  # "ema", "bema"
             "rng": rng, "rng_ranks": [r for r, _ in per_rank],
             "data": data, "data_ranks": [t for _, t in per_rank],
         }
