@@ -311,3 +311,38 @@ def test_training_writes_the_per_length_figure_into_tensorboard(runs):
     images = ea.Images("eval/per_length")
     assert len(images) == 1 and images[0].step == 2
     assert images[0].encoded_image_string[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_evaluating_1024_othello_games_costs_less_than_10_training_steps(tmp_path):
+    # issue 10.6: tiny preset, batch 64 (the trainer evaluates in chunks of the batch size),
+    # every length with attention entropies; medians of interleaved repetitions (busy machines)
+    import statistics
+    import time
+
+    from train import config as C
+    from train.assemble import build
+    from train.trainer import Trainer
+
+    cfg = C.merge({"env": "othello", "preset": "tiny", "batch_size": 64, "eval_every": 0,
+                   "ckpt_every": 0, "play_games": 0, "device": "cpu", "steps": 100,
+                   "num_threads": 1})
+    C.validate(cfg)
+    cfg, task, model_cfg = build(C.resolve(cfg))
+    tr = Trainer(cfg, task, model_cfg, tmp_path, progress=False)
+    batches = [task.batch(64) for _ in range(10)]
+    held_out = task.eval_batch(1024, seed=cfg.eval_seed)
+    tr.train_step(batches[0])
+    steps, evals = [], []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for b in batches:
+            float(tr.train_step(b)[0])
+        t1 = time.perf_counter()
+        res = ev.evaluate_model(tr.model, held_out, pad_id=task.pad_id,
+                                train_max_len=cfg.train_max_len, chunk_size=64)
+        evals.append(time.perf_counter() - t1)
+        steps.append((t1 - t0) / 10)
+    assert len(res["per_length"]) == 59 and "attn_entropy" in res["per_length"][1]
+    ratio = statistics.median(evals) / statistics.median(steps)
+    assert ratio < 10, f"evaluation costs {ratio:.1f} training steps"
