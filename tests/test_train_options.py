@@ -83,3 +83,19 @@ def test_sweep_parses_values_by_the_field_type():
         parse_assignment("ema=yes", multi=False)
     with pytest.raises(BadInput, match="expected int or float"):
         parse_assignment("lr=fast", multi=False)
+
+
+def test_learned_positions_past_the_training_length_are_named_untrained(tmp_path):
+    from click.testing import CliRunner
+
+    from train.cli import main
+
+    args = ["train", "--env", "setcomp", "--vocab-size", "6", "--steps", "1", "--batch-size",
+            "4", "--eval-size", "8", "--num-threads", "1", "--no-progress", "--train-max-len", "3"]
+    r = CliRunner().invoke(main, [*args, "--pos", "learned", "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.stderr
+    assert "position embeddings 3 and beyond are never trained" in r.stderr
+    for extra in (["--pos", "none"], ["--pos", "learned", "--train-max-len", "5"]):
+        r = CliRunner().invoke(main, [*args, *extra, "--out", str(tmp_path / extra[-1])])
+        assert r.exit_code == 0, r.stderr
+        assert "never trained" not in r.stderr

@@ -221,6 +221,15 @@ def _announce(cfg, trainer, d, device, resumed: bool) -> None:
         click.echo(f"note: {n / 1e6:.0f}M parameters is sized for a GPU and slow on the CPU; "
                    "for a CPU run try --preset tiny --batch-size 64 (see lgagent --help)",
                    err=True)
+    if cfg.pos == "learned" and cfg.train_max_len < trainer.model.config.block_size:
+        click.echo(untrained_positions_note(cfg.train_max_len), err=True)
+
+
+def untrained_positions_note(L: int) -> str:
+    """Why "unseen length" means "untrained position embedding" with learned positions."""
+    return (f"note: with --pos learned the position embeddings {L} and beyond are never trained "
+            f"(positions >= --train-max-len {L}); at unseen lengths they keep their initial "
+            "values in raw and averaged weights alike (compare --pos none or rope)")
 
 
 def interrupted_exit_code(summary: dict) -> int:
