@@ -155,7 +155,11 @@ def regression(df, response: str) -> dict:
     data, terms, names = {}, [], {}
     y = df[response].to_numpy(dtype=float)
     ok = np.isfinite(y)
+    placements = [k for k in ("attn_dropout", "resid_dropout", "embd_dropout")
+                  if k in df and df[k].notna().all()]
     for k, (fn, unit) in NUMERIC.items():
+        if k == "dropout" and placements:  # each placement overrides it: not a factor then
+            continue
         if k in df and df[k].notna().all() and df.loc[ok, k].nunique() > 1:
             col = f"x_{k}"
             data[col] = fn(df[k].to_numpy(dtype=float))
