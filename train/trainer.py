@@ -52,7 +52,7 @@ from agents.checkpoint import CHECKPOINT, FORMAT, VERSION, averages_to_save
 from agents.losses import loss as loss_fn
 from train import evaluate as ev
 from train.assemble import assemble, restore
-from train.atomic import atomic_path, atomic_write_text
+from train.atomic import atomic_path, atomic_write_text, remove_stale_temps
 from train.config import RunConfig, to_toml
 from train.distributed import Dist, gather, max_over_ranks, mean_over_ranks, params_in_sync
 from train.rng import capture_rng
@@ -324,6 +324,8 @@ class Trainer:
         from torch.utils.tensorboard.summary import hparams
 
         self.out.mkdir(parents=True, exist_ok=True)
+        for name in (CHECKPOINT, CONFIG):  # what a SIGKILL during an earlier write left behind
+            remove_stale_temps(self.out / name)
         saved = self.cfg.saved_dict()
         atomic_write_text(self.out / CONFIG, to_toml(saved))
         # events logged after the checkpoint's step (by the interrupted run) are discarded

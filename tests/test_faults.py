@@ -1,0 +1,112 @@
+"""Faults a careful user can provoke (issue 13): leftover temporary files, signals during the
+final evaluation, full disks, two processes in one directory, oversized inputs, bad paths,
+damaged checkpoints. Signals and crashes run in real subprocesses or hit this process with a
+real signal; every case ends in one line and exit 2 (or the promised signal exit)."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import train.datagen
+from agents import checkpoint as CK
+from train import trainer as T
+from train.atomic import atomic_path, remove_stale_temps, stale_temps
+from train.cli import main
+
+# set complement with 8 tokens (block 7): no Numba, fast
+FAST = ["--env", "setcomp", "--vocab-size", "8", "--preset", "tiny", "--batch-size", "8",
+        "--eval-size", "16", "--log-every", "1", "--no-progress", "--num-threads", "1"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def cli(*args):
+    return CliRunner().invoke(main, list(map(str, args)))
+
+
+def one_line_error(result, match, code=2):
+    assert result.exit_code == code, (result.exit_code, result.output, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.stderr
+    assert match in lines[0], lines[0]
+    assert "Traceback" not in result.output
+
+
+def temps(d):
+    return sorted(p.name for p in d.iterdir() if p.name.endswith(".tmp"))
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. Leftover temporary files
+
+
+def test_stale_temps_are_removed_and_a_live_writers_temp_is_kept(tmp_path):
+    target = tmp_path / "f.txt"
+    dead = tmp_path / ".f.txt.abc123.tmp"
+    dead.write_text("left by a SIGKILL")
+    other = tmp_path / ".g.txt.abc123.tmp"  # another target's: not ours to remove
+    other.write_text("x")
+    with atomic_path(target) as tmp:
+        tmp.write_text("being written")
+        assert stale_temps(target) == [dead]  # the live temporary is locked by its writer
+        assert remove_stale_temps(target) == [dead]
+        assert tmp.exists() and not dead.exists()
+    assert target.read_text() == "being written" and other.exists()
+
+
+KILL_DURING_SAVE = textwrap.dedent("""
+    import os, signal, sys
+    import torch
+    from train import trainer as T
+    from train.cli import main
+
+    def dying_save(state, path):
+        with open(path, "wb") as f:
+            f.write(b"half a checkpoint")
+            f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    T.torch.save = dying_save if os.environ.get("DIE") else T.torch.save
+    main(sys.argv[1:])
+""")
+
+
+def test_sigkill_during_a_checkpoint_write_then_resume_leaves_no_temp(tmp_path):
+    out = tmp_path / "run"
+    # a first checkpoint at step 2, then a SIGKILL while writing the one of step 4
+    args = ["train", *FAST, "--steps", 6, "--ckpt-every", 2, "--stop-at", 2, "--out", out]
+    assert cli(*args).exit_code == 0
+    p = subprocess.run([sys.executable, "-c", KILL_DURING_SAVE, "train", "--resume", "--out",
+                        str(out), "--no-progress"], env={**ENV, "DIE": "1"},
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    assert temps(out) and temps(out)[0].startswith(".checkpoint.pt.")
+    assert CK.load(out)["step"] == 2  # the previous checkpoint is intact
+    r = cli("train", "--resume", "--out", out, "--no-progress")
+    assert r.exit_code == 0, r.output + r.stderr
+    assert temps(out) == [] and CK.load(out)["step"] == 6
+
+
+def test_datagen_sigterm_removes_its_temp_and_a_rerun_removes_a_stale_one(tmp_path,
+                                                                          monkeypatch):
+    out = tmp_path / "games.npy"
+    stale = tmp_path / ".games.npy.dead1234.tmp"  # what a SIGKILLed run left
+    stale.write_bytes(b"\0" * 1000)
+
+    def terminated(arr, seed, offset):
+        assert not stale.exists()  # removed before this run wrote anything
+        assert len(temps(tmp_path)) == 1  # this run's own
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr("othello_env.games.generate_into", terminated)
+    r = CliRunner().invoke(main, ["datagen", "--games", "10", "--out", str(out)])
+    assert r.exit_code == 143, (r.output, r.stderr)
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"datagen stopped by SIGTERM; {out} was not written")  # after the progress bar
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is restored
