@@ -110,3 +110,97 @@ def test_datagen_sigterm_removes_its_temp_and_a_rerun_removes_a_stale_one(tmp_pa
         f"datagen stopped by SIGTERM; {out} was not written")  # after the progress bar
     assert list(tmp_path.iterdir()) == []
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is restored
+
+
+# ----------------------------------------------------------------------------------------------
+# 2. Signals during the final evaluation and play
+
+TERM_DURING_EVAL = textwrap.dedent("""
+    import os, signal, sys
+    from train import trainer as T
+    from train.cli import main
+
+    original = T.Trainer.evaluate
+
+    def evaluate(self):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the final evaluation runs
+        return original(self)
+
+    T.Trainer.evaluate = evaluate
+    main(sys.argv[1:])
+""")
+
+
+def test_sigterm_during_the_final_evaluation_saves_the_last_step_and_exits_143(tmp_path):
+    out = tmp_path / "run"
+    p = subprocess.run([sys.executable, "-c", TERM_DURING_EVAL, "train", *map(str, FAST),
+                        "--steps", "3", "--eval-every", "0", "--out", str(out)],
+                       env=ENV, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 143, p.stderr
+    assert "Traceback" not in p.stderr
+    assert "step 3/3" in p.stdout and "stopped by SIGTERM" in p.stdout
+    assert f"evaluate with: lgagent eval {out}" in p.stdout
+    assert CK.load(out)["step"] == 3 and temps(out) == []
+    r = cli("train", "--resume", "--out", out, "--no-progress")  # evaluates, trains nothing
+    assert r.exit_code == 0, r.output + r.stderr
+    assert "raw      seen" in r.output and CK.load(out)["step"] == 3
+
+
+def test_sigint_during_play_and_a_signal_after_the_loop_stop_at_once(tmp_path, monkeypatch):
+    original_play = T.Trainer.play
+
+    def play(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        return original_play(self)
+
+    monkeypatch.setattr(T.Trainer, "play", play)
+    out = tmp_path / "run"
+    r = cli("train", *FAST, "--steps", 2, "--out", out)
+    assert r.exit_code == 130, (r.output, r.stderr)
+    assert "Aborted" not in r.stderr and CK.load(out)["step"] == 2
+
+    # a signal while the last checkpoint is written: saved, then no evaluation at all
+    original_save = T.Trainer.save
+
+    def save(self):
+        original_save(self)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(T.Trainer, "play", original_play)
+    monkeypatch.setattr(T.Trainer, "save", save)
+    monkeypatch.setattr(T.Trainer, "evaluate", lambda self: pytest.fail("evaluated"))
+    r = cli("train", *FAST, "--steps", 2, "--eval-every", 0, "--out", tmp_path / "b")
+    assert r.exit_code == 143 and CK.load(tmp_path / "b")["step"] == 2
+
+
+def test_eval_and_sweep_honour_sigterm(tmp_path, monkeypatch):
+    import train.evaluate as E
+
+    run = tmp_path / "run"
+    assert cli("train", *FAST, "--steps", 1, "--out", run).exit_code == 0
+    original = E.evaluate_weights
+
+    def evaluate_weights(*a, **k):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return original(*a, **k)
+
+    monkeypatch.setattr(E, "evaluate_weights", evaluate_weights)
+    plot = tmp_path / "f.png"
+    r = cli("eval", run, "--plot", plot)
+    assert r.exit_code == 143 and r.stderr.strip() == "lgagent eval: stopped by SIGTERM"
+    assert not plot.exists()
+
+    # a sweep's run stopped in its final evaluation: saved, no result; the rerun finishes it
+    sweep = tmp_path / "sweep"
+    args = ["sweep", "--env", "setcomp", "--out", sweep, "--grid", "dropout=0.0",
+            "--no-averaging", "--no-progress", *[f"--set={k}={v}" for k, v in (
+                ("vocab_size", 8), ("preset", "tiny"), ("batch_size", 8), ("eval_size", 16),
+                ("steps", 2), ("train_max_len", 4), ("num_threads", 1))]]
+    r = cli(*args)
+    assert r.exit_code == 143, (r.output, r.stderr)
+    name = "dropout=0.0__seed=0"
+    assert CK.load(sweep / name)["step"] == 2 and not (sweep / name / "result.json").exists()
+    monkeypatch.setattr(E, "evaluate_weights", original)
+    r = cli(*args)
+    assert r.exit_code == 0, (r.output, r.stderr)
+    assert (sweep / name / "result.json").exists()

@@ -5,12 +5,16 @@ The metrics and the play loop live in :mod:`train.evaluate`, the figure in
 :func:`train.evaluate.evaluate_checkpoint` and prints a table or JSON, and
 writes the per-length figure with ``--plot``. Unusable input exits 2 with one
 line and writes nothing (every run is evaluated before the figure is written).
+Ctrl-C or SIGTERM stops it with one line and exit 130/143, writing nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import signal
+import threading
 from pathlib import Path
 
 import click
@@ -62,6 +66,44 @@ def eval_command(runs, weights, eval_size, eval_seed, train_max_len, play_games,
             raise BadInput(f"--plot {plot}: directory {target.parent} does not exist")
     if len(set(runs)) != len(runs):
         raise BadInput("a RUN is given twice")
+    try:
+        with _signals_stop():
+            _evaluate_and_report(runs, weights, eval_size, eval_seed, train_max_len,
+                                 play_games, plot, device, as_json)
+    except _Stopped as e:
+        click.echo(f"lgagent eval: stopped by {signal.Signals(e.signum).name}", err=True)
+        raise click.exceptions.Exit(128 + e.signum) from None
+
+
+class _Stopped(BaseException):
+    """SIGINT or SIGTERM while evaluating (a BaseException: no ``except Exception`` eats it)."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_stop():
+    """SIGINT and SIGTERM raise :class:`_Stopped` (the main thread only handles signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum, frame):
+        raise _Stopped(signum)
+
+    old = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def _evaluate_and_report(runs, weights, eval_size, eval_seed, train_max_len, play_games, plot,
+                         device, as_json):
+    """Evaluate every run, then write the figure and print the table or JSON."""
     results = {}
     for run in runs:
         try:

@@ -259,6 +259,8 @@ def _format_summary(summary: dict, cfg: C.RunConfig) -> list[str]:
     lines.append(f"checkpoint: {out}/checkpoint.pt; TensorBoard: tensorboard --logdir {out}")
     if not summary["finished"]:
         lines.append(f"resume with: lgagent train --resume --out {out}")
+    elif summary["interrupted"] and summary["eval"] is None:
+        lines.append(f"the final evaluation was stopped; evaluate with: lgagent eval {out}")
     return lines
 
 
@@ -326,7 +328,9 @@ def run_to_result(values: dict, out: Path, config_file=None, progress: bool = Fa
     cfg, task, model_cfg, ckpt = prepare(given, config_file=None if resume else config_file,
                                          resume=resume)
     summary = run_training(cfg, task, model_cfg, ckpt, dist_info=Dist(), progress=progress)
-    if not summary["finished"]:
+    if summary["interrupted"] or not summary["finished"]:  # also a stopped final evaluation
+        click.echo(f"{out.name}: stopped by {summary['interrupted']} at step {summary['step']} "
+                   "(saved); run the same command again to resume", err=True)
         raise click.exceptions.Exit(interrupted_exit_code(summary))
     result = {"name": out.name, "config": cfg.saved_dict(), "step": summary["step"],
               "eval": summary["eval"], "play": summary.get("play")}

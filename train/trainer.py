@@ -72,10 +72,15 @@ def save_checkpoint(path, state: dict) -> None:
 
 
 class StopFlag:
-    """SIGINT/SIGTERM set a flag checked between steps; a second SIGINT aborts at once."""
+    """SIGINT/SIGTERM set a flag checked between steps; a second SIGINT aborts at once.
+
+    After :meth:`abort_on_signal` (the checkpoint is saved, what follows is evaluation and
+    play) any signal raises :class:`Stopped` at once instead: nothing is left to save.
+    """
 
     def __init__(self):
         self.signum = None
+        self.abort = False
         self._old = {}
 
     def __enter__(self):
@@ -85,14 +90,32 @@ class StopFlag:
         return self
 
     def _handle(self, signum, frame):
+        if self.abort:
+            self.signum = self.signum or signum
+            raise Stopped(signum)
         if self.signum == signal.SIGINT and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signum = signum
+
+    def abort_on_signal(self, pending: bool = True) -> None:
+        """From now on a signal raises :class:`Stopped`; at once if one came already and
+        ``pending`` (it was not the one that ended the loop)."""
+        self.abort = True
+        if self.signum and pending:
+            raise Stopped(self.signum)
 
     def __exit__(self, *exc):
         for sig, old in self._old.items():
             signal.signal(sig, old)
         return False
+
+
+class Stopped(Exception):
+    """A signal during the end-of-run evaluation or play (the checkpoint is already saved)."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 class Trainer:
@@ -173,8 +196,9 @@ class Trainer:
         t_start = time.perf_counter()
         self._new_window(t_start)
         self.model.train()
-        try:
-            with StopFlag() as flag:
+        play, finished = None, False
+        with StopFlag() as flag:
+            try:
                 while self.step < target:
                     t0 = time.perf_counter()
                     batch = self.task.batch(cfg.batch_size, max_len=cfg.train_max_len)
@@ -199,22 +223,31 @@ class Trainer:
                         stop = max_over_ranks(flag.signum or 0, d, self.device) or None
                         if stop:
                             break
-        except BaseException:
-            if self.writer is not None:  # keep what was logged; a resume purges what follows
-                self.writer.close()
-            raise
-        finally:
-            bar.close()
-        if d.is_main and evaluated_at != self.step:
-            results = self.evaluate()
-            self._log_eval(results)
-        if d.is_main and results is not None:
-            self._log_figure(results)
-        self.save()
-        finished = self.step >= cfg.steps
-        play = self.play() if finished and d.is_main else None
-        if d.is_main:
-            self._close_logs(play, finished)
+                # the last steps are saved before the evaluation and play that may take long:
+                # a signal during those finds nothing left to save
+                self.save()
+                finished = self.step >= cfg.steps
+                try:
+                    flag.abort_on_signal(pending=not stop)
+                    if d.is_main and evaluated_at != self.step:
+                        results = self.evaluate()
+                        self._log_eval(results)
+                    if d.is_main and results is not None:
+                        self._log_figure(results)
+                    play = self.play() if finished and d.is_main else None
+                except Stopped as e:  # the run is saved: report the signal, skip the rest
+                    stop = stop or e.signum
+                    if evaluated_at != self.step:
+                        results = None
+                    play = None
+                if d.is_main:
+                    self._close_logs(play, finished)
+            except BaseException:
+                if self.writer is not None:  # keep what was logged; a resume purges what follows
+                    self.writer.close()
+                raise
+            finally:
+                bar.close()
         seconds = time.perf_counter() - t_start
         tokens = self._tokens_per_step() * (self.step - first_step)  # by this invocation
         return {"step": self.step, "steps": cfg.steps, "finished": finished,
