@@ -99,4 +99,30 @@ def test_plot_and_empty(rep, tmp_path):
     R.plot(r, R.table(R.load_results(root)), out)
     assert out.stat().st_size > 10_000
     empty = R.report(tmp_path)
-    assert empty == {"trials": 0, "failed": 0, "effects": {}, "means": {}}
+    assert empty == {"trials": 0, "failed": 0, "effects": {}, "means": {}, "curve": {}}
+
+
+def test_curve_from_real_runs_with_several_decays(tmp_path):
+    """A real grid (3 seeds, EMA at two decays, evaluated every 2 steps): the report pairs
+    every averaged weights with raw, overall and at each evaluation step."""
+    from click.testing import CliRunner
+
+    from train.cli import main
+
+    out = tmp_path / "grid"
+    r = CliRunner().invoke(main, [
+        "sweep", "--env", "setcomp", "--out", str(out), "--grid", "norm=pre", "--seeds", "0,1,2",
+        "--set", "vocab_size=6", "--set", "train_max_len=2", "--set", "steps=4",
+        "--set", "eval_every=2", "--set", "eval_size=16", "--set", "batch_size=8",
+        "--set", "ema_decay=0.5,0.9", "--set", "num_threads=1", "--no-progress"])
+    assert r.exit_code == 0, r.stderr
+    rep = R.report(out)
+    assert rep["trials"] == 3
+    for w in ("ema_0.5", "ema_0.9", "bema"):
+        assert f"unseen.top1_err: {w} - raw" in rep["effects"]
+        assert [p["step"] for p in rep["curve"][w]] == [2, 4]
+        assert all(p["n"] == 3 for p in rep["curve"][w])
+    # the last point of the curve is the final evaluation the paired effect uses
+    assert rep["curve"]["bema"][-1]["estimate"] == pytest.approx(
+        rep["effects"]["unseen.top1_err: bema - raw"]["estimate"], abs=1e-6)
+    assert any(line.startswith("top1_err at unseen lengths") for line in R.format_report(rep))

@@ -36,7 +36,16 @@ from pathlib import Path
 import numpy as np
 
 RESULT = "result.json"
-WEIGHTS = ("raw", "ema", "bema")
+WEIGHTS = ("raw", "ema", "bema")  # the usual names; several EMA decays add ema_<decay>
+
+
+def weights_in(results: list[dict]) -> list[str]:
+    """Every weights name of the results, raw first, then in order of appearance."""
+    names = {}
+    for r in results:
+        for w in (r.get("eval") or {}):
+            names[w] = None
+    return sorted(names, key=lambda w: (w != "raw", w == "bema"))
 # (name in the report, split, metric key in the evaluation results); lower is better for all
 # but sep_acc.
 METRICS = (
@@ -106,16 +115,18 @@ def table(results: list[dict]):
     import pandas as pd
 
     rows = []
+    weights = weights_in(results)
     for r in results:
         cfg = r.get("config") or {}
         row = {"name": r.get("name")}
         for k in set(CATEGORICAL) | set(NUMERIC):
             if k in cfg and k != "schedule":
-                row[k] = cfg[k]
+                # several values in one run (--ema-decay 0.99,0.999) are not a factor
+                row[k] = None if isinstance(cfg[k], list) else cfg[k]
         if "min_lr_ratio" in cfg:
             row["schedule"] = "constant" if cfg["min_lr_ratio"] >= 1 else "cosine"
         for name, split, key in METRICS:
-            for w in WEIGHTS:
+            for w in weights:
                 row[f"{w}:{name}"] = _metric(r, w, split, key)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -196,8 +207,13 @@ def effects(df) -> dict:
     from statsmodels.stats.multitest import multipletests
 
     out = {}
+    avgs = [c.split(":")[0] for c in df.columns if c.endswith(":" + METRICS[0][0])
+            and not c.startswith("raw:")]
+    emas = [w for w in avgs if w != "bema"]
+    pairs = [(w, "raw") for w in avgs] + ([("bema", emas[0])] if "bema" in avgs and
+                                          len(emas) == 1 else [])
     for name, _, _ in METRICS:
-        for a, b in (("ema", "raw"), ("bema", "raw"), ("bema", "ema")):
+        for a, b in pairs:
             ca, cb = f"{a}:{name}", f"{b}:{name}"
             if ca not in df or cb not in df:
                 continue
@@ -224,16 +240,18 @@ def effects(df) -> dict:
 
 
 def report(sweep_dir) -> dict:
-    """The JSON of ``lgagent report``: ``trials``, ``failed``, ``effects``, ``means``."""
+    """The JSON of ``lgagent report``: ``trials``, ``failed``, ``effects``, ``means`` and
+    ``curve`` (the averaging effect on unseen top1_err by training step; see :func:`curve`)."""
     results = load_results(sweep_dir)
     df = table(results)
     out = {"trials": len(results), "failed": failed_trials(sweep_dir), "effects": {},
-           "means": {}}
+           "means": {}, "curve": {}}
     if not results:
         return out
+    out["curve"] = curve(sweep_dir)
     out["effects"] = effects(df)
     for name, _, _ in METRICS:
-        out["means"][name] = {w: _nanmean(df[f"{w}:{name}"]) for w in WEIGHTS
+        out["means"][name] = {w: _nanmean(df[f"{w}:{name}"]) for w in weights_in(results)
                               if f"{w}:{name}" in df}
     return out
 
@@ -259,7 +277,7 @@ def format_report(rep: dict) -> list[str]:
             p = "nan" if e["p_value"] is None else f"{e['p_value']:.2g}"
             ph = "nan" if e["p_holm"] is None else f"{e['p_holm']:.2g}"
             lines.append(f"{k:{width}} {e['estimate']:+9.4f} {ci:>21} {p:>8} {ph:>8} {e['n']:5d}")
-    return lines
+    return lines + format_curve(rep.get("curve") or {}, "top1_err")
 
 
 def plot(rep: dict, df, path) -> None:
@@ -289,7 +307,7 @@ def plot(rep: dict, df, path) -> None:
         ax.set_title(f"{metric}: effect and 95% CI (red: Holm p < 0.05)", fontsize=9)
         ax2 = axes[1][j]
         if "train_max_len" in df:
-            for w in WEIGHTS:
+            for w in [c.split(":")[0] for c in df.columns if c.endswith(":" + metric)]:
                 col = f"{w}:{metric}"
                 if col in df:
                     g = df.groupby("train_max_len")[col].mean()
@@ -300,3 +318,57 @@ def plot(rep: dict, df, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def curve(sweep_dir, metric: str = "top1_err", split: str = "unseen") -> dict:
+    """The averaging effect against training steps, from the runs' TensorBoard events.
+
+    For every weights other than raw and every evaluation step: the paired
+    difference ``weights - raw`` of ``eval/<weights>/<split>/<metric>`` over the runs
+    that logged it (an effect as in :func:`paired`, plus ``step``). Empty when the runs
+    evaluated only at the end (``--eval-every 0``) or logged nothing.
+    """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    series: dict = {}  # weights -> step -> [value per run], aligned by run index
+    runs = [p.parent for p in sorted(Path(sweep_dir).glob(f"*/{RESULT}"))]
+    for i, run in enumerate(runs):
+        acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags().get("scalars", []):
+            parts = tag.split("/")
+            if len(parts) == 4 and parts[0] == "eval" and parts[2] == split and parts[3] == metric:
+                for ev in acc.Scalars(tag):  # a resumed run may log a step twice: keep the last
+                    series.setdefault(parts[1], {}).setdefault(ev.step, {})[i] = ev.value
+    out = {}
+    raw = series.get("raw", {})
+    for w, by_step in series.items():
+        if w == "raw":
+            continue
+        points = []
+        for step in sorted(by_step):
+            common = sorted(set(by_step[step]) & set(raw.get(step, {})))
+            e = paired(np.array([by_step[step][i] for i in common], float),
+                       np.array([raw[step][i] for i in common], float))
+            if e:
+                points.append({"step": int(step), **e})
+        if points:
+            out[w] = points
+    return out
+
+
+def format_curve(points: dict, metric: str) -> list[str]:
+    """One line per evaluation step: each averaged weights' paired effect on ``metric``."""
+    if not points:
+        return []
+    names = list(points)
+    steps = sorted({p["step"] for ps in points.values() for p in ps})
+    lines = [f"{'step':>6} " + " ".join(f"{w + ' - raw':>26}" for w in names)]
+    for s in steps:
+        cells = []
+        for w in names:
+            p = next((p for p in points[w] if p["step"] == s), None)
+            cells.append(f"{'':>26}" if p is None else
+                         f"{p['estimate']:+.4f} [{p['ci_low']:+.3f},{p['ci_high']:+.3f}]".rjust(26))
+        lines.append(f"{s:6d} " + " ".join(cells))
+    return [f"{metric} at unseen lengths, by training step (paired over runs, 95% CI):", *lines]
