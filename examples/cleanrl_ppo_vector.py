@@ -14,7 +14,8 @@ transition itself is no decision of the agent, so it is left out of the loss and
 advantages (``valid`` below), and GAE does not bootstrap across the episode end.
 
 Prints env-steps/s (agent steps of all rows per wall-clock second, policy and updates
-included) and the win rate against random of the games that ended in each iteration.
+included; also per second of this process's CPU time, the steadier figure on a shared
+machine) and the win rate against random of the games that ended in each iteration.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def main() -> None:
     obs_np, info = envs.reset(seed=args.seed)
     obs, mask = torch.from_numpy(obs_np), torch.from_numpy(info["action_mask"].astype(bool))
     ended = torch.zeros(n, dtype=torch.bool)  # row ended last step: this step autoresets it
-    start, env_steps = time.perf_counter(), 0
+    start, cpu_start, env_steps = time.perf_counter(), time.process_time(), 0
     first_rate = last_rate = float("nan")
     for it in range(args.iterations):
         wins = games = 0
@@ -145,9 +146,11 @@ def main() -> None:
         first_rate = rate if it == 0 else first_rate
         last_rate = rate
         sps = env_steps / (time.perf_counter() - start)
+        cpu_sps = env_steps / (time.process_time() - cpu_start)  # the figure on a shared machine
         print(f"iteration {it + 1}/{args.iterations}: {games} games, win rate {rate:.3f}, "
-              f"env-steps/s {sps:,.0f}")
-    print(f"PPO on the native vector env ({n} envs): env-steps/s {sps:,.0f}, "
+              f"env-steps/s {sps:,.0f} (per CPU second {cpu_sps:,.0f})")
+    print(f"PPO on the native vector env ({n} envs): env-steps/s {sps:,.0f} "
+          f"(per CPU second {cpu_sps:,.0f}), "
           f"win rate vs random first iteration {first_rate:.3f}, last {last_rate:.3f}")
 
 
