@@ -204,3 +204,68 @@ def test_eval_and_sweep_honour_sigterm(tmp_path, monkeypatch):
     r = cli(*args)
     assert r.exit_code == 0, (r.output, r.stderr)
     assert (sweep / name / "result.json").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# 4. Two processes, one run directory
+
+HOLD_LOCK = textwrap.dedent("""
+    import fcntl, os, sys, time
+    path = sys.argv[1]
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if os.path.isdir(path) else 0))
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    print("locked", flush=True)
+    time.sleep(120)
+""")
+
+
+def hold_lock(path):
+    """Another process holding the advisory lock of ``path`` (as a running train/sweep would)."""
+    p = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)], stdout=subprocess.PIPE,
+                         text=True)
+    assert p.stdout.readline().strip() == "locked"
+    return p
+
+
+def test_a_second_train_in_a_locked_run_dir_exits_2_and_the_lock_dies_with_its_process(
+        tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = hold_lock(out)
+    try:
+        r = cli("train", *FAST, "--steps", 1, "--out", out)
+        one_line_error(r, f"another lgagent process is using {out}")
+        assert list(out.iterdir()) == []  # nothing written
+    finally:
+        holder.kill()  # a SIGKILLed run: the OS drops its lock
+        holder.wait()
+    assert cli("train", *FAST, "--steps", 1, "--out", out).exit_code == 0
+    # a run that finished between the second one's checks and its lock is not overwritten
+    from train.run import prepare, run_training
+    from train.distributed import Dist
+
+    new = tmp_path / "new"
+    prepared = prepare({**{"env": "setcomp", "vocab_size": 8, "preset": "tiny", "steps": 1,
+                           "batch_size": 8, "eval_size": 16, "num_threads": 1},
+                        "out": str(new)})
+    assert cli("train", *FAST, "--steps", 1, "--out", new).exit_code == 0
+    before = CK.load(new)["model"]
+    with pytest.raises(Exception, match="is not empty"):
+        run_training(*prepared, dist_info=Dist(), progress=False)
+    assert all((before[k] == v).all() for k, v in CK.load(new)["model"].items())
+
+
+def test_a_second_sweep_in_the_same_directory_exits_2(tmp_path):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / ".sweep.lock").touch()
+    holder = hold_lock(sweep / ".sweep.lock")
+    try:
+        r = cli("sweep", "--env", "setcomp", "--out", sweep, "--grid", "dropout=0.0",
+                "--set", "vocab_size=8", "--set", "preset=tiny", "--set", "steps=1",
+                "--set", "train_max_len=4", "--no-progress")
+        one_line_error(r, f"another lgagent sweep is running in {sweep}")
+        assert [p.name for p in sweep.iterdir()] == [".sweep.lock"]
+    finally:
+        holder.kill()
+        holder.wait()

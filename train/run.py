@@ -7,6 +7,7 @@ number or a non-empty RUN_DIR exits with code 2 and one line on stderr.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import time
@@ -50,6 +51,49 @@ def run_dir_state(out: Path) -> str:
     if not out.is_dir():
         raise BadInput(f"--out {out} exists and is not a directory")
     return "used" if any(out.iterdir()) else "empty"
+
+
+class run_lock:
+    """An exclusive advisory lock on RUN_DIR for the life of a run: a second process that
+    trains or resumes into the same directory gets BadInput. The lock is on the directory
+    itself (``flock`` of its descriptor; no lock file), so the OS drops it when the process
+    dies and a crash never leaves the directory locked. A directory this lock created is
+    removed again when the run fails before writing anything into it.
+    """
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.fd = None
+        self.created = False
+
+    def __enter__(self):
+        import fcntl
+
+        self.created = not self.out.exists()
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.out, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as e:
+            raise BadInput(f"--out {self.out}: cannot create or open it: "
+                           f"{e.strerror or e}") from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            self.fd = None
+            raise BadInput(f"another lgagent process is using {self.out} (one run per "
+                           "directory)") from None
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if self.fd is not None:
+            os.close(self.fd)
+        if exc_type is not None and self.created:
+            try:
+                self.out.rmdir()  # only when still empty
+            except OSError:
+                pass
+        return False
 
 
 def clear_run_dir(out: Path) -> None:
@@ -179,12 +223,22 @@ def run_training(cfg, task, model_cfg, ckpt, *, dist_info, progress: bool = True
     joins the process group under torchrun, builds the :class:`train.trainer.Trainer`
     (BadInput when it cannot start: a damaged checkpoint, an eval batch too big),
     only then clears a ``--force``'d RUN_DIR, announces the run on stderr (rank 0),
-    trains and leaves the process group. Returns the trainer's summary.
+    trains and leaves the process group. Rank 0 holds :class:`run_lock` on RUN_DIR
+    for the whole run. Returns the trainer's summary.
     """
+    d, out = dist_info, Path(cfg.out)
+    with run_lock(out) if d.is_main else contextlib.nullcontext():
+        if d.is_main and ckpt is None and not force and run_dir_state(out) == "used":
+            # another run used the directory between this run's checks and its lock
+            raise BadInput(f"--out {cfg.out} is not empty: --resume to continue it, --force "
+                           "to start over, or choose another directory")
+        return _run_locked(cfg, task, model_cfg, ckpt, d, out, progress, force)
+
+
+def _run_locked(cfg, task, model_cfg, ckpt, d, out: Path, progress: bool, force: bool) -> dict:
     from train import distributed as D
     from train.trainer import Trainer
 
-    d, out = dist_info, Path(cfg.out)
     device = D.resolve_device(cfg.device, d)
     D.init_distributed(d, device)
     try:
@@ -316,9 +370,12 @@ def run_to_result(values: dict, out: Path, config_file=None, progress: bool = Fa
     from train.atomic import atomic_write_text
     from train.distributed import Dist
 
+    from train.atomic import remove_stale_temps
+
     done = out / RESULT
     if done.exists():
         return json.loads(done.read_text())
+    remove_stale_temps(done)  # a SIGKILL while it was written (the sweep holds its lock)
     resume = (out / CHECKPOINT).exists()
     if not resume and out.exists():  # killed before its first checkpoint: start it over
         clear_run_dir(out)

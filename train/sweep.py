@@ -25,7 +25,7 @@ import click
 
 from agents.checkpoint import CHECKPOINT
 from train import config as C
-from train.atomic import atomic_write_text
+from train.atomic import atomic_write_text, remove_stale_temps
 from train.cli import BadInput
 from train.run import RESULT, prepare, run_to_result
 
@@ -186,13 +186,16 @@ def sweep(env, out, grid, fixed, seeds, config_file, no_averaging, progress, tri
             prepare({**base, **point, "seed": seed, "out": str(out / "check" / name)},
                     config_file=config_file)
 
+    out.mkdir(parents=True, exist_ok=True)
     results = []
-    for i, (point, seed) in enumerate(runs, 1):
-        name = run_name(point, seed)
-        click.echo(f"[{i}/{len(runs)}] {name}", err=True)
-        results.append(run_to_result({**base, **point, "seed": seed}, out / name, config_file,
-                               progress))
-        atomic_write_text(out / RESULTS, json.dumps(results, indent=1, allow_nan=True))
+    with _lock(out):  # one sweep process per directory, as for --trials
+        remove_stale_temps(out / RESULTS)
+        for i, (point, seed) in enumerate(runs, 1):
+            name = run_name(point, seed)
+            click.echo(f"[{i}/{len(runs)}] {name}", err=True)
+            results.append(run_to_result({**base, **point, "seed": seed}, out / name,
+                                         config_file, progress))
+            atomic_write_text(out / RESULTS, json.dumps(results, indent=1, allow_nan=True))
     for line in summary_lines(results):
         click.echo(line)
     click.echo(f"results: {out / RESULTS}")
