@@ -1,6 +1,7 @@
 """Masked random play in Othello-v0: the single env, then the native vector env.
 
     python examples/masked_random_rollout.py --episodes 100 --num-envs 64
+    python examples/masked_random_rollout.py --smoke     # 4 episodes, 4 envs (seconds)
 
 A policy here is the project's contract: ``policy(observation, info) -> action``,
 with the legal actions in ``info["action_mask"]`` (int8, 65 = 64 squares + pass).
@@ -51,7 +52,8 @@ def vector_env(episodes: int, num_envs: int, seed: int) -> dict:
     finished, returns = 0, []
     while finished < episodes:
         mask = info["action_mask"].astype(bool)
-        # one random legal action per row (rows that just ended have an empty mask; any action is ignored)
+        # one random legal action per row (a row that just ended has the mask "pass only";
+        # the autoreset ignores its action)
         scores = np.where(mask, rng.random(mask.shape), -1.0)
         actions = scores.argmax(axis=1)
         obs, rewards, terminated, truncated, info = envs.step(actions)
@@ -67,7 +69,10 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--num-envs", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help="4 episodes, 4 envs (seconds)")
     args = parser.parse_args()
+    if args.smoke:
+        args.episodes, args.num_envs = 4, 4
     print("single env:", single_env(args.episodes, args.seed))
     print("vector env:", vector_env(args.episodes, args.num_envs, args.seed))
 

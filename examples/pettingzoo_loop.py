@@ -1,6 +1,7 @@
 """Two policies play each other in the PettingZoo AEC Othello env.
 
     python examples/pettingzoo_loop.py --episodes 20
+    python examples/pettingzoo_loop.py --smoke          # 2 episodes (seconds)
 
 player_0 (black) plays greedily (the move that leaves it the most discs), player_1
 uniformly at random. Both read the legal actions from ``observation["action_mask"]``;
@@ -40,7 +41,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help="2 episodes (seconds)")
     args = parser.parse_args()
+    if args.smoke:
+        args.episodes = 2
     env = othello_aec()
     policies = {
         "player_0": greedy_policy,
