@@ -288,6 +288,20 @@ def in_range(name: str, value) -> bool:
             and (o.le is None or value <= o.le) and (o.lt is None or value < o.lt))
 
 
+def read_toml(path, what: str = "config file") -> dict:
+    """The table of a TOML file; ValueError, one line naming ``what`` and the path, when it
+    is missing, unreadable or not TOML."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{what} {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot read {what} {path}: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{what} {path} is not valid TOML: {e}") from None
+
+
 def load_toml(path) -> dict:
     """Read a config TOML file into ``{field: value}``; ValueError on anything unusable.
 
@@ -296,14 +310,7 @@ def load_toml(path) -> dict:
     accepted (the config is flat).
     """
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"cannot read config file {path}: {e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"config file {path} is not valid TOML: {e}") from None
+    raw = read_toml(path)
     out = {}
     for key, value in raw.items():
         name = key.replace("-", "_")

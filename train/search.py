@@ -43,11 +43,6 @@ from optuna.trial import TrialState
 
 from train import config as C
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 STUDY_DB = "study.db"
 STUDY_NAME = "lgagent-sweep"
 # Options a space may not draw: the sweep decides them per trial.
@@ -177,15 +172,7 @@ def parse_space(raw: dict, where: str = "space") -> tuple[dict, dict]:
 
 def load_space(path) -> dict:
     """Read a ``--space`` TOML file (see the module docstring); ValueError if unusable."""
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"space file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"cannot read space file {path}: {e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"space file {path} is not valid TOML: {e}") from None
+    raw = C.read_toml(path, "space file")
     if not raw:
         raise ValueError(f"space file {path} is empty")
     parse_space(raw, where=f"space file {path}")  # check now, one line
