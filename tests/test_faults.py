@@ -37,6 +37,14 @@ def one_line_error(result, match, code=2):
     assert "Traceback" not in result.output
 
 
+def error_after_start(result, match):
+    """A run that started (its announcement line) and then failed: exit 2, one error line."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("lgagent train:"), result.stderr
+    assert lines[1].startswith("Error:") and match in lines[1], lines[1]
+
+
 def temps(d):
     return sorted(p.name for p in d.iterdir() if p.name.endswith(".tmp"))
 
@@ -269,3 +277,88 @@ def test_a_second_sweep_in_the_same_directory_exits_2(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+# ----------------------------------------------------------------------------------------------
+# 3. Disk full
+
+
+def _enospc_on_save(monkeypatch, ok_saves):
+    import errno
+
+    calls, original = [], T.torch.save
+
+    def save(state, path):
+        calls.append(path)
+        if len(calls) > ok_saves:
+            with open(path, "wb") as f:
+                f.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        original(state, path)
+
+    monkeypatch.setattr(T.torch, "save", save)
+
+
+def test_full_disk_during_a_checkpoint_write_is_one_line_and_keeps_the_previous(
+        tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    _enospc_on_save(monkeypatch, ok_saves=1)
+    r = cli("train", *FAST, "--steps", 3, "--ckpt-every", 1, "--out", out)
+    error_after_start(r, f"no space left on device writing {out}/checkpoint.pt; the previous "
+                      "checkpoint at step 1 is intact")
+    assert CK.load(out)["step"] == 1 and temps(out) == []
+
+    # a fresh run whose first checkpoint fails leaves nothing (no config.toml, no events)
+    _enospc_on_save(monkeypatch, ok_saves=0)
+    r = cli("train", *FAST, "--steps", 2, "--out", tmp_path / "fresh")
+    error_after_start(r, "no space left on device writing")
+    assert "no checkpoint was written" in r.stderr and not (tmp_path / "fresh").exists()
+
+
+def test_a_disk_too_small_for_a_checkpoint_is_refused_before_writing(tmp_path, monkeypatch):
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(T.shutil, "disk_usage", lambda p: usage(2**20, 2**20 - 1000, 1000))
+    r = cli("train", *FAST, "--steps", 2, "--out", tmp_path / "run")
+    one_line_error(r, "not enough disk space for")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_datagen_full_disk_while_reserving_is_one_line(tmp_path, monkeypatch):
+    import errno
+
+    def no_space(fd, offset, size):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(train.datagen.os, "posix_fallocate", no_space)
+    r = CliRunner().invoke(main, ["datagen", "--games", "100", "--out", str(tmp_path / "g.npy")])
+    one_line_error(r, f"no space left on device writing {tmp_path / 'g.npy'} (6 kB)")
+    assert list(tmp_path.iterdir()) == []
+    assert train.datagen.human_bytes(10_000_000) == "10 MB"
+    assert train.datagen.human_bytes(12_345_678) != train.datagen.human_bytes(12_000_000)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 1 MiB file system (tmpfs; needs root and mount rights, else skipped)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
+                                            str(mnt)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_real_full_disk_for_datagen_and_train(tiny_disk):
+    # two datagen runs on one small disk: each checked and reserved, no bus error
+    r = CliRunner().invoke(main, ["datagen", "--games", "20000", "--out",
+                                  str(tiny_disk / "a.npy")])
+    one_line_error(r, "not enough disk space")
+    assert list(tiny_disk.iterdir()) == []
+    filler = tiny_disk / "filler"
+    filler.write_bytes(b"\0" * (1 << 19))
+    r = cli("train", *FAST, "--n-embd", 64, "--steps", 1, "--out", tiny_disk / "run")
+    one_line_error(r, "not enough disk space for")
+    assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler"]

@@ -437,8 +437,9 @@ def test_failed_save_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", dying_save)
-    with pytest.raises(OSError, match="disk full"):
-        T.save_checkpoint(path, {**good, "step": 2})
+    with pytest.raises(T.WriteFailed, match="disk full writing .*; the previous checkpoint at "
+                       "step 1 is intact"):
+        T.save_checkpoint(path, {**good, "step": 2}, previous_step=1)
     monkeypatch.undo()
     assert CK.load(path)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary left

@@ -237,7 +237,7 @@ def run_training(cfg, task, model_cfg, ckpt, *, dist_info, progress: bool = True
 
 def _run_locked(cfg, task, model_cfg, ckpt, d, out: Path, progress: bool, force: bool) -> dict:
     from train import distributed as D
-    from train.trainer import Trainer
+    from train.trainer import Trainer, WriteFailed
 
     device = D.resolve_device(cfg.device, d)
     D.init_distributed(d, device)
@@ -252,7 +252,12 @@ def _run_locked(cfg, task, model_cfg, ckpt, d, out: Path, progress: bool, force:
         D.barrier(d)
         if d.is_main:
             _announce(cfg, trainer, d, device, resumed=ckpt is not None)
-        summary = trainer.train()
+        try:
+            summary = trainer.train()
+        except WriteFailed as e:  # a full disk: one line; a fresh run leaves nothing behind
+            if d.is_main and trainer.saved_step is None:
+                clear_run_dir(out)
+            raise BadInput(str(e)) from None
     except BaseException:
         D.abandon_distributed(d)  # no barrier: the other ranks may never reach it
         raise

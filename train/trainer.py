@@ -37,7 +37,9 @@ thread count). GPU kernels are not bitwise deterministic in general.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import math
+import shutil
 import signal
 import threading
 import time
@@ -62,13 +64,57 @@ CONFIG = "config.toml"
 HPARAM_METRICS = ("top1_err", "sep_acc", "loss")
 
 
-def save_checkpoint(path, state: dict) -> None:
+def save_checkpoint(path, state: dict, previous_step: int | None = None) -> None:
     """``torch.save`` into a temporary file next to ``path``, then rename (atomic).
 
-    The writing side of the format that :mod:`agents.checkpoint` reads.
+    The writing side of the format that :mod:`agents.checkpoint` reads. A failed
+    write (a full disk, a vanished directory) raises :class:`WriteFailed` with one
+    line that says the previous checkpoint (at ``previous_step``) is intact.
     """
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    except (OSError, RuntimeError) as e:
+        # torch's zip writer reports a full disk as "RuntimeError: ... unexpected pos": tell it
+        # by the space left (the temporary file is gone by now)
+        full = getattr(e, "errno", None) == errno.ENOSPC or (
+            Path(path).parent.is_dir()
+            and shutil.disk_usage(Path(path).parent).free < _tensor_bytes(state))
+        if not full and not isinstance(e, OSError):
+            raise
+        raise WriteFailed.of(e, path, previous_step, full) from None
+
+
+class WriteFailed(Exception):
+    """A file of the run could not be written; the message is one line."""
+
+    @classmethod
+    def of(cls, e: BaseException, path, previous_step: int | None,
+           full: bool = False) -> "WriteFailed":
+        full = full or getattr(e, "errno", None) == errno.ENOSPC
+        what = "no space left on device" if full else (
+            getattr(e, "strerror", None) or str(e).strip().splitlines()[0][:200])
+        kept = (f"the previous checkpoint at step {previous_step} is intact"
+                if previous_step is not None else "no checkpoint was written")
+        return cls(f"{what} writing {path}; {kept}")
+
+
+def _tensor_bytes(obj) -> int:
+    """Bytes of every tensor inside nested dicts/lists (a checkpoint's size, near enough)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
+
+
+def checkpoint_bytes(model, n_averages: int) -> int:
+    """An upper estimate of checkpoint.pt's size: the model's tensors, AdamW's two moments,
+    one copy per average (EMA/BEMA keep a module; BEMA also theta_0), plus 1 MiB of the rest."""
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    return weights * (3 + 2 * n_averages) + (1 << 20)
 
 
 class StopFlag:
@@ -140,6 +186,9 @@ class Trainer:
         self.model, self.optimizer = self.parts.model, self.parts.optimizer
         self.scheduler, self.averages = self.parts.scheduler, self.parts.averages
         self.step = 0 if resume is None else restore(self.parts, resume, task, self.d.rank)
+        self.saved_step = None if resume is None else self.step  # the checkpoint on disk
+        if self.d.is_main:  # refuse a disk that cannot hold a checkpoint before writing anything
+            self._check_disk_space()
 
         fwd = torch.compile(self.model) if cfg.compile else self.model
         if self.d.enabled:
@@ -277,10 +326,25 @@ class Trainer:
         }
 
     def save(self) -> None:
-        """Write checkpoint.pt atomically (rank 0; every rank must call it under DDP)."""
+        """Write checkpoint.pt atomically (rank 0; every rank must call it under DDP).
+        :class:`WriteFailed` when it cannot be written (the previous one stays)."""
         state = self.state_dict()
         if state is not None:
-            save_checkpoint(self.out / CHECKPOINT, state)
+            save_checkpoint(self.out / CHECKPOINT, state, self.saved_step)
+            self.saved_step = self.step
+
+    def _check_disk_space(self) -> None:
+        """ValueError (one line) when RUN_DIR's disk cannot hold two checkpoints (the old one
+        stays until the new one is renamed onto it)."""
+        base = self.out.absolute()
+        while not base.exists():
+            base = base.parent
+        need = 2 * checkpoint_bytes(self.model, len(self.averages))
+        free = shutil.disk_usage(base).free
+        if need > free:
+            raise ValueError(f"not enough disk space for {self.out}: a checkpoint needs about "
+                             f"{need / 2e6:.3g} MB and two must fit while one is replaced; "
+                             f"{free / 1e6:.3g} MB free")
 
     # -- evaluation -------------------------------------------------------------------------
 
@@ -360,7 +424,10 @@ class Trainer:
         for name in (CHECKPOINT, CONFIG):  # what a SIGKILL during an earlier write left behind
             remove_stale_temps(self.out / name)
         saved = self.cfg.saved_dict()
-        atomic_write_text(self.out / CONFIG, to_toml(saved))
+        try:
+            atomic_write_text(self.out / CONFIG, to_toml(saved))
+        except OSError as e:
+            raise WriteFailed.of(e, self.out / CONFIG, self.saved_step) from None
         # events logged after the checkpoint's step (by the interrupted run) are discarded
         self.writer = SummaryWriter(log_dir=str(self.out),
                                     purge_step=None if fresh else self.step + 1)
