@@ -3,7 +3,9 @@
 Read top to bottom: GPTConfig, the presets, then CausalSelfAttention, MLP, Block, GPT.
 Shapes: B = batch, T = sequence length, C = n_embd, H = n_head, D = C // H, V = vocab_size.
 ``model(tokens, return_attn=True)`` also returns every layer's attention probabilities
-(B, H, T, T) from the same forward pass, for evaluation (attention dispersion).
+(B, H, T, T) from the same forward pass, for evaluation (attention dispersion);
+``return_resid=True`` the residual stream (B, T, C) after the embeddings and after each
+block, for linear probes of what the model represents.
 
 Switches (all in GPTConfig):
 
@@ -282,6 +284,11 @@ class GPT(nn.Module):
     a list of n_layer float32 tensors (B, H, T, T), the attention probabilities of each
     layer and head (query t over keys 0..t), computed explicitly instead of by the fused
     kernel; the logits equal the default path's up to float rounding.
+
+    ``return_resid=True`` (for probes) appends ``resid`` after that: a list of n_layer + 1
+    tensors (B, T, C), the residual stream after the embeddings (index 0, after embedding
+    dropout) and after each block (index l = after block l; the last is the input of
+    ``ln_f``). Taking them costs nothing: the default path computes the same tensors.
     """
 
     def __init__(self, cfg: GPTConfig):
@@ -323,7 +330,7 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None,
-                return_attn: bool = False):
+                return_attn: bool = False, return_resid: bool = False):
         if tokens.dim() != 2:
             raise ValueError(f"tokens must have shape (B, T), got {tuple(tokens.shape)}")
         T = tokens.shape[1]
@@ -338,12 +345,15 @@ class GPT(nn.Module):
         if cfg.pos == "rope":
             rope = rope_cos_sin(T, cfg.n_embd // cfg.n_head, cfg.rope_base, tokens.device)
         attn = []  # n_layer x (B, H, T, T) when return_attn
+        resid = [x] if return_resid else None  # n_layer + 1 x (B, T, C) when return_resid
         for block in self.blocks:
             if return_attn:
                 x, att = block(x, rope, return_attn=True)
                 attn.append(att)
             else:
                 x = block(x, rope)  # (B, T, C)
+            if return_resid:
+                resid.append(x)
         logits = self.lm_head(self.ln_f(x))  # (B, T, V)
         out = (logits,)
         if targets is not None:
@@ -351,6 +361,8 @@ class GPT(nn.Module):
             out += (loss_fn(logits, targets),)
         if return_attn:
             out += (attn,)
+        if return_resid:
+            out += (resid,)
         return out[0] if len(out) == 1 else out
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -25,6 +25,8 @@ COMMANDS = {
     "eval": ("train.eval_cli:eval_command",
              "Evaluate a run's checkpoint: legality at seen/unseen lengths, play vs random."),
     "play": ("train.play_cli:play", "Play a run's model at Othello vs random or another run."),
+    "probe": ("train.probe_cli:probe",
+              "Linear board probes per layer of a run's residual stream, seen vs unseen lengths."),
 }
 
 
