@@ -362,3 +362,35 @@ def test_real_full_disk_for_datagen_and_train(tiny_disk):
     r = cli("train", *FAST, "--n-embd", 64, "--steps", 1, "--out", tiny_disk / "run")
     one_line_error(r, "not enough disk space for")
     assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler"]
+
+
+# ----------------------------------------------------------------------------------------------
+# 6. Paths
+
+
+@pytest.mark.parametrize("out, match", [
+    ("", "--out is empty"),
+    ("  ", "--out is empty"),
+    ("x" * 300, "a name is longer than 255 bytes"),
+    ("/proc/x/run", "cannot create files in /proc"),
+    ("/".join(["y" * 200] * 21), "the path is longer than the file system allows"),
+])
+def test_unusable_run_directories_are_one_line(tmp_path, monkeypatch, out, match):
+    monkeypatch.chdir(tmp_path)
+    r = cli("train", *FAST, "--steps", 1, "--out", out)
+    one_line_error(r, match)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unusable_datagen_outputs_are_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for out, match in (("", "--out . is a directory"), ("g" * 250 + ".npy", "file name is longer"),
+                       ("/proc/games.npy", "cannot create files in /proc")):
+        one_line_error(CliRunner().invoke(main, ["datagen", "--games", "5", "--out", out]),
+                       match)
+    assert list(tmp_path.iterdir()) == []
+    # a name that fits with the temporary's suffix is accepted
+    name = "g" * (255 - 14)
+    r = CliRunner().invoke(main, ["datagen", "--games", "5", "--out", name])
+    assert r.exit_code == 0, r.output
+    assert [p.name for p in tmp_path.iterdir()] == [name]

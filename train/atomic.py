@@ -79,6 +79,54 @@ def remove_stale_temps(path) -> list[Path]:
     return gone
 
 
+# the longest suffix atomic_path adds to a name: "." + name + "." + 8 random + ".tmp"
+TEMP_EXTRA = 14
+
+
+def path_problem(path, *, inside: bool = False, room: int = 64) -> str | None:
+    """Why new files cannot be written at ``path``, in a few words; None when they can.
+
+    ``inside=False``: ``path`` is a file written by :func:`atomic_path` (its
+    temporary name must fit too); ``inside=True``: ``path`` is a directory that
+    will receive files with names of up to ``room`` bytes. Checks, without
+    leaving anything behind: an empty path, a name or path over the file
+    system's limits, an ancestor that is a file, and a directory that refuses
+    new entries (probed by creating and removing an empty directory: ``/proc``
+    or a read-only mount refuse even root).
+    """
+    text = str(path)
+    if not text.strip():
+        return "the path is empty"
+    path = Path(path).absolute()
+    # lengths first: exists() itself raises on a name over the limit
+    name_max = _pathconf("/", "PC_NAME_MAX", 255)
+    for part in path.parts[1:]:
+        if len(os.fsencode(part)) > name_max:
+            return f"a name is longer than {name_max} bytes ({part[:24]}...)"
+    if not inside and len(os.fsencode(path.name)) + TEMP_EXTRA > name_max:
+        return f"the file name is longer than {name_max - TEMP_EXTRA} bytes"
+    path_max = _pathconf("/", "PC_PATH_MAX", 4096)
+    if len(os.fsencode(str(path))) + (room if inside else TEMP_EXTRA) >= path_max:
+        return f"the path is longer than the file system allows ({path_max} bytes)"
+    base = path if inside and path.is_dir() else path.parent
+    while not base.exists():
+        base = base.parent
+    if not base.is_dir():
+        return f"{base} is not a directory"
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".lgagent-probe-", dir=base))
+    except OSError as e:
+        return f"cannot create files in {base} ({e.strerror or e})"
+    return None
+
+
+def _pathconf(path, name: str, default: int) -> int:
+    try:
+        return os.pathconf(path, name)
+    except (OSError, ValueError):
+        return default
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

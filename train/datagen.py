@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from train.atomic import atomic_path, remove_stale_temps, stale_temps
+from train.atomic import atomic_path, path_problem, remove_stale_temps, stale_temps
 from train.cli import BadInput
 
 ENVS = ("othello",)
@@ -39,7 +39,16 @@ def _nearest_existing_dir(path: Path) -> Path:
     return p
 
 
+def _short(path) -> str:
+    """A path for a one-line message: very long ones are cut in the middle."""
+    text = str(path)
+    return text if len(text) <= 120 else f"{text[:60]}...{text[-50:]}"
+
+
 def _check_out(out: Path, force: bool, n_games: int) -> None:
+    problem = path_problem(out)  # long names, /proc, read-only mounts (checked before exists())
+    if problem:
+        raise BadInput(f"--out {_short(out)}: {problem}")
     if out.is_dir():
         raise BadInput(f"--out {out} is a directory; give a file name such as games.npy")
     if out.exists() and not force:

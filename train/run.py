@@ -25,6 +25,8 @@ CPU_HINT_PARAMS = 5_000_000
 # Files a run writes into RUN_DIR (what --force removes; nothing else is touched).
 RUN_FILES = ("checkpoint.pt", "config.toml")
 RUN_GLOBS = ("events.out.tfevents.*", ".checkpoint.pt.*.tmp", ".config.toml.*.tmp")
+# bytes a file name inside RUN_DIR may take: events.out.tfevents.<time>.<host name>.<pid>.<n>
+RUN_FILE_ROOM = 128
 
 
 def default_out(cfg: C.RunConfig) -> str:
@@ -39,18 +41,32 @@ def run_dir_state(out: Path) -> str:
     ancestor must then be a writable directory, checked here so that the run does
     not die with a traceback after its checks passed.
     """
+    from train.atomic import path_problem
+
+    if not str(out).strip():
+        raise BadInput("--out is empty: give a run directory")
+    problem = path_problem(out, inside=True, room=RUN_FILE_ROOM)  # long names, /proc, ...
+    if problem:
+        raise BadInput(f"--out {_short(out)}: {problem}")
     if not out.exists():
         parent = out.absolute().parent
         while not parent.exists():
             parent = parent.parent
         if not parent.is_dir():
-            raise BadInput(f"--out {out}: {parent} is not a directory")
+            raise BadInput(f"--out {_short(out)}: {parent} is not a directory")
         if not os.access(parent, os.W_OK | os.X_OK):
-            raise BadInput(f"--out {out}: cannot create it in {parent} (permission denied)")
+            raise BadInput(f"--out {_short(out)}: cannot create it in {parent} "
+                           "(permission denied)")
         return "missing"
     if not out.is_dir():
         raise BadInput(f"--out {out} exists and is not a directory")
     return "used" if any(out.iterdir()) else "empty"
+
+
+def _short(path) -> str:
+    """A path for a one-line message: very long ones are cut in the middle."""
+    text = str(path)
+    return text if len(text) <= 120 else f"{text[:60]}...{text[-50:]}"
 
 
 class run_lock:
@@ -163,6 +179,9 @@ def prepare(cli_values: dict, *, config_file=None, resume=False, force=False, di
     except ValueError as e:
         raise BadInput(str(e)) from None
     given = set(file_values) | set(cli_values)
+    for values in (cli_values, file_values):
+        if "out" in values and not str(values["out"]).strip():
+            raise BadInput("--out is empty: give a run directory")
     out = cli_values.get("out") or file_values.get("out")
     ckpt = None
     if resume:
