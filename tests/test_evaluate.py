@@ -258,3 +258,18 @@ def test_a_run_without_an_eval_seed_is_evaluated_on_the_training_default(tmp_pat
     assert default == ev.evaluate_checkpoint(out)["eval"]
     assert default == ev.evaluate_checkpoint(old, eval_seed=1234)["eval"]
     assert default != ev.evaluate_checkpoint(old, eval_seed=0)["eval"]
+
+
+def test_reading_line_compares_each_average_with_raw_at_unseen_lengths():
+    from train.evaluate import reading
+
+    m = {"top1_err": 0.4, "sep_acc": 1.0, "margin": 1.0, "loss": 1.0, "illegal_mass": 0.0,
+         "tv": 0.0}
+    res = {"raw": {"seen": m, "unseen": m},
+           "ema_0.99": {"seen": m, "unseen": {**m, "top1_err": 0.35}},
+           "bema": {"seen": m, "unseen": {**m, "top1_err": 0.45}}}
+    (line,) = reading(res)
+    assert "raw 0.4000" in line and "ema_0.99 0.3500 (-0.0500)" in line
+    assert "bema 0.4500 (+0.0500)" in line
+    assert reading({"raw": res["raw"]}) == []  # nothing to compare
+    assert reading({"raw": {"seen": m}, "ema": {"seen": m}}) == []  # no unseen lengths

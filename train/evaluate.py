@@ -375,6 +375,23 @@ def _mean_nested(v) -> float:
     return sum(flat) / len(flat) if flat else math.nan
 
 
+def reading(results: dict) -> list[str]:
+    """One line saying how each averaged weights changes the unseen-length top-1 error
+    against the raw weights (absolute difference; one evaluation, no interval)."""
+    raw = (results.get("raw") or {}).get("unseen")
+    if not raw or len(results) < 2:
+        return []
+    parts = []
+    for w, res in results.items():
+        u = res.get("unseen")
+        if w != "raw" and u and not math.isnan(u["top1_err"]):
+            parts.append(f"{w} {u['top1_err']:.4f} ({u['top1_err'] - raw['top1_err']:+.4f})")
+    if not parts:
+        return []
+    return [f"reading: unseen-length top-1 error raw {raw['top1_err']:.4f}; " + ", ".join(parts)
+            + " (lower is better; one run, one held-out set: see docs/RESULTS.md for intervals)"]
+
+
 def format_results(results: dict | None, play: dict | None = None,
                    lengths: list[int] | None = None) -> list[str]:
     """Human-readable lines: one per (weights, split), one per (weights, length) in ``lengths``
@@ -408,8 +425,9 @@ def format_results(results: dict | None, play: dict | None = None,
                     f"{num(m['illegal_mass'], '12.4f'):>12} {num(m['tv'], '7.4f'):>7}")
             if attn:
                 h = _mean_nested(m["attn_entropy_norm"]) if "attn_entropy_norm" in m else None
-                line += f" {num(h, '9.3f'):>9}"
+                line += f" {'-' if h is None else num(h, '9.3f'):>9}"
             lines.append(line)
+        lines += reading(results)
     for w, r in (play or {}).items():
         lines.append(f"play {w} vs random ({r['games']} games): win {r['win']:.2f} draw "
                      f"{r['draw']:.2f} loss {r['loss']:.2f}, first choice legal "
