@@ -18,7 +18,7 @@ only the read-out fails? :func:`probe_run` answers it for a run's checkpoint:
    every length of the fit games instead, asking whether the board is still *present* at
    unseen lengths rather than whether the seen-length read-out still works.
 
-Solver: ``torch.optim.LBFGS`` (strong-Wolfe line search, full batch, float64) on the mean
+Solver: ``torch.optim.LBFGS`` (strong-Wolfe line search, full batch, float32) on the mean
 cross-entropy plus a small L2 penalty on W; no scikit-learn dependency, deterministic from
 zero initial weights. Baselines that make the numbers meaningful: the same probe on a
 randomly initialised model of the same shape (``"random_init"``) and the majority class of
@@ -40,7 +40,7 @@ from torch.nn import functional as F
 CODINGS = ("mover", "colour")
 FIT_LENGTHS = ("seen", "all")
 CLASSES = {"mover": ("empty", "mine", "theirs"), "colour": ("empty", "black", "white")}
-SOLVER = "torch.optim.LBFGS (strong Wolfe, full batch, float64), L2 on W"
+SOLVER = "torch.optim.LBFGS (strong Wolfe, full batch, float32), L2 on W"
 _PROBE_KEY = 16  # SeedSequence spawn key of the probe games: disjoint from train/eval streams
 
 
@@ -127,8 +127,8 @@ class LinearProbe:
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C) activations -> (N, 64, K) logits."""
-        z = (x.double() - self.mean) / self.std
-        return torch.einsum("nc,csk->nsk", z, self.weight) + self.bias
+        z = (x.float() - self.mean) / self.std
+        return (z @ self.weight.flatten(1)).view(len(z), *self.bias.shape) + self.bias
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C) activations -> (N, 64) predicted classes."""
@@ -136,7 +136,7 @@ class LinearProbe:
 
 
 def fit_probe(x: torch.Tensor, y: torch.Tensor, *, n_classes: int = 3, l2: float = 1e-4,
-              max_iter: int = 200) -> LinearProbe:
+              max_iter: int = 100) -> LinearProbe:
     """Fit a :class:`LinearProbe` to activations ``x`` (N, C) and classes ``y`` (N, S) long.
 
     Minimises mean cross-entropy over positions and squares + ``l2 * |W|^2 / 2`` with
@@ -147,21 +147,21 @@ def fit_probe(x: torch.Tensor, y: torch.Tensor, *, n_classes: int = 3, l2: float
     if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
         raise ValueError(f"need x (N, C) and y (N, S) with N > 0, got {tuple(x.shape)}, "
                          f"{tuple(y.shape)}")
-    x = x.double()
+    x = x.float()
     mean = x.mean(0)
     std = x.std(0, unbiased=False).clamp_min(1e-6)
     z = (x - mean) / std
     n_sq = y.shape[1]
-    w = torch.zeros(x.shape[1], n_sq, n_classes, dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(n_sq, n_classes, dtype=torch.float64, requires_grad=True)
+    w = torch.zeros(x.shape[1], n_sq, n_classes, requires_grad=True)
+    b = torch.zeros(n_sq, n_classes, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, history_size=20,
-                            line_search_fn="strong_wolfe", tolerance_grad=1e-7,
-                            tolerance_change=1e-10)
+                            line_search_fn="strong_wolfe", tolerance_grad=1e-6,
+                            tolerance_change=1e-9)
     target = y.reshape(-1)
 
     def closure():
         opt.zero_grad()
-        logits = torch.einsum("nc,csk->nsk", z, w) + b  # (N, S, K)
+        logits = (z @ w.flatten(1)).view(len(z), n_sq, n_classes) + b  # (N, S, K)
         loss = F.cross_entropy(logits.reshape(-1, n_classes), target) + 0.5 * l2 * (w * w).sum()
         loss.backward()
         return loss
@@ -251,7 +251,7 @@ def random_init_model(model_config: dict, seed: int = 0):
 
 def probe_run(run, *, weights=None, layers: str = "all", games: int = 2000,
               coding: str = "mover", fit_lengths: str = "seen", seed: int = 0,
-              max_iter: int = 200, device="cpu", chunk_size: int = 256) -> dict:
+              max_iter: int = 100, device="cpu", chunk_size: int = 256) -> dict:
     """Probe a run's checkpoint (a RUN_DIR or checkpoint file) per weights and layer.
 
     ``weights``: names among the checkpoint's (default: every one it holds); a randomly

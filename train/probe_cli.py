@@ -42,7 +42,7 @@ def _nan_to_none(obj):
               help="mover: empty/mine/theirs (player to move); colour: empty/black/white.")
 @click.option("--fit-lengths", type=click.Choice(FIT_LENGTHS), default="seen", show_default=True,
               help="Fit the probes on positions at seen lengths only, or at every length.")
-@click.option("--max-iter", type=int, default=200, show_default=True,
+@click.option("--max-iter", type=int, default=100, show_default=True,
               help="LBFGS iterations per probe.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same games.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
