@@ -19,10 +19,10 @@ import argparse
 import gymnasium as gym
 import numpy as np
 import torch
+from lgagent_model import model_run
 
 import othello_env  # noqa: F401  (registers Othello-v0)
 from agents import ModelPolicy
-from lgagent_model import model_run
 
 
 def main() -> None:

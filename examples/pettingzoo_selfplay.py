@@ -17,9 +17,9 @@ import argparse
 
 import numpy as np
 import torch
+from lgagent_model import model_run
 
 from agents import ModelPolicy, RandomPolicy
-from lgagent_model import model_run
 from othello_env.pettingzoo import env as othello_aec
 
 

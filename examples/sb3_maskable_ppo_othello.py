@@ -20,15 +20,13 @@ from __future__ import annotations
 import argparse
 
 import gymnasium as gym
-import numpy as np
 import torch
-from torch import nn
-
-import othello_env  # noqa: F401  (registers Othello-v0)
-
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+import othello_env  # noqa: F401  (registers Othello-v0)
 
 
 class BoardExtractor(BaseFeaturesExtractor):

@@ -23,11 +23,10 @@ import argparse
 import gymnasium as gym
 import numpy as np
 import torch
-
-import setcomp_env  # noqa: F401  (registers SetComplement-v0)
-
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
+
+import setcomp_env  # noqa: F401  (registers SetComplement-v0)
 
 
 def evaluate(model, vocab_size: int, episodes: int, seed: int) -> tuple[float, float]:

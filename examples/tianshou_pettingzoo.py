@@ -21,9 +21,6 @@ import argparse
 
 import numpy as np
 import torch
-
-from othello_env.pettingzoo import env as othello_aec
-
 from tianshou.algorithm import DQN, MARLRandomDiscreteMaskedOffPolicyAlgorithm, MultiAgentOffPolicyAlgorithm
 from tianshou.algorithm.modelfree.dqn import DiscreteQLearningPolicy
 from tianshou.algorithm.optim import AdamOptimizerFactory
@@ -32,6 +29,8 @@ from tianshou.env import DummyVectorEnv
 from tianshou.env.pettingzoo_env import PettingZooEnv
 from tianshou.trainer import OffPolicyTrainerParams
 from tianshou.utils.net.common import Net
+
+from othello_env.pettingzoo import env as othello_aec
 
 
 def make_env() -> PettingZooEnv:
