@@ -69,6 +69,13 @@ def reset_start(options, vocab_size, start_length) -> tuple[list[int] | None, in
     return None, start_length
 
 
+def moves_array(moves, vocab_size: int) -> np.ndarray:
+    """``info["moves"]``: int64 ``(vocab_size,)``, the tokens in order, then -1."""
+    out = np.full(vocab_size, -1, dtype=np.int64)
+    out[: len(moves)] = moves
+    return out
+
+
 def render_ansi(moves: list[int], vocab_size: int) -> str:
     """One line: the tokens so far, then the absent ones."""
     absent = sorted(set(range(vocab_size)) - set(moves))
@@ -151,7 +158,9 @@ class SetComplementEnv(gym.Env):
 
     ``action_mask``: int8 ``(vocab_size,)``, 1 for the absent tokens (the legal
     actions; all 0 once the episode succeeded). ``moves``: the sequence so far as
-    a list of ints (the policy interface of ``docs/ARCHITECTURE.md``).
+    int64 ``(vocab_size,)``, the tokens in order then ``-1`` (fixed size and dtype,
+    so replay buffers that stack infos, such as Tianshou's, can store it;
+    ``moves[moves >= 0]`` is the sequence), as ``Othello-v0``'s ``info["moves"]``.
     ``success``: whether every token is present. ``step`` adds ``illegal_action``
     (bool; True only on the step that ended the episode with an illegal action).
     :meth:`action_masks` returns the mask as bool (the sb3-contrib MaskablePPO
@@ -215,7 +224,8 @@ class SetComplementEnv(gym.Env):
         return ~self._present
 
     def _info(self) -> dict:
-        return {"action_mask": (~self._present).astype(np.int8), "moves": list(self._moves),
+        return {"action_mask": (~self._present).astype(np.int8),
+                "moves": moves_array(self._moves, self.vocab_size),
                 "success": len(self._moves) == self.vocab_size}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):

@@ -3,7 +3,9 @@
 Step for step equal to ``gymnasium.vector.SyncVectorEnv`` over
 :class:`~setcomp_env.env.SetComplementEnv` under the same seeds (observations,
 rewards, terminations, truncations and infos, including the ``_key`` masks),
-which the tests check. Each sub-env keeps its own random generator, seeded
+which the tests check, except for one thing: the action mask of a sub-env that
+just ended allows every action (the next step autoresets it and ignores its
+action), where the single env's may be all zero. Each sub-env keeps its own random generator, seeded
 ``seed + i`` as ``SyncVectorEnv`` does.
 """
 
@@ -15,7 +17,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from setcomp_env.env import check_options, render_ansi, render_rgb, reset_start
+from setcomp_env.env import check_options, moves_array, render_ansi, render_rgb, reset_start
 
 
 class SetComplementVectorEnv(VectorEnv):
@@ -24,13 +26,17 @@ class SetComplementVectorEnv(VectorEnv):
     Arguments are those of :class:`~setcomp_env.env.SetComplementEnv` plus
     ``num_envs``. Observations ``(num_envs, vocab_size)`` int64 (pad id
     ``vocab_size``), rewards float64, infos batched as ``SyncVectorEnv`` does:
-    ``action_mask`` ``(num_envs, vocab_size)`` int8, ``moves`` an object array of
-    lists, ``success`` bool and, after ``step``, ``illegal_action`` bool (its
-    ``_illegal_action`` mask False for the sub-envs that were autoreset), each
-    with its ``_key`` mask. A sub-env that ended is reset by
+    ``action_mask`` ``(num_envs, vocab_size)`` int8, ``moves``
+    ``(num_envs, vocab_size)`` int64 (each row the single env's ``info["moves"]``:
+    tokens, then -1; rows of sub-envs not in the info are 0), ``success`` bool
+    and, after ``step``, ``illegal_action`` bool (its ``_illegal_action`` mask
+    False for the sub-envs that were autoreset), each with its ``_key`` mask. A
+    sub-env that ended is reset by
     the following ``step`` (its action ignored, reward 0), as
-    ``AutoresetMode.NEXT_STEP`` prescribes. :meth:`action_masks` gives the
-    bool ``(num_envs, vocab_size)`` legal-action mask.
+    ``AutoresetMode.NEXT_STEP`` prescribes; until then its mask (in ``info`` and
+    :meth:`action_masks`) allows every action, so that a policy sampling from a
+    ``-inf`` masked distribution gets no all-masked row (a NaN). :meth:`action_masks`
+    gives the bool ``(num_envs, vocab_size)`` mask.
     """
 
     metadata = {
@@ -76,16 +82,14 @@ class SetComplementVectorEnv(VectorEnv):
     def _infos(self, ids: np.ndarray, illegal: np.ndarray | None = None,
                stepped: np.ndarray | None = None) -> dict:
         """Infos for the sub-envs ``ids`` (bool mask), laid out like SyncVectorEnv's."""
-        n = self.num_envs
         infos = {}
         if not ids.any():
             return infos
-        infos["action_mask"] = np.where(ids[:, None], ~self._present, False).astype(np.int8)
+        infos["action_mask"] = np.where(ids[:, None], self.action_masks(), False).astype(np.int8)
         infos["_action_mask"] = ids.copy()
-        moves = np.full(n, None, dtype=object)
-        for i in np.flatnonzero(ids):
-            moves[i] = [int(t) for t in self._seqs[i, : self._lengths[i]]]
-        infos["moves"] = moves
+        # the padded sequences with -1 for the pad id; rows not in ids are 0, as SyncVectorEnv leaves them
+        moves = np.where(self._seqs == self.pad_id, -1, self._seqs)
+        infos["moves"] = np.where(ids[:, None], moves, 0)
         infos["_moves"] = ids.copy()
         infos["success"] = ids & (self._lengths == self.vocab_size)
         infos["_success"] = ids.copy()
@@ -158,19 +162,22 @@ class SetComplementVectorEnv(VectorEnv):
         return self._seqs.copy(), rewards, terminated, truncated, infos
 
     def action_masks(self) -> np.ndarray:
-        """Bool ``(num_envs, vocab_size)``: the legal actions of every sub-env."""
-        return ~self._present
+        """Bool ``(num_envs, vocab_size)``: the legal actions of every sub-env; every action for
+        a sub-env that just ended (its next action is ignored by the autoreset)."""
+        return ~self._present | self._autoreset[:, None]
 
-    def moves(self, i: int) -> list[int]:
-        """Sub-env ``i``'s sequence so far, in the single env's ``info["moves"]`` form (a list)."""
+    def moves(self, i: int) -> np.ndarray:
+        """Sub-env ``i``'s sequence so far, in the single env's ``info["moves"]`` form
+        (int64 ``(vocab_size,)``, tokens then -1)."""
         if (isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer))
                 or not 0 <= i < self.num_envs):
             raise ValueError(f"env index must be an integer in 0..{self.num_envs - 1}, got {i!r}")
-        return [int(t) for t in self._seqs[i, : self._lengths[i]]]
+        return moves_array(self._seqs[i, : self._lengths[i]], self.vocab_size)
 
     def render(self):
         if self.render_mode is None:
             logger.warn("render() called without a render_mode; pass render_mode=\"ansi\"")
             return None
         draw = render_rgb if self.render_mode == "rgb_array" else render_ansi
-        return tuple(draw(self.moves(i), self.vocab_size) for i in range(self.num_envs))
+        seqs = [self._seqs[i, : self._lengths[i]].tolist() for i in range(self.num_envs)]
+        return tuple(draw(seq, self.vocab_size) for seq in seqs)

@@ -17,6 +17,15 @@ from setcomp_env import SetComplementEnv, SetComplementVectorEnv, complement_mas
 ENV_ID = "setcomp_env:SetComplement-v0"
 
 
+def seq(moves) -> list[int]:
+    """The sequence in ``info["moves"]`` (int64 (vocab_size,), tokens then -1), checking that form."""
+    moves = np.asarray(moves)
+    assert moves.dtype == np.int64 and moves.ndim == 1
+    k = int((moves >= 0).sum())
+    assert (moves[:k] >= 0).all() and (moves[k:] == -1).all()  # tokens first, then the padding
+    return moves[:k].tolist()
+
+
 # ---------------------------------------------------------------- core
 
 
@@ -142,7 +151,8 @@ def test_default_options():
     env = gym.make(ENV_ID)
     obs, info = env.reset(seed=0)
     assert env.action_space == gym.spaces.Discrete(16) and obs.shape == (16,)
-    assert (obs == 16).all() and env.unwrapped.pad_id == 16 and info["moves"] == []
+    assert (obs == 16).all() and env.unwrapped.pad_id == 16 and seq(info["moves"]) == []
+    assert info["moves"].shape == (16,)
     vec = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="vector_entry_point")
     vobs, vinfo = vec.reset(seed=0)
     assert vobs.shape == (2, 16) and (vobs == 16).all() and vinfo["action_mask"].all()
@@ -165,7 +175,7 @@ def test_docstring_sections():
 def test_perfect_play_succeeds():
     env = gym.make(ENV_ID, vocab_size=6, start_length=2)
     obs, info = env.reset(seed=4)
-    assert len(info["moves"]) == 2 and obs[2:].tolist() == [6] * 4
+    assert len(seq(info["moves"])) == 2 and obs[2:].tolist() == [6] * 4
     assert info["action_mask"].dtype == np.int8 and info["action_mask"].sum() == 4
     total, done, steps = 0.0, False, 0
     while not done:
@@ -175,7 +185,7 @@ def test_perfect_play_succeeds():
         total += r
         steps += 1
     assert steps == 4 and total == 4.0 and info["success"]
-    assert sorted(info["moves"]) == list(range(6)) and obs.tolist() == info["moves"]
+    assert sorted(seq(info["moves"])) == list(range(6)) and obs.tolist() == seq(info["moves"])
     assert info["action_mask"].sum() == 0 and info["illegal_action"] is False
 
 
@@ -185,7 +195,7 @@ def test_moves_observation_and_masks_agree():
     for a in (3, 0, 4):
         obs, r, term, trunc, info = env.step(a)
     assert r == 1.0 and not term
-    assert info["moves"] == [3, 0, 4] and isinstance(info["moves"][0], int)
+    assert info["moves"].tolist() == [3, 0, 4, -1, -1] and seq(info["moves"]) == [3, 0, 4]
     assert obs.tolist() == [3, 0, 4, 5, 5]
     assert info["action_mask"].tolist() == [0, 1, 1, 0, 0]
     assert env.action_masks().tolist() == [False, True, True, False, False]
@@ -198,7 +208,7 @@ def test_illegal_action_ends_episode():
     env.step(2)
     obs, r, term, trunc, info = env.step(2)
     assert (r, term, trunc) == (-1.0, True, False)
-    assert info["illegal_action"] is True and info["moves"] == [2] and not info["success"]
+    assert info["illegal_action"] is True and seq(info["moves"]) == [2] and not info["success"]
     with pytest.raises(ValueError, match="reset"):
         env.step(1)
 
@@ -214,11 +224,11 @@ def test_illegal_action_raise_mode():
 def test_start_length_and_reset_option():
     env = SetComplementEnv(vocab_size=8, start_length=3)
     _, info = env.reset(seed=2)
-    assert len(info["moves"]) == 3 and len(set(info["moves"])) == 3
+    assert len(seq(info["moves"])) == 3 and len(set(seq(info["moves"]))) == 3
     _, info = env.reset(options={"start_length": 7})
-    assert len(info["moves"]) == 7
+    assert len(seq(info["moves"])) == 7
     _, info = env.reset()
-    assert len(info["moves"]) == 3
+    assert len(seq(info["moves"])) == 3
     with pytest.raises(ValueError, match="start_length"):
         env.reset(options={"start_length": 8})
 
@@ -226,11 +236,11 @@ def test_start_length_and_reset_option():
 def test_reset_from_given_moves():
     env = SetComplementEnv(vocab_size=5, start_length=2)
     obs, info = env.reset(seed=0, options={"moves": [4, 1, 0]})
-    assert info["moves"] == [4, 1, 0] and obs.tolist() == [4, 1, 0, 5, 5]
+    assert seq(info["moves"]) == [4, 1, 0] and obs.tolist() == [4, 1, 0, 5, 5]
     assert info["action_mask"].tolist() == [0, 0, 1, 1, 0]
     assert env.step(1)[1:3] == (-1.0, True)
     _, info = env.reset(options={"moves": []})
-    assert info["moves"] == []
+    assert seq(info["moves"]) == []
 
 
 @pytest.mark.parametrize("options,match", [
@@ -250,9 +260,9 @@ def test_reset_bad_moves(options, match):
 
 def test_reset_seed_determinism():
     env = SetComplementEnv(vocab_size=10, start_length=5)
-    a = env.reset(seed=11)[1]["moves"]
-    assert env.reset(seed=11)[1]["moves"] == a
-    assert any(env.reset(seed=s)[1]["moves"] != a for s in range(12, 20))
+    a = seq(env.reset(seed=11)[1]["moves"])
+    assert seq(env.reset(seed=11)[1]["moves"]) == a
+    assert any(seq(env.reset(seed=s)[1]["moves"]) != a for s in range(12, 20))
 
 
 def test_render_ansi():
@@ -287,8 +297,14 @@ def test_env_bad_action():
 # ---------------------------------------------------------------- vector env
 
 
-def _assert_infos_equal(a, b):
+def _assert_infos_equal(a, b, ended=None):
+    """SyncVectorEnv's infos ``a`` == the vector env's ``b``, except the masks of the ``ended`` rows
+    (the vector env allows every action there: the next step autoresets them)."""
     assert set(a) == set(b), (set(a), set(b))
+    if ended is not None and ended.any():
+        assert (b["action_mask"][ended] == 1).all()
+        a, b = dict(a), dict(b)
+        a["action_mask"], b["action_mask"] = a["action_mask"][~ended], b["action_mask"][~ended]
     for k in a:
         if a[k].dtype == object:
             assert a[k].tolist() == b[k].tolist(), k
@@ -313,8 +329,8 @@ def test_vector_env_equals_sync_vector_env(v, start, seed):
         if t % 3 == 0:  # unmasked actions: illegal moves happen
             actions = rng.integers(0, v, size=n)
         else:  # masked: episodes reach success
-            actions = np.array([rng.choice(np.flatnonzero(m)) if m.any() else 0
-                                for m in vec.action_masks()])
+            assert vec.action_masks().any(axis=1).all()  # no all-masked row, ended rows included
+            actions = np.array([rng.choice(np.flatnonzero(m)) for m in vec.action_masks()])
         if t in (30, 45):  # mid-run reset of a subset, with a seed list, then given moves
             mask = np.arange(n) % 2 == (t == 45)
             seeds = [100 + i for i in range(n)] if t == 30 else None
@@ -327,7 +343,7 @@ def test_vector_env_equals_sync_vector_env(v, start, seed):
         r2 = vec.step(actions)
         for x, y in zip(r1[:4], r2[:4]):
             assert x.dtype == y.dtype and np.array_equal(x, y), t
-        _assert_infos_equal(r1[4], r2[4])
+        _assert_infos_equal(r1[4], r2[4], ended=r2[2] | r2[3])
         saw_illegal |= bool(r2[4].get("illegal_action", np.zeros(1, bool)).any())
         saw_success |= bool(r2[4]["success"].any())
     assert saw_success and (saw_illegal or v == 1)
@@ -393,10 +409,52 @@ def test_render_rgb_array_as_sb3_make_vec_env_asks():
 def test_vector_env_moves_action_masks_and_rgb_frames():
     vec = SetComplementVectorEnv(2, vocab_size=5, start_length=2, render_mode="rgb_array")
     _, info = vec.reset(seed=3)
-    assert [vec.moves(i) for i in range(2)] == info["moves"].tolist()
+    assert [vec.moves(i).tolist() for i in range(2)] == info["moves"].tolist()
+    assert info["moves"].dtype == np.int64 and info["moves"].shape == (2, 5)
+    assert all(len(seq(vec.moves(i))) == 2 for i in range(2)) and (info["moves"][:, 2:] == -1).all()
     assert np.array_equal(vec.action_masks(), info["action_mask"].astype(bool))
     frames = vec.render()
     assert len(frames) == 2 and frames[0].shape == (16, 80, 3) and frames[0].dtype == np.uint8
     for bad in (-1, 2, 1.0, True):
         with pytest.raises(ValueError, match=r"env index must be an integer in 0\.\.1"):
             vec.moves(bad)
+
+
+def test_vector_env_ended_rows_sample_from_a_masked_categorical():
+    # NEXT_STEP autoreset: a row that just ended is reset by the next step, which ignores its
+    # action; its mask must let a -inf masked Categorical sample (an all-zero row gave NaN)
+    torch = pytest.importorskip("torch")
+    vec = gym.make_vec(ENV_ID, num_envs=8, vocab_size=3, vectorization_mode="vector_entry_point")
+    _, info = vec.reset(seed=0)
+    gen = torch.Generator().manual_seed(0)
+    ended_seen = 0
+    for _ in range(20):
+        mask = torch.from_numpy(info["action_mask"].astype(bool))
+        assert torch.equal(mask, torch.from_numpy(vec.action_masks()))
+        logits = torch.zeros(mask.shape).masked_fill(~mask, float("-inf"))
+        probs = torch.softmax(logits, dim=-1)
+        assert torch.isfinite(probs).all()
+        actions = torch.multinomial(probs, 1, generator=gen).squeeze(1).numpy()
+        obs, rewards, term, trunc, info = vec.step(actions)
+        ended = term | trunc
+        ended_seen += int(ended.sum())
+        assert (info["action_mask"][ended] == 1).all()  # every action, ignored by the next step
+        assert not (info["action_mask"][~ended] == 0).all(axis=1).any()
+        if ended.any():  # the next step restarts those rows whatever their action, reward 0
+            obs2, r2, t2, _, info2 = vec.step(np.zeros(8, dtype=np.int64))
+            assert (r2[ended] == 0).all() and not t2[ended].any() and (obs2[ended] == 3).all()
+            assert (info2["moves"][ended] == -1).all() and info2["action_mask"][ended].all()
+            info = info2
+    assert ended_seen > 0
+
+
+def test_info_moves_stack_into_a_fixed_size_buffer():
+    # what a replay buffer does with infos (Tianshou): stack every step's value into one array
+    env = SetComplementEnv(vocab_size=6)
+    _, info = env.reset(seed=0)
+    rows = [info["moves"]]
+    for a in (5, 2, 0):
+        rows.append(env.step(a)[4]["moves"])
+    stacked = np.stack(rows)
+    assert stacked.shape == (4, 6) and stacked.dtype == np.int64
+    assert [seq(r) for r in stacked] == [[], [5], [5, 2], [5, 2, 0]]
