@@ -458,3 +458,17 @@ def test_info_moves_stack_into_a_fixed_size_buffer():
     stacked = np.stack(rows)
     assert stacked.shape == (4, 6) and stacked.dtype == np.int64
     assert [seq(r) for r in stacked] == [[], [5], [5, 2], [5, 2, 0]]
+
+
+def test_tianshou_replay_buffer_stores_infos():
+    # the library that broke on the growing list: its buffer stacks info["moves"] per step
+    data = pytest.importorskip("tianshou.data")
+    env = SetComplementEnv(vocab_size=5)
+    obs, info = env.reset(seed=0)
+    buf = data.ReplayBuffer(10)
+    for a in (3, 1, 4):
+        obs2, r, term, trunc, info = env.step(a)
+        buf.add(data.Batch(obs=obs, act=a, rew=r, terminated=term, truncated=trunc, obs_next=obs2,
+                           info=info))
+        obs = obs2
+    assert buf.info.moves[:3].tolist() == [[3, -1, -1, -1, -1], [3, 1, -1, -1, -1], [3, 1, 4, -1, -1]]
