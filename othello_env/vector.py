@@ -100,6 +100,10 @@ def _first_illegal(st, actions, autoreset):
     return -1
 
 
+# the most games one vector env steps (its state, view and mask arrays: about 1.2 GB)
+MAX_NUM_ENVS = 1 << 22
+
+
 class OthelloVectorEnv(VectorEnv):
     """``num_envs`` Othello games against the built-in random opponent, batched in Numba.
 
@@ -152,6 +156,8 @@ class OthelloVectorEnv(VectorEnv):
             or num_envs < 1
         ):
             raise ValueError(f"num_envs must be a positive integer, got {describe(num_envs)}")
+        if num_envs > MAX_NUM_ENVS:  # its arrays take about 300 bytes per game
+            raise ValueError(f"num_envs must be at most {MAX_NUM_ENVS}, got {num_envs}")
         if opponent is not None:
             raise ValueError(
                 "OthelloVectorEnv plays only the built-in random opponent (opponent=None); "

@@ -11,6 +11,9 @@ from gymnasium import spaces
 ILLEGAL_ACTION_MODES = ("terminate", "raise")  # as Othello-v0
 
 
+MAX_VOCAB = 1 << 16  # the largest vocabulary (the train CLI's --vocab-size bound too)
+
+
 def check_options(vocab_size, start_length, illegal_action, render_mode=None,
                   render_modes=("ansi",)) -> tuple[int, int, str]:
     """Validate the env arguments (shared with the vector env); ValueError on bad input."""
@@ -19,8 +22,8 @@ def check_options(vocab_size, start_length, illegal_action, render_mode=None,
     for name, value in (("vocab_size", vocab_size), ("start_length", start_length)):
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
             raise ValueError(f"{name} must be an integer, got {value!r}")
-    if vocab_size < 1:
-        raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
+    if not 1 <= vocab_size <= MAX_VOCAB:  # observations and masks are vocab_size long
+        raise ValueError(f"vocab_size must lie in 1..{MAX_VOCAB}, got {vocab_size}")
     check_start_length(start_length, vocab_size)
     if illegal_action not in ILLEGAL_ACTION_MODES:
         raise ValueError(

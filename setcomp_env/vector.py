@@ -17,7 +17,12 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from setcomp_env.env import check_options, moves_array, render_ansi, render_rgb, reset_start
+from setcomp_env.env import (MAX_VOCAB, check_options, moves_array, render_ansi, render_rgb,
+                             reset_start)
+
+
+# the most (env, token) cells of the observation, mask and history arrays (2 GiB of int64 each)
+MAX_CELLS = 1 << 28
 
 
 class SetComplementVectorEnv(VectorEnv):
@@ -50,6 +55,9 @@ class SetComplementVectorEnv(VectorEnv):
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         self.vocab_size, self.start_length, self.illegal_action = check_options(
             vocab_size, start_length, illegal_action, render_mode, self.metadata["render_modes"])
+        if num_envs * self.vocab_size > MAX_CELLS:
+            raise ValueError(f"num_envs x vocab_size must be at most {MAX_CELLS} (its arrays "
+                             f"hold that many int64 each), got {num_envs} x {vocab_size}")
         self.render_mode = render_mode
         self.num_envs = int(num_envs)
         v = self.vocab_size

@@ -394,3 +394,69 @@ def test_unusable_datagen_outputs_are_one_line(tmp_path, monkeypatch):
     r = CliRunner().invoke(main, ["datagen", "--games", "5", "--out", name])
     assert r.exit_code == 0, r.output
     assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+# ----------------------------------------------------------------------------------------------
+# 5. Inputs that exhaust memory or time
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--batch-size", 10**9], "--batch-size must lie in 1..16777216"),
+    (["--batch-size", 2**24], "this run needs about"),
+    (["--n-embd", 10**6], "--n-embd must lie in 1..65536"),
+    (["--n-embd", 60000], "this run needs about"),
+    (["--vocab-size", 10**30], "--vocab-size must be at most 65536"),
+    (["--vocab-size", 60000], "this run needs about"),
+    (["--n-layer", 10**6], "--n-layer must lie in 1..1024"),
+    (["--n-layer", 1024, "--n-embd", 8192], "this run needs about"),
+    (["--eval-size", 10**12], "--eval-size must lie in 1..16777216"),
+    (["--steps", 10**13], "--steps must be at most 1000000000000"),
+    (["--play-games", 10**9], "--play-games must lie in 0..10000000"),
+])
+def test_oversized_options_exit_2_at_once_writing_nothing(tmp_path, args, match):
+    import time
+
+    t0 = time.perf_counter()
+    r = cli("train", "--env", "setcomp", *args, "--out", tmp_path / "run")
+    assert time.perf_counter() - t0 < 5  # no model or batch was built
+    one_line_error(r, match)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_memory_estimate_counts_the_model_and_scales_with_the_batch():
+    from agents.model import GPT
+    from train import config as C
+    from train.assemble import build
+    from train.run import memory_estimate, memory_total, model_params
+
+    for env in ("othello", "setcomp"):
+        cfg, _, m = build(C.resolve(C.merge({"env": env, "preset": "tiny"})))
+        # exact but for the output head's bias, which GPT may not have
+        assert abs(model_params(m) - sum(p.numel() for p in GPT(m).parameters())) <= \
+            m.vocab_size
+    small = memory_estimate(cfg, m)
+    big = memory_estimate(C.RunConfig(**{**cfg.to_dict(), "batch_size": cfg.batch_size * 4}), m)
+    assert big["activations"] > 3.9 * small["activations"] and big["state"] == small["state"]
+    assert memory_total(big) > memory_total(small)
+
+
+def test_sweep_set_and_eval_and_envs_refuse_oversized_values(tmp_path):
+    r = cli("sweep", "--env", "setcomp", "--out", tmp_path / "s", "--grid", "dropout=0.0",
+            "--set", "eval_size=1000000000000", "--set", "train_max_len=4")
+    one_line_error(r, "--eval-size must lie in 1..16777216")
+    assert list(tmp_path.iterdir()) == []
+    run = tmp_path / "run"
+    assert cli("train", *FAST, "--steps", 1, "--out", run).exit_code == 0
+    one_line_error(cli("eval", run, "--eval-size", 10**12), "--eval-size must lie in 1..16777216")
+    one_line_error(cli("eval", run, "--eval-seed", 10**30), "--eval-seed must lie in 0..2**63-1")
+
+    from othello_env.vector import OthelloVectorEnv
+    from setcomp_env.env import SetComplementEnv
+    from setcomp_env.vector import SetComplementVectorEnv
+
+    with pytest.raises(ValueError, match="num_envs must be at most"):
+        OthelloVectorEnv(num_envs=10**13)
+    with pytest.raises(ValueError, match="vocab_size must lie in 1..65536"):
+        SetComplementEnv(vocab_size=10**12)
+    with pytest.raises(ValueError, match="num_envs x vocab_size must be at most"):
+        SetComplementVectorEnv(num_envs=10**6, vocab_size=60000)

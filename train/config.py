@@ -98,9 +98,12 @@ class RunConfig:
     preset: str | None = opt(None, f"Model preset: {', '.join(PRESETS)}.",
                              unset=_for_envs(DEFAULT_PRESET))
     # model overrides of the preset (None: keep the preset's value)
-    n_layer: int | None = opt(None, "Number of layers.", unset=_PRESET, ge=1, model=True)
-    n_head: int | None = opt(None, "Attention heads per layer.", unset=_PRESET, ge=1, model=True)
-    n_embd: int | None = opt(None, "Width (embedding size).", unset=_PRESET, ge=1, model=True)
+    n_layer: int | None = opt(None, "Number of layers.", unset=_PRESET, ge=1, le=1024,
+                               model=True)
+    n_head: int | None = opt(None, "Attention heads per layer.", unset=_PRESET, ge=1, le=1024,
+                              model=True)
+    n_embd: int | None = opt(None, "Width (embedding size).", unset=_PRESET, ge=1, le=65536,
+                              model=True)
     dropout: float | None = opt(None, "Dropout rate of attention, residual and embedding "
                                 "dropout (a placement given below wins).", unset=_PRESET, **_RATE)
     attn_dropout: float | None = opt(None, "Dropout on attention probabilities.", **_PLACE)
@@ -117,14 +120,14 @@ class RunConfig:
                            unset="fresh random games")
     train_max_len: int | None = opt(None, "Train on the first L tokens of each sequence; "
                                     "positions >= L are evaluated as unseen lengths.",
-                                    unset="the block size", ge=1)
+                                    unset="the block size", ge=1, le=65536)
     loss: str | None = opt(None, "legal: cross-entropy to the uniform legal set; next: "
                            "next-token (OthelloGPT's).", unset=_for_envs(DEFAULT_LOSS),
                            choices=LOSSES)
     # optimisation
     steps: int = opt(50_000, "Optimizer steps.", ge=1, resumable=True)
     batch_size: int = opt(512, "Sequences per step and process (global batch = batch size x "
-                          "processes).", ge=1)
+                          "processes).", ge=1, le=2**24)
     lr: float = opt(5e-4, "Peak learning rate.", gt=0)
     beta1: float = opt(0.9, "AdamW beta1.", ge=0, lt=1)
     beta2: float = opt(0.95, "AdamW beta2.", ge=0, lt=1)
@@ -132,7 +135,8 @@ class RunConfig:
                               "embeddings, biases, LayerNorms).", ge=0)
     grad_clip: float = opt(1.0, "Gradient norm clip; 0 = off.", ge=0)
     warmup: int | None = opt(None, "Linear warmup steps, then cosine decay to lr x "
-                             "min-lr-ratio.", unset=f"min({WARMUP_CAP}, steps // 10)", ge=0)
+                             "min-lr-ratio.", unset=f"min({WARMUP_CAP}, steps // 10)", ge=0,
+                             le=10**12)
     min_lr_ratio: float = opt(0.1, "Final learning rate / peak.", ge=0, le=1)
     # weight averaging (agents.averaging; the ranges are those of its formulas)
     ema: bool = opt(False, "Keep an EMA of the weights (evaluated next to the raw weights).")
@@ -144,24 +148,26 @@ class RunConfig:
     bema_bias_power: float = opt(0.2, "BEMA eta: alpha_t = (rho + gamma t)^-eta.", ge=0)
     bema_lag: float = opt(10.0, "BEMA rho (rho + gamma >= 1).", ge=0)
     bema_multiplier: float = opt(1.0, "BEMA gamma (rho + gamma >= 1).", ge=0)
-    bema_burn_in: int = opt(0, "BEMA burn-in steps tau.", ge=0)
-    bema_update_every: int = opt(1, "BEMA update period phi, in steps.", ge=1)
+    bema_burn_in: int = opt(0, "BEMA burn-in steps tau.", ge=0, le=10**12)
+    bema_update_every: int = opt(1, "BEMA update period phi, in steps.", ge=1, le=10**12)
     # evaluation and logging
-    eval_every: int = opt(1000, "Evaluate every N steps; 0 = only at the end.", ge=0,
+    eval_every: int = opt(1000, "Evaluate every N steps; 0 = only at the end.", ge=0, le=10**12,
                           resumable=True)
     eval_size: int = opt(1024, "Held-out sequences for evaluation, fixed for the whole run.",
-                         ge=1)
+                         ge=1, le=2**24)
     eval_seed: int = opt(1234, "Seed of the held-out batch (the same across training seeds: "
                          "comparable runs).", ge=0, le=INT64_MAX)
     play_games: int = opt(100, "othello: games against a random player at the end, per "
-                          "weights; 0 = none.", ge=0, resumable=True)
-    log_every: int = opt(10, "TensorBoard scalars every N steps.", ge=1, resumable=True)
+                          "weights; 0 = none.", ge=0, le=10**7, resumable=True)
+    log_every: int = opt(10, "TensorBoard scalars every N steps.", ge=1, le=10**12,
+                         resumable=True)
     ckpt_every: int = opt(1000, "Checkpoint every N steps; 0 = only at the end / on "
-                          "interrupt.", ge=0, resumable=True)
+                          "interrupt.", ge=0, le=10**12, resumable=True)
     # machine
     device: str = opt("auto", "auto = CUDA when available.", choices=DEVICES, resumable=True)
     compile: bool = opt(False, "torch.compile the model.", resumable=True)
     num_threads: int | None = opt(None, "CPU threads for torch.", unset="torch's choice", ge=1,
+                                  le=1024,
                                   resumable=True)
     seed: int = opt(0, "Seed of the model init, dropout and the data stream.", ge=0,
                     le=INT64_MAX)
@@ -170,6 +176,7 @@ class RunConfig:
                           resumable=True, saved=False)
     stop_at: int | None = opt(None, "Stop with a checkpoint at this global step (the schedule "
                               "still runs to --steps); resume later with --resume.", ge=1,
+                              le=10**12,
                               resumable=True, saved=False, toml=False)
 
     def to_dict(self) -> dict:

@@ -21,6 +21,7 @@ import click
 import torch
 
 from train.cli import BadInput
+from train.config import OPTS as _OPTS
 from train.evaluate import evaluate_checkpoint, format_results, table_lengths
 
 # config fields that name where or how a run was made, not what was trained
@@ -54,8 +55,15 @@ def eval_command(runs, weights, eval_size, eval_seed, train_max_len, play_games,
     per-length figure; several RUNs are overlaid in one figure, labelled by the
     options in which their configs differ.
     """
-    if eval_size is not None and eval_size < 1:
-        raise BadInput(f"--eval-size must be at least 1, got {eval_size}")
+    # the bounds of lgagent train's options of the same names
+    for flag, value, lo, hi in (("--eval-size", eval_size, 1, _OPTS["eval_size"].le),
+                                ("--eval-seed", eval_seed, 0, _OPTS["eval_seed"].le),
+                                ("--train-max-len", train_max_len, 1,
+                                 _OPTS["train_max_len"].le),
+                                ("--play-games", play_games, 0, _OPTS["play_games"].le)):
+        if value is not None and not lo <= value <= hi:
+            raise BadInput(f"{flag} must lie in {lo}..{'2**63-1' if hi == 2**63 - 1 else hi}, "
+                           f"got {value}")
     if device == "cuda" and not torch.cuda.is_available():
         raise BadInput("--device cuda: no CUDA device is available")
     if plot is not None:
@@ -106,6 +114,7 @@ def _evaluate_and_report(runs, weights, eval_size, eval_seed, train_max_len, pla
     """Evaluate every run, then write the figure and print the table or JSON."""
     results = {}
     for run in runs:
+        _check_memory(run, eval_size, device)
         try:
             results[run] = evaluate_checkpoint(
                 run, weights=weights.split(",") if weights else None, eval_size=eval_size,
@@ -132,6 +141,30 @@ def _evaluate_and_report(runs, weights, eval_size, eval_seed, train_max_len, pla
             click.echo(line)
     if plot is not None:
         click.echo(f"figure: {plot}")
+
+
+def _check_memory(run, eval_size, device) -> None:
+    """BadInput when ``run``'s held-out batch at ``eval_size`` (legal mask, tokens, targets:
+    ``eval_size x block_size x (vocab + 16)`` bytes) cannot fit the free memory."""
+    from agents.checkpoint import load
+    from train.run import available_memory
+
+    try:
+        ckpt = load(run)
+    except ValueError:
+        return  # evaluate_checkpoint says what is wrong with it
+    m, cfg = ckpt.get("model_config"), ckpt.get("config")
+    if not isinstance(m, dict) or not isinstance(cfg, dict):
+        return
+    n = eval_size if eval_size is not None else cfg.get("eval_size")
+    try:
+        need = int(n) * int(m["block_size"]) * (int(m["vocab_size"]) + 16)
+    except (KeyError, TypeError, ValueError):
+        return
+    free = available_memory(torch.device(device))
+    if free is not None and need > free:
+        raise BadInput(f"--eval-size {n}: the held-out batch needs about {need / 1e9:.3g} GB, "
+                       f"{free / 1e9:.3g} GB available")
 
 
 def run_labels(configs: dict) -> dict:

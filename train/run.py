@@ -29,6 +29,102 @@ RUN_GLOBS = ("events.out.tfevents.*", ".checkpoint.pt.*.tmp", ".config.toml.*.tm
 RUN_FILE_ROOM = 128
 
 
+# Upper bounds of the two options whose lower-bound messages ("must be at least") other
+# commands and tests quote; the other options carry theirs in RunConfig (opt(..., le=)).
+UPPER = {"steps": 10**12, "vocab_size": 65536}
+
+
+def check_upper_bounds(cfg: C.RunConfig) -> None:
+    """BadInput when ``steps`` or ``vocab_size`` is beyond :data:`UPPER`."""
+    for name, hi in UPPER.items():
+        v = getattr(cfg, name)
+        if v is not None and v > hi:
+            raise BadInput(f"{C.flag(name)} must be at most {hi}, got {v}")
+
+
+def model_params(m) -> int:
+    """Parameters of a GPT with config ``m`` (GPTConfig), counted without building it."""
+    d = m.n_embd
+    emb = m.vocab_size * d * (1 if m.tie_weights else 2) + (
+        m.block_size * d if m.pos == "learned" else 0)
+    attn = 4 * d * d + 4 * d
+    mlp = 2 * m.mlp_ratio * d * d + (m.mlp_ratio + 1) * d if m.mlp else 0
+    return emb + m.n_layer * (attn + mlp + 4 * d) + 2 * d + m.vocab_size
+
+
+def memory_estimate(cfg: C.RunConfig, model_cfg) -> dict:
+    """Bytes a run needs, by part: a rough upper bound, float32 throughout.
+
+    * ``state``: parameters, their gradients, AdamW's two moments and one copy per
+      average (each EMA; BEMA keeps its average and theta_0);
+    * ``activations``: what autograd keeps for one step of ``batch_size`` sequences of
+      ``train_max_len`` tokens: per layer and token about (8 + 2 mlp_ratio) n_embd values
+      (LayerNorms, q/k/v, attention output, residuals, MLP in and out) plus the
+      attention probabilities and their dropout mask (2 n_head T); the logits three
+      times over (logits, softmax, gradient) and the batch's legal mask (bool B T V);
+    * ``eval_batch``: the fixed held-out batch (its legal mask, tokens and targets);
+    * ``eval_forward``: a forward pass without gradients over one chunk of
+      ``batch_size`` full-length sequences.
+
+    The OthelloGPT defaults (25M parameters, batch 512) come to about 9.5 GB.
+    """
+    m, B = model_cfg, cfg.batch_size
+    T, V, L, Te = cfg.train_max_len, model_cfg.vocab_size, model_cfg.n_layer, m.block_size
+    n_avg = len(C.several(cfg.ema_decay)) * bool(cfg.ema) + 2 * bool(cfg.bema)
+    per_token = L * ((8 + 2 * m.mlp_ratio * m.mlp) * m.n_embd + 2 * m.n_head * T) + 3 * V
+    # without autograd only one layer's intermediates and the logits live at a time
+    eval_token = (2 * m.mlp_ratio + 4) * m.n_embd + 2 * m.n_head * Te + 3 * V
+    return {
+        "state": 4 * model_params(m) * (4 + n_avg),
+        "activations": 4 * B * T * per_token + B * T * (V + 16),
+        "eval_batch": cfg.eval_size * Te * (V + 16),
+        "eval_forward": 4 * B * Te * eval_token,
+    }
+
+
+def memory_total(need: dict) -> int:
+    """Peak bytes of :func:`memory_estimate`'s parts: training and evaluation passes do not
+    overlap, the state and the held-out batch live throughout."""
+    return need["state"] + need["eval_batch"] + max(need["activations"], need["eval_forward"])
+
+
+def available_memory(device) -> int | None:
+    """Bytes free for a run on ``device``: the GPU's free memory, else the machine's
+    MemAvailable (/proc/meminfo) or free physical pages; None when unknown."""
+    if device.type == "cuda":
+        import torch
+
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return None
+
+
+def check_memory(cfg: C.RunConfig, model_cfg, device, processes: int = 1) -> None:
+    """BadInput, one line with the sizes, when :func:`memory_estimate` exceeds what
+    :func:`available_memory` reports (CPU: every process of the run on this machine)."""
+    need = memory_estimate(cfg, model_cfg)
+    total = memory_total(need) * (processes if device.type == "cpu" else 1)
+    free = available_memory(device)
+    if free is not None and total > free:
+        parts = ", ".join(f"{k} {_gb(v)}" for k, v in need.items())
+        raise BadInput(f"this run needs about {_gb(total)} of memory ({parts}), {_gb(free)} "
+                       f"available on {device.type}: lower --batch-size, --eval-size or the "
+                       "model size")
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.3g} GB" if n >= 1e8 else f"{n / 1e6:.3g} MB"
+
+
 def default_out(cfg: C.RunConfig) -> str:
     """CleanRL-style run directory: ``runs/<env>__<preset>__<seed>__<unix time>``."""
     return f"runs/{cfg.env}__{cfg.preset}__{cfg.seed}__{int(time.time())}"
@@ -207,12 +303,14 @@ def prepare(cli_values: dict, *, config_file=None, resume=False, force=False, di
             raise BadInput(str(e)) from None
     try:
         C.validate(cfg)
+        check_upper_bounds(cfg)
         cfg = C.resolve(cfg)
         d = dist_info or D.dist_from_env()
-        D.resolve_device(cfg.device, d)
+        device = D.resolve_device(cfg.device, d)
         cfg, task, model_cfg = build(cfg, rank=d.rank)
     except ValueError as e:
         raise BadInput(str(e)) from None
+    check_memory(cfg, model_cfg, device, d.world_size)  # before anything is allocated
     cfg.out = out or default_out(cfg)
     if resume:
         if ckpt["model_config"] != _asdict(model_cfg):
