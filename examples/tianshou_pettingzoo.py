@@ -1,7 +1,7 @@
 """Tianshou 2 (DQN, a replay buffer) on the PettingZoo Othello env against a random player.
 
     pip install -e '.[examples]'
-    python examples/tianshou_pettingzoo.py --epochs 10   # a few minutes
+    python examples/tianshou_pettingzoo.py --epochs 10   # about 6 CPU minutes
     python examples/tianshou_pettingzoo.py --smoke       # seconds
 
 The PettingZoo AEC env (``othello_env.pettingzoo.env()``) is wrapped in Tianshou's
@@ -12,12 +12,16 @@ The PettingZoo AEC env (``othello_env.pettingzoo.env()``) is wrapped in Tianshou
 ``info["moves"]`` is a fixed-size int8 (60,) array padded with -1, not a growing list.
 
 Prints the learner's win rate against the random player (greedy over the legal moves,
-``--games`` games, draws count 0) before and after training.
+``--games`` games, draws count 0) before and after training. The point is the plumbing
+(a buffer-based library on the PettingZoo env); at the default budget (50k env steps of
+both players, about 800 games) this small DQN does not yet beat random (measured 0.505
+before, 0.500 after), where MaskablePPO reaches 0.7 with fewer games.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 
 import numpy as np
 import torch
@@ -79,6 +83,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
+    # two players' returns per episode are a 2-D sequence; Tianshou's stats warn on every test
+    logging.getLogger("tianshou.data.stats").setLevel(logging.ERROR)
 
     env = make_env()
     board = env.observation_space["observation"].shape  # (3, 8, 8); Net flattens it
@@ -107,7 +113,8 @@ def main() -> None:
     marl.run_training(OffPolicyTrainerParams(
         training_collector=train_collector, test_collector=test_collector,
         max_epochs=args.epochs, epoch_num_steps=args.epoch_steps,
-        collection_step_num_env_steps=10, test_step_num_episodes=2,
+        collection_step_num_env_steps=max(10, args.train_envs),
+        test_step_num_episodes=2,
         batch_size=args.batch_size, update_step_num_gradient_steps_per_sample=0.1,
         test_in_training=False, multi_agent_return_reduction=lambda rews: rews[:, 0],
         show_progress=False, verbose=False,
