@@ -287,11 +287,19 @@ def prepare(cli_values: dict, *, config_file=None, resume=False, force=False, di
             ckpt = checkpoint.load(Path(out) / checkpoint.CHECKPOINT)
         except ValueError as e:
             raise BadInput(str(e)) from None
+        if not checkpoint.resumable(ckpt):
+            raise BadInput(f"{out}: the checkpoint holds weights only (no optimizer, schedule or "
+                           "RNG state); it can be evaluated but not resumed")
         saved = ckpt["config"]
         unknown = sorted(set(saved) - set(C.FIELDS))
         if unknown:
             raise BadInput(f"{out}: checkpoint config has unknown fields {', '.join(unknown)}")
-        cfg = C.merge(saved, file_values, cli_values)
+        try:  # the saved config is checked as a whole before anything uses it
+            C.validate(C.merge(saved))
+            cfg = C.merge(saved, file_values, cli_values)
+        except (ValueError, TypeError) as e:
+            raise BadInput(f"{out}: the checkpoint's config is invalid: "
+                           f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         bad = C.incompatible(saved, cfg, given)
         if bad:
             raise BadInput(f"cannot resume {out} with a different {'; '.join(bad)} "

@@ -50,7 +50,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
-from agents.checkpoint import CHECKPOINT, FORMAT, VERSION, averages_to_save
+from agents.checkpoint import CHECKPOINT, FORMAT, VERSION, averages_to_save, checksum
 from agents.losses import loss as loss_fn
 from train import evaluate as ev
 from train.assemble import assemble, restore
@@ -313,7 +313,7 @@ class Trainer:
         per_rank = gather((rng, data), self.d)
         if not self.d.is_main:
             return None
-        return {
+        state = {
             "format": FORMAT, "version": VERSION, "step": self.step,
             "config": self.cfg.saved_dict(),
             "model_config": dataclasses.asdict(self.model.config),
@@ -324,6 +324,8 @@ class Trainer:
             "rng": rng, "rng_ranks": [r for r, _ in per_rank],
             "data": data, "data_ranks": [t for _, t in per_rank],
         }
+        state["checksum"] = checksum(state)  # a flipped bit in the weights is found at load
+        return state
 
     def save(self) -> None:
         """Write checkpoint.pt atomically (rank 0; every rank must call it under DDP).
