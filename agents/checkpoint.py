@@ -14,6 +14,7 @@ with its raw, EMA or BEMA weights. ``train`` writes checkpoints
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -282,7 +283,9 @@ def load(path, map_location="cpu") -> dict:
     if not path.is_file():
         raise ValueError(f"no checkpoint at {path}")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # a legacy (non-zip) file warns; the checks below speak
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated zip, not a torch file, pickled foreign objects
         raise ValueError(f"{path} is not a readable checkpoint (corrupted or foreign file): "
                          f"{_first_line(e)}") from None

@@ -62,6 +62,10 @@ def parse_moves(moves, vocab_size) -> list[int]:
 def reset_start(options, vocab_size, start_length) -> tuple[list[int] | None, int]:
     """``(moves, start_length)`` for a reset: given moves (no random draw) or a prefix length."""
     options = options or {}
+    unknown = set(options) - {"moves", "start_length"}
+    if unknown:
+        raise ValueError(f"unknown reset option(s) {sorted(unknown)}; the options are 'moves' "
+                         "and 'start_length'")
     if "moves" in options and "start_length" in options:
         raise ValueError("reset options take 'moves' or 'start_length', not both")
     if "moves" in options:
@@ -246,7 +250,7 @@ class SetComplementEnv(gym.Env):
         if self._done:
             raise ValueError(
                 "step() called on a finished or never reset episode; call reset() first")
-        if not self.action_space.contains(action):
+        if isinstance(action, (bool, np.bool_)) or not self.action_space.contains(action):
             raise ValueError(f"action must be a token in 0..{self.vocab_size - 1}, got {action!r}")
         action = int(action)
         if self._present[action]:

@@ -534,3 +534,46 @@ def test_a_flipped_bit_in_the_weights_is_reported_and_old_checkpoints_still_load
     assert CK.load(path)["step"] == 1
     assert cli("train", "--resume", "--steps", 2, "--out", out, "--no-progress").exit_code == 0
     assert CK.load(path)["checksum"] == CK.checksum(CK.load(path))
+
+
+# ----------------------------------------------------------------------------------------------
+# 9. Small ones
+
+
+def test_bool_actions_unknown_options_and_small_cli_cases(tmp_path):
+    import gymnasium as gym
+
+    import othello_env  # noqa: F401  (registers Othello-v0)
+    from setcomp_env import SetComplementEnv
+
+    o = gym.make("othello_env:Othello-v0").unwrapped
+    o.reset(seed=0)
+    for a in (True, np.bool_(True)):
+        with pytest.raises(ValueError, match="action must be an integer in 0..64"):
+            o.step(a)
+    s = SetComplementEnv(vocab_size=4)
+    s.reset(seed=0)
+    for a in (True, np.bool_(True)):
+        with pytest.raises(ValueError, match="action must be a token"):
+            s.step(a)
+    with pytest.raises(ValueError, match=r"unknown reset option\(s\) \['foo'\]"):
+        s.reset(options={"foo": 1})
+
+    r = cli("sweep", "--env", "setcomp", "--out", tmp_path / "s", "--set", "env=othello",
+            "--set", "train_max_len=4")
+    one_line_error(r, "--env setcomp and --set env=othello disagree")
+    assert list(tmp_path.iterdir()) == []
+
+    # a legacy (non-zip) checkpoint: one line, no torch warning on extra lines
+    legacy = tmp_path / "run" / "checkpoint.pt"
+    legacy.parent.mkdir()
+    torch.save({"weights": torch.zeros(2)}, legacy, _use_new_zipfile_serialization=False)
+    r = cli("eval", legacy.parent)
+    one_line_error(r, "not an lgagent checkpoint")
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="not an lgagent checkpoint"):
+            CK.load(legacy)
+    assert caught == []

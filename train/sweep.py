@@ -161,6 +161,8 @@ def sweep(env, out, grid, fixed, seeds, config_file, no_averaging, progress, tri
     base = dict(parse_assignment(f, multi=False) for f in fixed)
     base = {k: v[0] for k, v in base.items()}
     if env is not None:
+        if base.get("env", env) != env:
+            raise BadInput(f"--env {env} and --set env={base['env']} disagree")
         base["env"] = env
     if not no_averaging:
         base.setdefault("ema", True)
