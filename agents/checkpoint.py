@@ -5,8 +5,9 @@
 :data:`KEYS`. :func:`load` reads it with ``torch.load(weights_only=True)``
 (tensors and plain types only: no code runs on load) and checks the marker,
 the version, the keys, every field against the schema (:func:`validate`: types,
-ranges, shapes) and the weights' :func:`checksum` when the file has one; :func:`model_from_checkpoint` builds a GPT from it
-with its raw, EMA or BEMA weights. ``train`` writes checkpoints
+ranges, shapes) and the weights' :func:`checksum` when the file has one;
+:func:`model_from_checkpoint` builds a GPT from it with its raw, EMA or BEMA
+weights. ``train`` writes checkpoints
 (``train.trainer.save_checkpoint``); everything that reads one comes here, so
 ``agents`` never imports ``train``.
 """

@@ -17,9 +17,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from setcomp_env.env import (MAX_VOCAB, check_options, moves_array, render_ansi, render_rgb,
-                             reset_start)
-
+from setcomp_env.env import check_options, moves_array, render_ansi, render_rgb, reset_start
 
 # the most (env, token) cells of the observation, mask and history arrays (2 GiB of int64 each)
 MAX_CELLS = 1 << 28

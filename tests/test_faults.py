@@ -249,8 +249,8 @@ def test_a_second_train_in_a_locked_run_dir_exits_2_and_the_lock_dies_with_its_p
         holder.wait()
     assert cli("train", *FAST, "--steps", 1, "--out", out).exit_code == 0
     # a run that finished between the second one's checks and its lock is not overwritten
-    from train.run import prepare, run_training
     from train.distributed import Dist
+    from train.run import prepare, run_training
 
     new = tmp_path / "new"
     prepared = prepare({**{"env": "setcomp", "vocab_size": 8, "preset": "tiny", "steps": 1,

@@ -497,10 +497,8 @@ def run_to_result(values: dict, out: Path, config_file=None, progress: bool = Fa
     import json
 
     from agents.checkpoint import CHECKPOINT
-    from train.atomic import atomic_write_text
+    from train.atomic import atomic_write_text, remove_stale_temps
     from train.distributed import Dist
-
-    from train.atomic import remove_stale_temps
 
     done = out / RESULT
     if done.exists():
