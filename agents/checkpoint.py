@@ -279,9 +279,13 @@ def load(path, map_location="cpu") -> dict:
     ValueError, one line, for a missing, unreadable, corrupted or foreign file.
     """
     path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT
-    if not path.is_file():
+    try:
+        if path.is_dir():
+            path = path / CHECKPOINT
+        found = path.is_file()
+    except OSError as e:  # a name over the file system's limit, a loop of links
+        raise ValueError(f"no checkpoint at {str(path)[:120]}: {e.strerror or e}") from None
+    if not found:
         raise ValueError(f"no checkpoint at {path}")
     try:
         with warnings.catch_warnings():  # a legacy (non-zip) file warns; the checks below speak

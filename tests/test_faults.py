@@ -382,6 +382,12 @@ def test_unusable_run_directories_are_one_line(tmp_path, monkeypatch, out, match
     assert list(tmp_path.iterdir()) == []
 
 
+def test_resume_and_eval_of_an_overlong_path_are_one_line(tmp_path):
+    long = tmp_path / ("r" * 300)
+    one_line_error(cli("train", "--resume", "--out", long), "no checkpoint at")
+    one_line_error(cli("eval", long), "no checkpoint at")
+
+
 def test_unusable_datagen_outputs_are_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for out, match in (("", "--out . is a directory"), ("g" * 250 + ".npy", "file name is longer"),

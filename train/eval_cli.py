@@ -114,6 +114,10 @@ def _evaluate_and_report(runs, weights, eval_size, eval_seed, train_max_len, pla
     """Evaluate every run, then write the figure and print the table or JSON."""
     results = {}
     for run in runs:
+        try:
+            Path(run).exists()
+        except OSError as e:  # a name over the file system's limit
+            raise BadInput(f"no checkpoint at {str(run)[:120]}: {e.strerror or e}") from None
         _check_memory(run, eval_size, device)
         try:
             results[run] = evaluate_checkpoint(
