@@ -24,10 +24,14 @@ RUN_DIR (``out``) holds
   text table and the hyperparameters (HParams tab) at the start.
 
 Every file is written atomically (temporary file + rename), so a kill at any
-moment leaves the previous checkpoint intact. SIGINT (Ctrl-C) and SIGTERM
-finish the current step (under DDP: up to the next multiple of ``log_every``,
-where the ranks agree), save a checkpoint and stop; a second Ctrl-C aborts at
-once (the last saved checkpoint is still intact).
+moment leaves the previous checkpoint intact (and the next run removes the
+temporary file a SIGKILL left). SIGINT (Ctrl-C) and SIGTERM finish the current
+step (under DDP: up to the next multiple of ``log_every``, where the ranks
+agree), save a checkpoint and stop; a second Ctrl-C aborts at once (the last
+saved checkpoint is still intact). The last step is saved before the final
+evaluation and play, so a signal during those stops at once (exit 130/143).
+A checkpoint that cannot be written (a full disk) raises :class:`WriteFailed`
+with one line; the checkpoint carries a checksum of its weights.
 
 Exact resume: on the CPU, a run stopped at step k and resumed reaches the
 same weights, bit for bit, as an uninterrupted run (same world size and
