@@ -148,3 +148,10 @@ def test_report_bad_input(tmp_path):
     assert r.exit_code == 2 and "not a sweep directory" in r.stderr
     r = run(["report", str(tmp_path)])
     assert r.exit_code == 2 and "no finished run" in r.stderr
+
+
+def test_env_and_set_env_must_agree(tmp_path):
+    r = run(["sweep", "--env", "setcomp", "--trials", "2", "--set", "env=othello",
+             "--out", str(tmp_path / "s")])
+    assert r.exit_code == 2 and "disagree" in r.stderr
+    assert not (tmp_path / "s").exists()

@@ -219,6 +219,8 @@ def _random_search(env, out: Path, fixed, config_file, no_averaging, n_trials, s
     except ValueError as e:
         raise BadInput(str(e)) from None
     base = {k: v[0] for k, v in (parse_assignment(f, multi=False) for f in fixed)}
+    if env is not None and "env" in base and base["env"] != env:
+        raise BadInput(f"--env {env} and --set env={base['env']} disagree")
     env = env or base.get("env") or file_values.get("env")
     if env is None:
         raise BadInput("--env is required (othello or setcomp), or env in --config")
