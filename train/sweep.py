@@ -73,12 +73,13 @@ def run_name(point: dict, seed: int) -> str:
 def summary_lines(results: list[dict], split: str = "unseen") -> list[str]:
     """One line per run and weights: top-1 error and separation at seen and unseen lengths."""
     width = max([len(r["name"]) for r in results] + [3])
-    lines = [f"{'run':{width}} {'weights':7} {'seen_err':>9} {'unseen_err':>10} "
+    ww = max([len(w) for r in results for w in (r["eval"] or {})] + [7])  # ema_0.995, ...
+    lines = [f"{'run':{width}} {'weights':{ww}} {'seen_err':>9} {'unseen_err':>10} "
              f"{'unseen_sep':>10}"]
     for r in results:
         for w, splits in (r["eval"] or {}).items():
             seen, unseen = splits.get("seen", {}), splits.get(split, {})
-            lines.append(f"{r['name']:{width}} {w:7} {seen.get('top1_err', float('nan')):9.4f} "
+            lines.append(f"{r['name']:{width}} {w:{ww}} {seen.get('top1_err', float('nan')):9.4f} "
                          f"{unseen.get('top1_err', float('nan')):10.4f} "
                          f"{unseen.get('sep_acc', float('nan')):10.4f}")
     return lines
