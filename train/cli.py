@@ -36,6 +36,35 @@ class BadInput(click.ClickException):
     exit_code = 2
 
 
+def nan_to_none(obj):
+    """Strict JSON for ``--json``: NaN (a metric with nothing to average) becomes null."""
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, dict):
+        return {k: nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [nan_to_none(v) for v in obj]
+    return obj
+
+
+def machine_and_weights(num_threads, device, weights) -> list[str]:
+    """Check the ``--num-threads``/``--device`` options of a model command and apply the
+    thread count; return the ``--weights`` names (repeatable, comma-separated). BadInput
+    (exit 2, one line) when one is unusable."""
+    import torch
+
+    if num_threads is not None and num_threads < 1:
+        raise BadInput(f"--num-threads must be at least 1, got {num_threads}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BadInput("--device cuda: no CUDA device is available")
+    names = [w.strip() for item in weights for w in item.split(",") if w.strip()]
+    if weights and not names:
+        raise BadInput("--weights is empty; choose from raw, ema, bema")
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    return names
+
+
 class _LazyGroup(click.Group):
     """A group whose commands are imported on first use, printing errors on one line."""
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import signal
 import threading
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import click
 import torch
 
-from train.cli import BadInput
+from train.cli import BadInput, nan_to_none
 from train.config import OPTS as _OPTS
 from train.evaluate import evaluate_checkpoint, format_results, table_lengths
 
@@ -135,7 +134,7 @@ def _evaluate_and_report(runs, weights, eval_size, eval_seed, train_max_len, pla
                                 for run, res in results.items()]), plot)
     if as_json:
         out = results[runs[0]] if len(runs) == 1 else results
-        click.echo(json.dumps(_nan_to_none(out), indent=2))
+        click.echo(json.dumps(nan_to_none(out), indent=2))
         return
     for run, res in results.items():
         click.echo(f"{run}: {res['env']} at step {res['step']}, seen lengths "
@@ -199,13 +198,3 @@ def _max_length(results: dict) -> int:
     return max((e["length"] for res in results.values() for e in res.get("per_length") or []),
                default=1)
 
-
-def _nan_to_none(obj):
-    """Strict JSON: NaN (a metric with no position to average) becomes null."""
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_nan_to_none(v) for v in obj]
-    return obj

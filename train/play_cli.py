@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 
 import click
-import torch
 
-from train.cli import BadInput
+from train.cli import BadInput, machine_and_weights
 from train.play import COLORS, format_play, play_run
 
 
@@ -51,15 +50,7 @@ def play(run, opponent, weights, opponent_weights, games, color, opening, seed, 
         raise BadInput(f"--seed must be non-negative, got {seed}")
     if opening is not None and opening < 0:
         raise BadInput(f"--opening must be non-negative, got {opening}")
-    if num_threads is not None and num_threads < 1:
-        raise BadInput(f"--num-threads must be at least 1, got {num_threads}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise BadInput("--device cuda: no CUDA device is available")
-    names = [w.strip() for item in weights for w in item.split(",") if w.strip()]
-    if weights and not names:
-        raise BadInput("--weights is empty; choose from raw, ema, bema")
-    if num_threads:
-        torch.set_num_threads(num_threads)
+    names = machine_and_weights(num_threads, device, weights)
     try:
         res = play_run(run, opponent=opponent, weights=names or None,
                        opponent_weights=opponent_weights, games=games, colors=color, seed=seed,

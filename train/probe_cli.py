@@ -8,24 +8,11 @@ Unusable input exits 2 with one line and nothing is written.
 from __future__ import annotations
 
 import json
-import math
 
 import click
-import torch
 
-from train.cli import BadInput
+from train.cli import BadInput, machine_and_weights, nan_to_none
 from train.probe import CODINGS, FIT_LENGTHS, format_probe, probe_run
-
-
-def _nan_to_none(obj):
-    """Strict JSON: NaN becomes null."""
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_nan_to_none(v) for v in obj]
-    return obj
 
 
 @click.command("probe", context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,17 +52,9 @@ def probe(run, weights, layers, games, coding, fit_lengths, max_iter, seed, devi
         raise BadInput(f"--max-iter must be at least 1, got {max_iter}")
     if seed < 0:
         raise BadInput(f"--seed must be non-negative, got {seed}")
-    if num_threads is not None and num_threads < 1:
-        raise BadInput(f"--num-threads must be at least 1, got {num_threads}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise BadInput("--device cuda: no CUDA device is available")
-    names = [w.strip() for item in weights for w in item.split(",") if w.strip()]
-    if weights and not names:
-        raise BadInput("--weights is empty; choose from raw, ema, bema")
     if plot is not None and not plot.lower().endswith(".png"):
         raise BadInput(f"--plot must name a .png file, got {plot}")
-    if num_threads:
-        torch.set_num_threads(num_threads)
+    names = machine_and_weights(num_threads, device, weights)
     try:
         res = probe_run(run, weights=names or None, layers=layers, games=games, coding=coding,
                         fit_lengths=fit_lengths,
@@ -88,7 +67,7 @@ def probe(run, weights, layers, games, coding, fit_lengths, max_iter, seed, devi
 
         save(probe_figure(res), plot)
     if as_json:
-        click.echo(json.dumps(_nan_to_none(res), indent=2))
+        click.echo(json.dumps(nan_to_none(res), indent=2))
         return
     for line in format_probe(res):
         click.echo(line)
