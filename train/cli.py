@@ -103,9 +103,9 @@ def main():
     """lgagent: sequence models that learn which next moves are legal.
 
     \b
-    Quick start (about a minute on an idle 2-core CPU):
-      lgagent train --env othello --ema --preset tiny --steps 2000 \\
-          --batch-size 64 --lr 3e-3 --train-max-len 40 --out runs/quickstart
+    Quick start (a few minutes on a 2-core CPU; see docs/RESULTS.md):
+      lgagent train --env othello --ema --ema-decay 0.995,0.999 --preset tiny \\
+          --steps 3000 --batch-size 64 --lr 3e-3 --train-max-len 40 --out runs/quickstart
       lgagent eval runs/quickstart
       lgagent play runs/quickstart --games 100
       lgagent datagen --env othello --games 20000000 --out games.npy

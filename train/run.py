@@ -459,9 +459,9 @@ def train(ctx, config, resume, force, progress, **options):
     With only --env othello --ema this is the OthelloGPT recipe (preset
     othello-gpt, AdamW 5e-4, betas 0.9/0.95, weight decay 0.1 on matrices,
     clip 1.0, warmup then cosine to 10%, batch 512 per GPU, next-token loss),
-    sized for one GPU. A CPU run that finishes in about a minute on 2 cores:
-      lgagent train --env othello --ema --preset tiny --steps 2000 --batch-size 64
-        --lr 3e-3 --train-max-len 40 --out runs/quickstart
+    sized for one GPU. A CPU run that finishes in a few minutes on 2 cores:
+      lgagent train --env othello --ema --ema-decay 0.995,0.999 --preset tiny
+        --steps 3000 --batch-size 64 --lr 3e-3 --train-max-len 40 --out runs/quickstart
     Several processes: torchrun --nproc_per_node K --no-python lgagent train --env ... --out RUN_DIR
     """
     from train.distributed import dist_from_env
