@@ -155,3 +155,31 @@ def test_env_and_set_env_must_agree(tmp_path):
              "--out", str(tmp_path / "s")])
     assert r.exit_code == 2 and "disagree" in r.stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_a_signal_between_grid_runs_stops_before_the_next_one(tmp_path, monkeypatch):
+    """SIGTERM after a grid run finished: the sweep stops with 143 and one line, the
+    finished run is kept, the next one not started; the same command goes on."""
+    import train.sweep as sweep_mod
+
+    real = sweep_mod.run_to_result
+    calls = []
+
+    def run_then_signal(values, out, config_file, progress):
+        result = real(values, out, config_file, progress)
+        calls.append(out.name)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return result
+
+    monkeypatch.setattr(sweep_mod, "run_to_result", run_then_signal)
+    args = ["sweep", "--env", "setcomp", "--out", str(tmp_path / "g"), "--grid", "norm=pre,post",
+            "--set", "steps=2", "--set", "train_max_len=2", *SMALL, "--no-averaging"]
+    r = run(args)
+    assert r.exit_code == 143, r.stderr
+    assert "sweep stopped by SIGTERM after 1 of 2 runs" in r.stderr
+    assert calls == ["norm=pre__seed=0"]
+    assert not (tmp_path / "g" / "norm=post__seed=0").exists()
+    r = run(args)
+    assert r.exit_code == 0, r.stderr
+    assert calls[-1] == "norm=post__seed=0"

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal
+import threading
 from pathlib import Path
 
 import click
@@ -191,7 +193,7 @@ def sweep(env, out, grid, fixed, seeds, config_file, no_averaging, progress, tri
 
     out.mkdir(parents=True, exist_ok=True)
     results = []
-    with _lock(out):  # one sweep process per directory, as for --trials
+    with _lock(out), _between_runs() as stop:  # one sweep process per directory
         remove_stale_temps(out / RESULTS)
         for i, (point, seed) in enumerate(runs, 1):
             name = run_name(point, seed)
@@ -199,6 +201,11 @@ def sweep(env, out, grid, fixed, seeds, config_file, no_averaging, progress, tri
             results.append(run_to_result({**base, **point, "seed": seed}, out / name,
                                          config_file, progress))
             atomic_write_text(out / RESULTS, json.dumps(results, indent=1, allow_nan=True))
+            if stop.signum is not None and i < len(runs):  # a signal between two runs
+                click.echo(f"sweep stopped by {signal.Signals(stop.signum).name} after "
+                           f"{i} of {len(runs)} runs; run the same command again to go on",
+                           err=True)
+                raise click.exceptions.Exit(128 + stop.signum)
     for line in summary_lines(results):
         click.echo(line)
     click.echo(f"results: {out / RESULTS}")
@@ -272,6 +279,26 @@ def _random_search(env, out: Path, fixed, config_file, no_averaging, n_trials, s
 def _first(dist):
     """A distribution's first choice or its low end (a valid value of the space)."""
     return dist.choices[0] if hasattr(dist, "choices") else dist.low
+
+
+class _between_runs:
+    """SIGINT/SIGTERM between two runs of a grid sweep stop it before the next run (each
+    run's trainer handles the signals while it trains, and saves)."""
+
+    def __enter__(self):
+        self.signum, self._old = None, {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
 
 
 class _lock:
