@@ -47,3 +47,25 @@ def train_tiny(out: Path, steps: int, seed: int) -> Path:
     if done.returncode != 0:
         sys.exit(f"error: lgagent train failed:\n{done.stderr}")
     return out
+
+
+def model_args(description: str):
+    """The command line shared by the model examples (``--run``, ``--train-steps``, ``--weights``,
+    ``--games``, ``--seed``, ``--threads``, ``--smoke``), parsed; torch threads are set."""
+    import argparse
+
+    import torch
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--run", default=None, help="RUN directory of lgagent train (default: train one)")
+    parser.add_argument("--train-steps", type=int, default=2000, help="steps of the tiny model trained here")
+    parser.add_argument("--weights", default="ema", help="checkpoint weights: ema, bema or raw")
+    parser.add_argument("--games", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--smoke", action="store_true", help="a 20-step model, 4 games (seconds)")
+    args = parser.parse_args()
+    if args.smoke:
+        args.train_steps, args.games = 20, 4
+    torch.set_num_threads(args.threads)
+    return args

@@ -14,30 +14,16 @@ how it fares as a game opponent, and how often its unmasked first choice was ill
 
 from __future__ import annotations
 
-import argparse
-
 import gymnasium as gym
 import numpy as np
-import torch
-from lgagent_model import model_run
+from lgagent_model import model_args, model_run
 
 import othello_env  # noqa: F401  (registers Othello-v0)
 from agents import ModelPolicy
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", default=None, help="RUN directory of lgagent train (default: train one)")
-    parser.add_argument("--train-steps", type=int, default=2000, help="steps of the tiny model trained here")
-    parser.add_argument("--weights", default="ema", help="checkpoint weights: ema, bema or raw")
-    parser.add_argument("--games", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--smoke", action="store_true", help="a 20-step model, 4 games (seconds)")
-    args = parser.parse_args()
-    if args.smoke:
-        args.train_steps, args.games = 20, 4
-    torch.set_num_threads(args.threads)
+    args = model_args(__doc__.split("\n")[0])
 
     with model_run(args.run, args.train_steps, args.seed) as run:
         model = ModelPolicy(str(run / "checkpoint.pt"), weights=args.weights, greedy=True)

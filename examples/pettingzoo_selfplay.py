@@ -13,29 +13,15 @@ Prints the model's win and draw rates and its share of wins as black and as whit
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
-import torch
-from lgagent_model import model_run
+from lgagent_model import model_args, model_run
 
 from agents import ModelPolicy, RandomPolicy
 from othello_env.pettingzoo import env as othello_aec
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", default=None, help="RUN directory of lgagent train (default: train one)")
-    parser.add_argument("--train-steps", type=int, default=2000, help="steps of the tiny model trained here")
-    parser.add_argument("--weights", default="ema", help="checkpoint weights: ema, bema or raw")
-    parser.add_argument("--games", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--smoke", action="store_true", help="a 20-step model, 4 games (seconds)")
-    args = parser.parse_args()
-    if args.smoke:
-        args.train_steps, args.games = 20, 4
-    torch.set_num_threads(args.threads)
+    args = model_args(__doc__.split("\n")[0])
 
     with model_run(args.run, args.train_steps, args.seed) as run:
         players = {"model": ModelPolicy(str(run / "checkpoint.pt"), weights=args.weights),
