@@ -252,8 +252,7 @@ def parse_text(name: str, text: str):
     ``"expected <type>"`` when it does not parse. Ranges are checked by :func:`validate`."""
     t = TYPES[name]
     if OPTS[name].several and "," in text:
-        values = [parse_text(name, part.strip()) for part in text.split(",")]
-        return values
+        return [parse_text(name, part.strip()) for part in text.split(",")]
     try:
         if t is bool:
             if text.lower() not in ("true", "false"):

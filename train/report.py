@@ -35,7 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
+# A sweep directory's files (written by train.run.run_to_result and train.search; read here,
+# where they need no torch import): each finished run's result, and the Optuna study.
 RESULT = "result.json"
+STUDY_DB = "study.db"
+STUDY_NAME = "lgagent-sweep"
 WEIGHTS = ("raw", "ema", "bema")  # the usual names; several EMA decays add ema_<decay>
 
 
@@ -92,14 +96,14 @@ def load_results(sweep_dir) -> list[dict]:
 
 def failed_trials(sweep_dir) -> int:
     """Trials recorded as failed in the sweep's study (0 without a study; surplus not counted)."""
-    db = Path(sweep_dir) / "study.db"
+    db = Path(sweep_dir) / STUDY_DB
     if not db.exists():
         return 0
     import optuna
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name="lgagent-sweep", storage=f"sqlite:///{db.absolute()}")
+    study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{db.absolute()}")
     return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
                if not str(t.user_attrs.get("error", "")).startswith("surplus"))
 

@@ -18,6 +18,7 @@ import click
 from train import config as C
 from train.cli import BadInput
 from train.evaluate import format_results
+from train.report import RESULT  # a finished run's result, written by run_to_result
 
 # Above this many parameters a CPU run gets a hint that the model is GPU-sized.
 CPU_HINT_PARAMS = 5_000_000
@@ -480,9 +481,6 @@ def train(ctx, config, resume, force, progress, **options):
             click.echo(line)
     if summary["interrupted"]:
         ctx.exit(interrupted_exit_code(summary))
-
-
-RESULT = "result.json"  # a finished run's result, written by :func:`run_to_result`
 
 
 def run_to_result(values: dict, out: Path, config_file=None, progress: bool = False) -> dict:

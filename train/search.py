@@ -42,9 +42,8 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 
 from train import config as C
+from train.report import STUDY_DB, STUDY_NAME
 
-STUDY_DB = "study.db"
-STUDY_NAME = "lgagent-sweep"
 # Options a space may not draw: the sweep decides them per trial.
 RESERVED = ("out", "stop_at", "env")
 SCALES = ("linear", "log")
@@ -250,7 +249,7 @@ def trial_dir(out: Path, number: int) -> Path:
 
 
 def owner() -> str:
-    """Which sweep process owns a RUNNING trial: host and sweep directory."""
+    """The host of this sweep process (a RUNNING trial records it, with its sweep directory)."""
     return socket.gethostname()
 
 

@@ -161,28 +161,15 @@ def sweep(env, out, grid, fixed, seeds, config_file, no_averaging, progress, tri
         (k, list(v)) for k, v in DEFAULT_GRID]
     if len({k for k, _ in axes}) != len(axes):
         raise BadInput("--grid: the same option is given twice")
-    base = dict(parse_assignment(f, multi=False) for f in fixed)
-    base = {k: v[0] for k, v in base.items()}
-    if env is not None:
-        if base.get("env", env) != env:
-            raise BadInput(f"--env {env} and --set env={base['env']} disagree")
-        base["env"] = env
-    if not no_averaging:
-        base.setdefault("ema", True)
-        base.setdefault("bema", True)
+    base, file_values = _fixed_options(env, fixed, config_file, no_averaging)
     clash = sorted(set(base) & {k for k, _ in axes})
     if clash:
         raise BadInput(f"{', '.join(clash)} is both fixed (--set/--env) and a --grid axis")
-    try:
-        file_values = C.load_toml(config_file) if config_file else {}
-    except ValueError as e:
-        raise BadInput(str(e)) from None
     if "train_max_len" not in base and "train_max_len" not in file_values and not any(
             k == "train_max_len" for k, _ in axes):
         raise BadInput("a sweep measures length generalization: set train_max_len "
                        "(e.g. --set train_max_len=8) so that some lengths are unseen")
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"--out {out} exists and is not a directory")
+    _check_out(out)
 
     runs = [(point, seed) for point in grid_points(axes) for seed in seed_list]
     for point, seed in runs:  # check every run's options before training any
@@ -222,20 +209,11 @@ def _random_search(env, out: Path, fixed, config_file, no_averaging, n_trials, s
         raise BadInput(f"--workers must be at least 1, got {workers}")
     if search_seed < 0:
         raise BadInput(f"--search-seed must be >= 0, got {search_seed}")
-    try:
-        file_values = C.load_toml(config_file) if config_file else {}
-    except ValueError as e:
-        raise BadInput(str(e)) from None
-    base = {k: v[0] for k, v in (parse_assignment(f, multi=False) for f in fixed)}
-    if env is not None and "env" in base and base["env"] != env:
-        raise BadInput(f"--env {env} and --set env={base['env']} disagree")
-    env = env or base.get("env") or file_values.get("env")
+    base, file_values = _fixed_options(env, fixed, config_file, no_averaging)
+    env = base.get("env") or file_values.get("env")
     if env is None:
         raise BadInput("--env is required (othello or setcomp), or env in --config")
     base["env"] = env
-    if not no_averaging:
-        base.setdefault("ema", True)
-        base.setdefault("bema", True)
     try:
         raw = S.load_space(space_file) if space_file else S.DEFAULT_SPACES[env]
         dists, space_fixed = S.parse_space(raw, where=f"space file {space_file}" if space_file
@@ -249,8 +227,7 @@ def _random_search(env, out: Path, fixed, config_file, no_averaging, n_trials, s
             "train_max_len" not in file_values:
         raise BadInput("a sweep measures length generalization: put train_max_len in the space "
                        "or --set train_max_len=L so that some lengths are unseen")
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"--out {out} exists and is not a directory")
+    _check_out(out)
     # every choice of the space must make a valid run: check each value once, before any trial
     for name, d in dists.items():
         values = getattr(d, "choices", None) or (d.low, d.high)
@@ -274,6 +251,32 @@ def _random_search(env, out: Path, fixed, config_file, no_averaging, n_trials, s
             raise BadInput(str(e)) from None
     click.echo(f"{n.get('complete', 0)} trials complete, {n.get('fail', 0)} failed, "
                f"{n.get('running', 0)} left running; statistics: lgagent report {out}")
+
+
+def _fixed_options(env, fixed, config_file, no_averaging) -> tuple[dict, dict]:
+    """The options of every run of a sweep, grid or random: ``(base, config file values)``.
+
+    ``base`` holds the ``--set`` options, ``env`` (which must agree with ``--set env=``)
+    and, unless ``--no-averaging``, EMA and BEMA on; BadInput for anything unusable.
+    """
+    base = {k: v[0] for k, v in (parse_assignment(f, multi=False) for f in fixed)}
+    if env is not None:
+        if base.get("env", env) != env:
+            raise BadInput(f"--env {env} and --set env={base['env']} disagree")
+        base["env"] = env
+    if not no_averaging:
+        base.setdefault("ema", True)
+        base.setdefault("bema", True)
+    try:
+        file_values = C.load_toml(config_file) if config_file else {}
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    return base, file_values
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out} exists and is not a directory")
 
 
 def _first(dist):
