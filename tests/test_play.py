@@ -14,26 +14,17 @@ from agents.policies import BatchedModelPolicy
 from train.cli import main
 from train.play import held_weights, match, play_run, score_interval
 
-TINY = ["--preset", "tiny", "--batch-size", "8", "--eval-size", "16", "--no-progress",
-        "--num-threads", "1", "--log-every", "1"]
-
-
-def _train(out, *args):
-    r = CliRunner().invoke(main, ["train", *TINY, *map(str, args), "--out", str(out)])
-    assert r.exit_code == 0, r.output + r.stderr
-    return out
-
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, tiny_run):
     """An Othello run with EMA (no BEMA), a second Othello run, and a set complement run."""
     base = tmp_path_factory.mktemp("play")
     return {
-        "othello": _train(base / "oth", "--env", "othello", "--ema", "--steps", 2,
+        "othello": tiny_run(base / "oth", "--env", "othello", "--ema", "--steps", 2,
                           "--train-max-len", 20),
-        "other": _train(base / "oth2", "--env", "othello", "--steps", 2, "--seed", 7,
+        "other": tiny_run(base / "oth2", "--env", "othello", "--steps", 2, "--seed", 7,
                         "--train-max-len", 20),
-        "setcomp": _train(base / "sc", "--env", "setcomp", "--vocab-size", 8, "--steps", 2),
+        "setcomp": tiny_run(base / "sc", "--env", "setcomp", "--vocab-size", 8, "--steps", 2),
     }
 
 

@@ -210,24 +210,16 @@ def test_return_resid_is_the_residual_stream_of_the_same_pass(norm):
 # ----------------------------------------------------------------------------------------------
 # The command
 
-TINY = ["--preset", "tiny", "--batch-size", "8", "--eval-size", "16", "--no-progress",
-        "--num-threads", "1", "--log-every", "1"]
 PROBE = ["--games", "40", "--max-iter", "15", "--num-threads", "1"]
 
 
-def _train(out, *args):
-    r = CliRunner().invoke(main, ["train", *TINY, *map(str, args), "--out", str(out)])
-    assert r.exit_code == 0, r.output + r.stderr
-    return out
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, tiny_run):
     base = tmp_path_factory.mktemp("probe")
     return {
-        "othello": _train(base / "oth", "--env", "othello", "--ema", "--steps", 3,
+        "othello": tiny_run(base / "oth", "--env", "othello", "--ema", "--steps", 3,
                           "--train-max-len", 8),
-        "setcomp": _train(base / "sc", "--env", "setcomp", "--vocab-size", 8, "--steps", 2),
+        "setcomp": tiny_run(base / "sc", "--env", "setcomp", "--vocab-size", 8, "--steps", 2),
     }
 
 
