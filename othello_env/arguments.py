@@ -52,10 +52,17 @@ def resolve_policy(policy):
     )
 
 
+def _index(value) -> int:
+    """``operator.index`` that refuses booleans (True would be square 1; NumPy < 2 takes np.bool_)."""
+    if isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == np.bool_:
+        raise TypeError("a boolean is not an action")
+    return operator.index(value)
+
+
 def parse_action(action) -> int:
     """An integer action in 0..64 (NumPy integers and 0-d arrays welcome); ValueError otherwise."""
     try:
-        a = operator.index(action)
+        a = _index(action)
     except TypeError:
         raise ValueError(f"action must be an integer in 0..64, got {describe(action)}") from None
     if not 0 <= a <= PASS:
@@ -100,7 +107,7 @@ def call_policy(act, obs, mask, moves) -> int:
     """Ask a policy for a move and check it against ``mask``; ValueError on an illegal answer."""
     a = act(obs, {"action_mask": mask, "moves": moves})
     try:
-        a = operator.index(a)
+        a = _index(a)
     except TypeError:
         raise ValueError(
             f"the opponent policy returned {describe(a)}, not an integer action"

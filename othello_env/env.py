@@ -217,8 +217,6 @@ class OthelloEnv(gym.Env):
             raise ValueError(
                 "step() called on a finished or never reset episode; call reset() first"
             )
-        if isinstance(action, bool):  # True would be square 1 (np.bool_ is refused as well)
-            raise ValueError(f"action must be an integer in 0..64, got {action!r}")
         a = parse_action(action)
         obs = np.empty((1,) + OBS_SHAPE, np.int8)
         mask = np.empty((1, N_ACTIONS), np.int8)

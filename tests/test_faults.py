@@ -554,9 +554,14 @@ def test_bool_actions_unknown_options_and_small_cli_cases(tmp_path):
 
     o = gym.make("othello_env:Othello-v0").unwrapped
     o.reset(seed=0)
-    for a in (True, np.bool_(True)):
+    # refused by the check itself, not by NumPy (NumPy < 2 lets operator.index take np.bool_)
+    for a in (True, np.bool_(True), np.array(True)):
         with pytest.raises(ValueError, match="action must be an integer in 0..64"):
             o.step(a)
+    from othello_env.arguments import call_policy
+
+    with pytest.raises(ValueError, match="the opponent policy returned .*True.*, not an integer"):
+        call_policy(lambda obs, info: np.bool_(True), None, np.ones(65, bool), None)
     s = SetComplementEnv(vocab_size=4)
     s.reset(seed=0)
     for a in (True, np.bool_(True)):
