@@ -17,7 +17,7 @@ from gymnasium.utils.env_checker import check_env
 import othello_env  # noqa: F401  (registers Othello-v0)
 from othello_env.engine import BLACK_START, WHITE_START, apply_move, legal_moves
 from othello_env.env import OthelloEnv
-from othello_env.render import SIZE, board_ansi, board_rgb, square_name
+from othello_env.render import BORDER, SIZE, board_ansi, board_rgb, square_name
 from othello_env.rng import seed_state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -431,7 +431,7 @@ def test_render_rgb_array_pixels():
 
     def centre(sq):
         r, c = divmod(sq, 8)
-        return img[4 + r * 32 + 16, 4 + c * 32 + 16]
+        return img[BORDER + r * 32 + 16, BORDER + c * 32 + 16]
 
     assert centre(28).tolist() == [15, 15, 15]  # black disc
     assert centre(27).tolist() == [240, 240, 240]  # white disc
@@ -463,7 +463,7 @@ def test_render_helpers():
     text = board_ansi(1 << 63, 1, 0, None)
     assert text.splitlines()[1].startswith("1 O") and text.splitlines()[8].endswith("X")
     img = board_rgb(0, 0, 0)
-    assert (img[4 + 16, 4 + 16] == [0, 120, 60]).all()
+    assert (img[BORDER + 16, BORDER + 16] == [0, 120, 60]).all()
 
 
 # -- examples -------------------------------------------------------------------------

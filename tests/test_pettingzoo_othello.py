@@ -150,7 +150,7 @@ def test_render_modes():
     e = raw_env(render_mode="rgb_array")
     e.reset()
     img = e.render()
-    assert img.shape == (264, 264, 3) and img.dtype == np.uint8
+    assert img.shape == (296, 296, 3) and img.dtype == np.uint8
     with pytest.raises(ValueError, match="render_mode"):
         raw_env(render_mode="video")
 

@@ -192,7 +192,7 @@ def test_pickle_and_render():
     rgb = OthelloVectorEnv(num_envs=2, render_mode="rgb_array")
     rgb.reset(seed=0)
     frames = rgb.render()
-    assert len(frames) == 2 and frames[0].shape == (264, 264, 3) and frames[0].dtype == np.uint8
+    assert len(frames) == 2 and frames[0].shape == (296, 296, 3) and frames[0].dtype == np.uint8
 
 
 def test_sync_vectorization_takes_a_policy_opponent():
