@@ -112,3 +112,92 @@ def test_datagen_checks_disk_space_first(tmp_path, monkeypatch):
     r = run(["--games", "1000", "--out", str(tmp_path / "g.npy")])
     one_line_error(r, "not enough disk space")
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# --format parquet
+
+
+def test_datagen_parquet_round_trip_equals_the_npy_corpus(tmp_path, monkeypatch):
+    pq = pytest.importorskip("pyarrow.parquet")
+    from train.corpus import corpus_metadata, read_corpus
+
+    monkeypatch.setattr(train.datagen, "CHUNK_GAMES", 13)  # several row groups, one ragged
+    monkeypatch.setattr(train.datagen, "REPLAY_GAMES", 5)
+    npy, parquet = tmp_path / "g.npy", tmp_path / "g.parquet"
+    assert run(["--games", "40", "--seed", "9", "--out", str(npy)]).exit_code == 0
+    r = run(["--games", "40", "--seed", "9", "--out", str(parquet), "--format", "parquet"])
+    assert r.exit_code == 0, r.output + r.stderr
+    assert "wrote 40 games" in r.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.npy", "g.parquet"]
+    want = np.load(npy)
+    np.testing.assert_array_equal(read_corpus(parquet), want)
+    np.testing.assert_array_equal(read_corpus(npy), want)
+    # one row per game, the documented columns, one row group per chunk
+    f = pq.ParquetFile(parquet)
+    assert f.metadata.num_rows == 40 and f.metadata.num_row_groups == 4
+    t = f.read().to_pydict()
+    assert tuple(t) == train.datagen.PARQUET_COLUMNS
+    assert t["game"] == list(range(40))
+    assert all(m == [int(x) for x in g[g >= 0]] for m, g in zip(t["moves"], want))
+    assert t["length"] == (want >= 0).sum(axis=1).tolist()
+    assert corpus_metadata(parquet) == {"format": "lgagent-othello-corpus", "version": 1,
+                                        "seed": 9, "games": 40}
+    # final discs and winner against a replay
+    from othello_env import board_states
+
+    final = board_states(want)[:, -1]
+    black, white = (final == 1).sum(1), (final == -1).sum(1)
+    assert t["black_discs"] == black.tolist() and t["white_discs"] == white.tolist()
+    assert t["winner"] == ["black" if b > w else "white" if w > b else "draw"
+                           for b, w in zip(black, white)]
+    assert set(t["winner"]) >= {"black", "white"}
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--format", "csv"], "'--format'"),
+    (["--format", "parquet", "--out", "g.npy"], "ends in .npy but --format is parquet"),
+    (["--out", "g.parquet"], "ends in .parquet but --format is npy"),
+])
+def test_datagen_format_refusals(tmp_path, monkeypatch, args, match):
+    monkeypatch.chdir(tmp_path)
+    if "--out" not in args:
+        args = [*args, "--out", "g.npy"]
+    one_line_error(run(["--games", "5", *args]), match)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_datagen_parquet_without_pyarrow_says_what_to_install(tmp_path, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_pyarrow(name, *args, **kwargs):
+        if name == "pyarrow" or name.startswith("pyarrow."):
+            raise ImportError("No module named 'pyarrow'")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pyarrow)
+    one_line_error(run(["--games", "5", "--format", "parquet", "--out",
+                        str(tmp_path / "g.parquet")]), "pip install pyarrow")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_datagen_parquet_interrupted_leaves_the_old_file(tmp_path, monkeypatch):
+    pytest.importorskip("pyarrow")
+    out = tmp_path / "g.parquet"
+    out.write_bytes(b"previous")
+    calls = []
+
+    def interrupted(arr, seed, offset):
+        calls.append(offset)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        arr[:] = generate_games(len(arr), seed=seed)
+
+    monkeypatch.setattr(train.datagen, "CHUNK_GAMES", 4)
+    monkeypatch.setattr("othello_env.games.generate_into", interrupted)
+    r = run(["--games", "10", "--format", "parquet", "--out", str(out), "--force"])
+    assert r.exit_code == 130 and calls == [0, 4]
+    assert out.read_bytes() == b"previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["g.parquet"]

@@ -1,14 +1,22 @@
-"""``lgagent datagen``: write a corpus of random Othello games as one .npy file.
+"""``lgagent datagen``: write a corpus of random Othello games as one .npy or .parquet file.
 
-The file holds int8 of shape (N, 60), exactly ``othello_env.generate_games(N,
-seed)``: squares in play order, passes implicit, -1 after a game ends. It is
-generated in chunks straight into a memory-mapped temporary file next to the
-target, then renamed onto it, so memory stays at one chunk's worth and a
-killed run leaves no partial file. Ctrl-C and SIGTERM remove the temporary file
-(exit 130/143); one left by a SIGKILL is removed by the next run. The file's
-blocks are reserved before the map is written (a disk that fills meanwhile is
-one line, not a bus error). 20 million games (1.2 GB) take well under
-a minute of compute on 2 cores.
+The .npy file (``--format npy``, the default) holds int8 of shape (N, 60),
+exactly ``othello_env.generate_games(N, seed)``: squares in play order, passes
+implicit, -1 after a game ends. It is generated in chunks straight into a
+memory-mapped temporary file next to the target, then renamed onto it, so memory
+stays at one chunk's worth and a killed run leaves no partial file. Ctrl-C and
+SIGTERM remove the temporary file (exit 130/143); one left by a SIGKILL is
+removed by the next run. The file's blocks are reserved before the map is
+written (a disk that fills meanwhile is one line, not a bus error). 20 million
+games (1.2 GB) take well under a minute of compute on 2 cores.
+
+``--format parquet`` writes the same games one row per game (what data tools
+read; pyarrow, imported only then), one row group per chunk, through the same
+temporary-then-rename path. Columns (:data:`PARQUET_COLUMNS`): ``game`` (int64,
+the index ``i`` of ``generate_games``), ``moves`` (list<int8>, the squares, no
+padding), ``length`` (int8), ``black_discs`` and ``white_discs`` (int8, the final
+count) and ``winner`` (string: black, white or draw). :func:`train.corpus.read_corpus`
+reads either file back into the .npy array.
 """
 
 from __future__ import annotations
@@ -28,6 +36,11 @@ from train.atomic import atomic_path, path_problem, remove_stale_temps, stale_te
 from train.cli import BadInput
 
 ENVS = ("othello",)
+FORMATS = ("npy", "parquet")
+PARQUET_COLUMNS = ("game", "moves", "length", "black_discs", "white_discs", "winner")
+PARQUET_META = b"lgagent"  # schema metadata key: JSON {"format", "version", "seed", "games"}
+CORPUS_FORMAT = "lgagent-othello-corpus"
+REPLAY_GAMES = 1 << 14  # games replayed at once for the final disc counts: 64 MiB of boards
 CHUNK_GAMES = 1 << 20  # games per chunk: 60 MiB of int8
 BYTES_PER_GAME = 60
 
@@ -45,12 +58,16 @@ def _short(path) -> str:
     return text if len(text) <= 120 else f"{text[:60]}...{text[-50:]}"
 
 
-def _check_out(out: Path, force: bool, n_games: int) -> None:
+def _check_out(out: Path, force: bool, n_games: int, fmt: str = "npy") -> None:
     problem = path_problem(out)  # long names, /proc, read-only mounts (checked before exists())
     if problem:
         raise BadInput(f"--out {_short(out)}: {problem}")
     if out.is_dir():
-        raise BadInput(f"--out {out} is a directory; give a file name such as games.npy")
+        raise BadInput(f"--out {out} is a directory; give a file name such as games.{fmt}")
+    other = {"npy": ".parquet", "parquet": ".npy"}[fmt]
+    if out.suffix.lower() == other:
+        raise BadInput(f"--out {out.name} ends in {other} but --format is {fmt}; "
+                       f"pass --format {other[1:]} or rename the file")
     if out.exists() and not force:
         raise BadInput(f"{out} already exists; pass --force to overwrite it")
     base = _nearest_existing_dir(out)
@@ -98,6 +115,81 @@ def _reserve(path: Path, size: int) -> None:
         os.close(fd)
 
 
+def parquet_table(games: np.ndarray, first: int = 0):
+    """A pyarrow Table of ``games`` (int8 (n, 60), -1 after the end), one row per game.
+
+    Columns :data:`PARQUET_COLUMNS`; ``game`` counts from ``first``. The final disc
+    counts come from a replay (:func:`othello_env.board_states`), in slices of
+    :data:`REPLAY_GAMES` games.
+    """
+    import pyarrow as pa
+
+    from othello_env.games import board_states
+
+    games = np.asarray(games)
+    n = games.shape[0]
+    lengths = (games >= 0).sum(axis=1).astype(np.int8)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    values = games[games >= 0].astype(np.int8)  # row-major: each game's moves in order
+    black = np.empty(n, dtype=np.int8)
+    white = np.empty(n, dtype=np.int8)
+    for a in range(0, n, REPLAY_GAMES):
+        final = board_states(games[a : a + REPLAY_GAMES])[:, -1]  # (m, 64): +1 black, -1 white
+        black[a : a + REPLAY_GAMES] = (final == 1).sum(axis=1)
+        white[a : a + REPLAY_GAMES] = (final == -1).sum(axis=1)
+    winner = np.where(black > white, "black", np.where(white > black, "white", "draw"))
+    return pa.table({
+        "game": pa.array(np.arange(first, first + n, dtype=np.int64)),
+        "moves": pa.ListArray.from_arrays(pa.array(offsets), pa.array(values)),
+        "length": pa.array(lengths),
+        "black_discs": pa.array(black),
+        "white_discs": pa.array(white),
+        "winner": pa.array(winner).dictionary_encode(),
+    })
+
+
+def _write_npy(tmp: Path, n_games: int, seed: int, bar) -> None:
+    from othello_env.games import MAX_MOVES, generate_into
+
+    # open_memmap writes a proper .npy header and maps the exact path given
+    # (np.save would append ".npy" to the temporary name).
+    mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int8, shape=(n_games, MAX_MOVES))
+    _reserve(tmp, mm.offset + mm.nbytes)
+    for a in range(0, n_games, CHUNK_GAMES):
+        b = min(a + CHUNK_GAMES, n_games)
+        generate_into(np.asarray(mm[a:b]), seed=seed, offset=a)
+        bar.update(b - a)
+    mm.flush()
+    del mm
+
+
+def _write_parquet(tmp: Path, n_games: int, seed: int, bar) -> None:
+    import json
+
+    import pyarrow.parquet as pq
+
+    from othello_env.games import MAX_MOVES, generate_into
+
+    meta = {PARQUET_META: json.dumps({"format": CORPUS_FORMAT, "version": 1, "seed": seed,
+                                      "games": n_games}).encode()}
+    writer = None
+    try:
+        for a in range(0, n_games, CHUNK_GAMES):
+            b = min(a + CHUNK_GAMES, n_games)
+            chunk = np.empty((b - a, MAX_MOVES), dtype=np.int8)
+            generate_into(chunk, seed=seed, offset=a)
+            table = parquet_table(chunk, first=a)
+            if writer is None:
+                table = table.replace_schema_metadata(meta)
+                writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+            writer.write_table(table.replace_schema_metadata(meta), row_group_size=b - a)
+            bar.update(b - a)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
 @click.command("datagen")
 @click.option("--env", "env_name", default="othello", show_default=True,
               help="Which corpus to generate (only 'othello' for now).")
@@ -105,42 +197,43 @@ def _reserve(path: Path, size: int) -> None:
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed (0..2**64-1); game i depends only on (seed, i).")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="Output .npy file: int8 (N, 60), square per move, -1 after the end.")
+              help="Output file: .npy int8 (N, 60), square per move, -1 after the end; or "
+                   ".parquet (--format parquet), one row per game.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="npy", show_default=True,
+              help="npy: one int8 array (what --data of lgagent train reads); parquet: one row "
+                   "per game (game, moves list<int8>, length, black_discs, white_discs, winner; "
+                   "needs pyarrow).")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
-def datagen(env_name: str, n_games: int, seed: int, out: Path, force: bool) -> None:
-    """Generate N random Othello games (uniformly random legal moves) as .npy."""
+def datagen(env_name: str, n_games: int, seed: int, out: Path, fmt: str, force: bool) -> None:
+    """Generate N random Othello games (uniformly random legal moves) as .npy or .parquet."""
     if env_name not in ENVS:
         raise BadInput(f"unknown --env {env_name!r}; datagen supports: {', '.join(ENVS)}")
     if n_games <= 0:
         raise BadInput(f"--games must be positive, got {n_games}")
     if not 0 <= seed < 2**64:
         raise BadInput(f"--seed must lie in 0..2**64-1, got {seed}")
-    _check_out(out, force, n_games)
+    _check_out(out, force, n_games, fmt)
+    if fmt == "parquet":
+        try:
+            import pyarrow.parquet  # noqa: F401
+        except ImportError:
+            raise BadInput("--format parquet needs pyarrow: pip install pyarrow") from None
 
     # Imported here so that argument errors come back without compiling anything.
     from tqdm import tqdm
 
-    from othello_env.games import MAX_MOVES, generate_into
+    from othello_env.games import MAX_MOVES
 
+    write = _write_parquet if fmt == "parquet" else _write_npy
     start = time.perf_counter()
     remove_stale_temps(out)  # what a killed earlier run left (only dead writers' files)
     main_thread = threading.current_thread() is threading.main_thread()
     old_term = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:
         with atomic_path(out, overwrite=force) as tmp:
-            # open_memmap writes a proper .npy header and maps the exact path given
-            # (np.save would append ".npy" to the temporary name).
-            mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int8,
-                                           shape=(n_games, MAX_MOVES))
-            _reserve(tmp, mm.offset + mm.nbytes)
             with tqdm(total=n_games, unit="game", unit_scale=True, desc="datagen",
                       mininterval=0.5) as bar:
-                for a in range(0, n_games, CHUNK_GAMES):
-                    b = min(a + CHUNK_GAMES, n_games)
-                    generate_into(np.asarray(mm[a:b]), seed=seed, offset=a)
-                    bar.update(b - a)
-            mm.flush()
-            del mm
+                write(tmp, n_games, seed, bar)
     except FileExistsError:
         raise BadInput(f"{out} already exists; pass --force to overwrite it") from None
     except OSError as e:
@@ -155,5 +248,6 @@ def datagen(env_name: str, n_games: int, seed: int, out: Path, force: bool) -> N
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
     seconds = time.perf_counter() - start
-    click.echo(f"wrote {n_games} games to {out} ({n_games * MAX_MOVES / 1e6:.1f} MB, "
+    size = out.stat().st_size
+    click.echo(f"wrote {n_games} games to {out} ({size / 1e6:.1f} MB, "
                f"{seconds:.1f} s, {n_games / max(seconds, 1e-9):,.0f} games/s)")
