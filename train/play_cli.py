@@ -1,13 +1,15 @@
-"""``lgagent play``: a run's model plays Othello against random or another run.
+"""``lgagent play``: a run's model plays Othello against random or another run, or a person.
 
 The games live in :mod:`train.play` (:func:`train.play.match`); this module turns
 options into a call of :func:`train.play.play_run` and prints a table or one JSON
-object. Unusable input exits 2 with one line and nothing is written.
+object. ``--human`` plays in the terminal instead (:mod:`train.human`), reading moves
+from stdin. Unusable input exits 2 with one line and nothing is written.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -35,8 +37,17 @@ from train.play import COLORS, format_play, play_run
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--num-threads", type=int, default=None, help="CPU threads for torch.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def play(run, opponent, weights, opponent_weights, games, color, opening, seed, device,
-         num_threads, as_json):
+@click.option("--human", is_flag=True,
+              help="Play against the model yourself in the terminal: type moves such as d3, "
+                   "'pass' when you have none, 'quit' to stop. --color is still the model's "
+                   "colour (both: you play black first, then colours alternate); --games "
+                   "defaults to 1 here.")
+@click.option("--gif", type=click.Path(dir_okay=False), default=None,
+              help="With --human: write each game as an animated GIF to this file "
+                   "(several games: NAME-1.gif, NAME-2.gif, ...; needs pillow).")
+@click.pass_context
+def play(ctx, run, opponent, weights, opponent_weights, games, color, opening, seed, device,
+         num_threads, as_json, human, gif):
     """Play RUN's model at Othello (RUN is a RUN_DIR or a checkpoint file).
 
     The model takes its most probable legal move; first_choice_legal is how often its
@@ -44,6 +55,11 @@ def play(run, opponent, weights, opponent_weights, games, color, opening, seed, 
     difference and the score (win 1, draw 0.5) with a 95% Wilson interval. The games
     of each weights run side by side, one forward pass per round.
     """
+    if human:
+        return _human(ctx, run, opponent, weights, opponent_weights, games, color, opening, seed,
+                      device, num_threads, as_json, gif)
+    if gif is not None:
+        raise BadInput("--gif needs --human (it writes the games you play)")
     if games < 1:
         raise BadInput(f"--games must be at least 1, got {games}")
     if seed < 0:
@@ -62,3 +78,37 @@ def play(run, opponent, weights, opponent_weights, games, color, opening, seed, 
     else:
         for line in format_play(res):
             click.echo(line)
+
+
+def _read_line(prompt: str):
+    """Show ``prompt`` and read one line of stdin; None at the end of input."""
+    click.echo(prompt, nl=False)
+    line = sys.stdin.readline()
+    return line if line else None
+
+
+def _human(ctx, run, opponent, weights, opponent_weights, games, color, opening, seed, device,
+           num_threads, as_json, gif):
+    from click.core import ParameterSource
+
+    for flag, given in (("--opponent", opponent != "random"), ("--json", as_json),
+                        ("--opening", opening is not None),
+                        ("--opponent-weights", opponent_weights is not None)):
+        if given:
+            raise BadInput(f"{flag} does not apply to --human (you are the opponent)")
+    if ctx.get_parameter_source("games") is not ParameterSource.COMMANDLINE:
+        games = 1
+    if games < 1:
+        raise BadInput(f"--games must be at least 1, got {games}")
+    if seed < 0:
+        raise BadInput(f"--seed must be non-negative, got {seed}")
+    names = machine_and_weights(num_threads, device, weights)
+    if len(set(names)) > 1:
+        raise BadInput(f"--human plays one weights; choose one of {', '.join(names)}")
+    from train.human import human_session
+
+    try:
+        human_session(run, weights=names[0] if names else None, colors=color, games=games,
+                      seed=seed, device=device, read=_read_line, write=click.echo, gif=gif)
+    except ValueError as e:
+        raise BadInput(str(e).splitlines()[0] if str(e) else "bad input") from None
