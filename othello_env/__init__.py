@@ -7,14 +7,17 @@ Importing this package registers ``Othello-v0`` with Gymnasium.
 
 from othello_env.engine import perft
 from othello_env.games import board_states, generate_games, legal_move_masks, validate_games
+from othello_env.opponents import OPPONENT_NAMES, make_policy
 from othello_env.tokens import PAD, VOCAB_SIZE, squares_to_tokens, tokens_to_squares
 
 __all__ = [
+    "OPPONENT_NAMES",
     "PAD",
     "VOCAB_SIZE",
     "board_states",
     "generate_games",
     "legal_move_masks",
+    "make_policy",
     "perft",
     "squares_to_tokens",
     "tokens_to_squares",

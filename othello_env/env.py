@@ -50,8 +50,29 @@ from othello_env.kernels import (
     reset_kernel,
     step_kernel,
 )
+from othello_env.opponents import DEFAULT_DEPTH, OPPONENT_NAMES, POLICY, RANDOM, opponent_kind
 from othello_env.render import board_ansi, board_rgb
 from othello_env.rng import seed_state
+
+
+def parse_opponent(opponent) -> tuple[tuple[int, int], Any]:
+    """``((kind, depth), act)`` of an ``opponent=`` argument: a built-in name or None, or a policy.
+
+    None and the names of :data:`othello_env.opponents.OPPONENT_NAMES` run in the turn
+    kernels (``act`` None); a callable or an object with ``act`` is asked from Python
+    (kind POLICY). ValueError (one line) otherwise.
+    """
+    if opponent is None:
+        return (RANDOM, DEFAULT_DEPTH), None
+    if isinstance(opponent, str):
+        return (opponent_kind(opponent), DEFAULT_DEPTH), None
+    try:
+        return (POLICY, 0), resolve_policy(opponent)
+    except ValueError:
+        raise ValueError(
+            f"opponent must be None, one of {', '.join(map(repr, OPPONENT_NAMES))}, a callable "
+            f"policy(observation, info) or an object with act(observation, info), got {type(opponent).__name__}"
+        ) from None
 
 
 class OthelloEnv(gym.Env):
@@ -64,7 +85,8 @@ class OthelloEnv(gym.Env):
     the game ends when neither can move, and the side with more discs wins. The
     agent plays one colour (``agent_color``); the opponent's moves happen inside
     ``reset``/``step``, so each ``step`` is one agent move plus the opponent's
-    reply. By default the opponent plays uniformly random legal moves.
+    reply. By default the opponent plays uniformly random legal moves; greedy and
+    alpha-beta players are built in too.
 
     Squares are numbered ``row*8 + col`` (a1 = 0, h8 = 63), as in OthelloGPT,
     pgx and OpenSpiel. Black starts on 28 and 35, white on 27 and 36; black moves
@@ -113,9 +135,14 @@ class OthelloEnv(gym.Env):
 
     * ``agent_color``: ``"black"`` (default), ``"white"`` or ``"random"`` (drawn
       at every reset from the env's RNG stream).
-    * ``opponent``: ``None`` for the built-in uniform random player, or a policy:
-      a callable ``policy(observation, info) -> action`` or an object with
-      ``act(observation, info)``. It sees the board from its own side in the same
+    * ``opponent``: ``None`` or ``"random"`` for the built-in uniform random player,
+      ``"greedy"`` (most discs flipped, ties drawn at random) or ``"alphabeta"``
+      (a 3-ply alpha-beta search over a square-weight table plus mobility), see
+      :mod:`othello_env.opponents`; the built-in players run inside the Numba turn
+      kernel and draw from the env's RNG stream. Or a policy: a callable
+      ``policy(observation, info) -> action`` or an object with
+      ``act(observation, info)`` (e.g. :func:`othello_env.opponents.make_policy`,
+      ``agents.ModelPolicy``). It sees the board from its own side in the same
       layout and ``info`` with ``"action_mask"`` and ``"moves"`` (as above); it is asked only
       when it has a legal placement, and an illegal answer raises ValueError.
     * ``illegal_action``: ``"terminate"`` (default) or ``"raise"`` (ValueError,
@@ -128,13 +155,14 @@ class OthelloEnv(gym.Env):
     a move list (squares, passes omitted); a bad list raises ValueError naming
     the offending move. If the opponent is to move there, it replies first.
 
-    Seeding: the random opponent and the random colour draw from a splitmix64
-    stream seeded by ``reset(seed=s)`` (``np_random`` only seeds it when no seed
+    Seeding: the built-in opponents (random moves, greedy's tie-breaks) and the random
+    colour draw from a splitmix64 stream seeded by ``reset(seed=s)`` (``np_random`` only seeds it when no seed
     was ever given), which the native vector env reproduces per env.
 
     ## Version History
 
-    * v0: Initial version.
+    * v0: Initial version; ``opponent="greedy"`` and ``"alphabeta"`` added later
+      (the random opponent's games are unchanged).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array", "human"], "render_fps": 4}
@@ -153,8 +181,7 @@ class OthelloEnv(gym.Env):
         self.illegal_action = illegal_action
         self.render_mode = render_mode
         self.opponent = opponent
-        self._random_opponent = opponent is None
-        self._act = None if opponent is None else resolve_policy(opponent)
+        self._opponent, self._act = parse_opponent(opponent)
 
         self.action_space = spaces.Discrete(N_ACTIONS)
         self.observation_space = spaces.Box(0, 1, OBS_SHAPE, np.int8)
@@ -191,11 +218,11 @@ class OthelloEnv(gym.Env):
         mask = np.empty((1, N_ACTIONS), np.int8)
         state = (self._st, self._meta, self._hist, 0, self._colour_mode)
         if position is None:
-            code = reset_kernel(*state, self._random_opponent, obs, mask)
+            code = reset_kernel(*state, self._opponent, obs, mask)
         else:
             black, white, black_to_move, arr = position
             code = position_kernel(
-                *state, arr, black, white, black_to_move, self._random_opponent, obs, mask
+                *state, arr, black, white, black_to_move, self._opponent, obs, mask
             )
         if code == OPPONENT_TO_MOVE:
             code = self._opponent_reply(obs, mask)
@@ -221,7 +248,7 @@ class OthelloEnv(gym.Env):
         obs = np.empty((1,) + OBS_SHAPE, np.int8)
         mask = np.empty((1, N_ACTIONS), np.int8)
         code = step_kernel(
-            self._st, self._meta, self._hist, 0, a, self._random_opponent, obs, mask
+            self._st, self._meta, self._hist, 0, a, self._opponent, obs, mask
         )
         if code == OPPONENT_TO_MOVE:
             code = self._opponent_reply(obs, mask)

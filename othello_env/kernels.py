@@ -3,7 +3,10 @@
 The single env (:mod:`othello_env.env`, one row) and the native vector env
 (:mod:`othello_env.vector`, ``num_envs`` rows) run these very functions, which is
 what makes env ``i`` of the vector env play exactly like a single env. All rules
-come from :mod:`othello_env.engine`, all randomness from :mod:`othello_env.rng`.
+come from :mod:`othello_env.engine`, all randomness from :mod:`othello_env.rng`, the
+built-in opponents' moves (random, greedy, alpha-beta) from :mod:`othello_env.opponents`.
+An ``opponent`` argument is ``(kind, depth)``: a built-in opponent plays inside the
+kernels; kind ``POLICY`` stops at OPPONENT_TO_MOVE and leaves the move to the caller.
 
 Per-env state, ``N`` rows:
 
@@ -35,7 +38,8 @@ from numba import njit
 
 from othello_env.engine import BLACK_START, U0, U1, WHITE_START, apply_move, legal_moves, popcount
 from othello_env.games import replay_game
-from othello_env.rng import next_random, random_square
+from othello_env.opponents import POLICY, choose_square
+from othello_env.rng import next_random
 
 PASS = 64
 N_ACTIONS = 65
@@ -94,27 +98,30 @@ def after_opponent(me, opp):
 
 
 @njit(cache=True, inline="always")
-def opponent_turn(me, opp, rng, random_opponent):
+def opponent_turn(me, opp, rng, opponent):
     """The opponent's turn: ``(code, me, opp, legal, rng, its square)``.
 
-    It passes when it must (square -1; the agent moves again). The random opponent
-    moves here; a policy opponent is left to the caller (OPPONENT_TO_MOVE).
+    ``opponent`` is ``(kind, depth)``, kind an :mod:`othello_env.opponents` code. It passes
+    when it must (square -1; the agent moves again). A built-in opponent (random, greedy,
+    alphabeta) moves here, drawing from the row's stream ``rng``; a policy opponent
+    (POLICY) is left to the caller (OPPONENT_TO_MOVE).
     """
     ol = legal_moves(opp, me)
     if ol == U0:
         legal = legal_moves(me, opp)
         code = ONGOING if legal != U0 else outcome(me, opp)
         return code, me, opp, legal, rng, -1
-    if not random_opponent:
+    kind, depth = opponent
+    if kind == POLICY:
         return OPPONENT_TO_MOVE, me, opp, U0, rng, -1
-    sq, rng = random_square(rng, ol)
+    sq, rng = choose_square(kind, depth, opp, me, ol, rng)
     opp, me = apply_move(opp, me, sq)
     code, legal = after_opponent(me, opp)
     return code, me, opp, legal, rng, sq
 
 
 @njit(cache=True, inline="always")
-def agent_turn(me, opp, legal, rng, action, random_opponent):
+def agent_turn(me, opp, legal, rng, action, opponent):
     """The agent plays ``action`` (0..64), the opponent replies.
 
     Returns ``(code, me, opp, legal, rng, agent's square, opponent's square)``, squares -1
@@ -126,7 +133,7 @@ def agent_turn(me, opp, legal, rng, action, random_opponent):
     if action != PASS:
         me, opp = apply_move(me, opp, action)
         asq = action
-    code, me, opp, legal, rng, osq = opponent_turn(me, opp, rng, random_opponent)
+    code, me, opp, legal, rng, osq = opponent_turn(me, opp, rng, opponent)
     return code, me, opp, legal, rng, asq, osq
 
 
@@ -140,7 +147,7 @@ def draw_colour(colour_mode, rng):
 
 
 @njit(cache=True, inline="always")
-def new_game(colour_mode, rng, random_opponent):
+def new_game(colour_mode, rng, opponent):
     """A new game (colour_mode -1 draws the colour; black moves first).
 
     Returns ``(colour, code, me, opp, legal, rng, the opponent's first square or -1)``.
@@ -148,7 +155,7 @@ def new_game(colour_mode, rng, random_opponent):
     colour, rng = draw_colour(colour_mode, rng)
     if colour == 0:
         return colour, ONGOING, BLACK_START, WHITE_START, FIRST_LEGAL, rng, -1
-    code, me, opp, legal, rng, osq = opponent_turn(WHITE_START, BLACK_START, rng, random_opponent)
+    code, me, opp, legal, rng, osq = opponent_turn(WHITE_START, BLACK_START, rng, opponent)
     return colour, code, me, opp, legal, rng, osq
 
 
@@ -180,9 +187,9 @@ def record(meta, hist, i, a, b):
 
 
 @njit(cache=True, inline="always")
-def reset_row(st, meta, hist, i, colour_mode, random_opponent):
+def reset_row(st, meta, hist, i, colour_mode, opponent):
     """Start a new game in row i: ``(code, me, opp, legal)`` (code OPPONENT_TO_MOVE for a policy opponent)."""
-    colour, code, me, opp, legal, rng, osq = new_game(colour_mode, st[i, RNG], random_opponent)
+    colour, code, me, opp, legal, rng, osq = new_game(colour_mode, st[i, RNG], opponent)
     meta[i, COLOUR] = colour
     for k in range(meta[i, NMOVES]):  # the rest of the row is -1 already
         hist[i, k] = -1
@@ -193,10 +200,10 @@ def reset_row(st, meta, hist, i, colour_mode, random_opponent):
 
 
 @njit(cache=True, inline="always")
-def step_row(st, meta, hist, i, action, random_opponent):
+def step_row(st, meta, hist, i, action, opponent):
     """Row i's agent plays ``action`` and the opponent replies: ``(code, me, opp, legal)``."""
     code, me, opp, legal, rng, asq, osq = agent_turn(
-        st[i, AGENT], st[i, OPP], st[i, LEGAL], st[i, RNG], action, random_opponent
+        st[i, AGENT], st[i, OPP], st[i, LEGAL], st[i, RNG], action, opponent
     )
     record(meta, hist, i, asq, osq)
     store_row(st, i, me, opp, legal, rng)
@@ -214,7 +221,7 @@ def policy_reply(st, meta, hist, i, sq):
 
 
 @njit(cache=True, inline="always")
-def reset_position(st, meta, hist, i, colour_mode, moves, black, white, black_to_move, random_opponent):
+def reset_position(st, meta, hist, i, colour_mode, moves, black, white, black_to_move, opponent):
     """Start row i from a replayed position (see replay_position); the outcome code.
 
     ``moves`` (int8 (L,)) led to ``(black, white)`` with ``black_to_move``; the opponent
@@ -230,7 +237,7 @@ def reset_position(st, meta, hist, i, colour_mode, moves, black, white, black_to
     if black_to_move == (colour == 0):  # the agent is to move: replay_position made sure it can
         code, legal = ONGOING, legal_moves(me, opp)
     else:
-        code, me, opp, legal, rng, osq = opponent_turn(me, opp, rng, random_opponent)
+        code, me, opp, legal, rng, osq = opponent_turn(me, opp, rng, opponent)
         record(meta, hist, i, osq, -1)
     store_row(st, i, me, opp, legal, rng)
     return code
@@ -297,9 +304,9 @@ def replay_position(moves):
 
 
 @njit(cache=True)
-def reset_kernel(st, meta, hist, i, colour_mode, random_opponent, obs, mask):
+def reset_kernel(st, meta, hist, i, colour_mode, opponent, obs, mask):
     """Row i: a new game and its view (unless OPPONENT_TO_MOVE); the outcome code."""
-    code, me, opp, legal = reset_row(st, meta, hist, i, colour_mode, random_opponent)
+    code, me, opp, legal = reset_row(st, meta, hist, i, colour_mode, opponent)
     if code != OPPONENT_TO_MOVE:
         write_view(me, opp, legal, code, as_words(obs), mask, i)
     return code
@@ -307,11 +314,11 @@ def reset_kernel(st, meta, hist, i, colour_mode, random_opponent, obs, mask):
 
 @njit(cache=True)
 def position_kernel(
-    st, meta, hist, i, colour_mode, moves, black, white, black_to_move, random_opponent, obs, mask
+    st, meta, hist, i, colour_mode, moves, black, white, black_to_move, opponent, obs, mask
 ):
     """Row i: the position after ``moves`` (see reset_position) and its view, as reset_kernel."""
     code = reset_position(
-        st, meta, hist, i, colour_mode, moves, black, white, black_to_move, random_opponent
+        st, meta, hist, i, colour_mode, moves, black, white, black_to_move, opponent
     )
     if code != OPPONENT_TO_MOVE:
         write_row_view(st, i, code, as_words(obs), mask)
@@ -319,9 +326,9 @@ def position_kernel(
 
 
 @njit(cache=True)
-def step_kernel(st, meta, hist, i, action, random_opponent, obs, mask):
+def step_kernel(st, meta, hist, i, action, opponent, obs, mask):
     """Row i: the agent's move, the opponent's reply, the new view (unless OPPONENT_TO_MOVE)."""
-    code, me, opp, legal = step_row(st, meta, hist, i, action, random_opponent)
+    code, me, opp, legal = step_row(st, meta, hist, i, action, opponent)
     if code != OPPONENT_TO_MOVE:
         write_view(me, opp, legal, code, as_words(obs), mask, i)
     return code

@@ -319,8 +319,10 @@ def test_bad_constructor_arguments():
         OthelloEnv(illegal_action="ignore")
     with pytest.raises(ValueError, match="render_mode"):
         OthelloEnv(render_mode="video")
-    with pytest.raises(ValueError, match="opponent"):
+    with pytest.raises(ValueError, match="opponent must be None, one of 'random', 'greedy', 'alphabeta', a callable"):
         OthelloEnv(opponent=42)
+    with pytest.raises(ValueError, match="^unknown opponent 'Greedy'; built-in opponents: random, greedy, alphabeta$"):
+        OthelloEnv(opponent="Greedy")
 
 
 # -- opponents ------------------------------------------------------------------
@@ -348,6 +350,33 @@ def test_policy_object_opponent_sees_its_own_side():
     assert played(info["moves"]) == [19]
     _, _, _, _, info = env.step(legal(info)[0])
     assert len(rec.seen) == 2 and rec.seen[1][2] == played(info["moves"])[:2]
+
+
+def game_of(env, seed, agent_seed=0):
+    """One whole game against ``env``'s opponent, a random masked agent: the final moves and reward."""
+    rng = np.random.default_rng(agent_seed)
+    _, info = env.reset(seed=seed)
+    done = False
+    while not done:
+        _, reward, done, _, info = env.step(int(rng.choice(legal(info))))
+    return played(info["moves"]), reward
+
+
+def test_built_in_opponents_by_name():
+    """"random" is the default opponent; "alphabeta" in the kernel plays as make_policy("alphabeta")
+    asked through act (it draws nothing); "greedy" differs from both."""
+    from othello_env.opponents import make_policy
+
+    for seed in range(4):
+        for colour in ("black", "white"):
+            default = game_of(OthelloEnv(agent_color=colour), seed)
+            assert game_of(OthelloEnv(agent_color=colour, opponent="random"), seed) == default
+            kernel = game_of(OthelloEnv(agent_color=colour, opponent="alphabeta"), seed)
+            assert game_of(OthelloEnv(agent_color=colour, opponent=make_policy("alphabeta")), seed) == kernel
+            assert kernel != default
+    env = OthelloEnv(opponent="greedy")
+    assert env.opponent == "greedy" and game_of(env, 0) != game_of(OthelloEnv(), 0)
+    assert game_of(env, 5) == game_of(OthelloEnv(opponent="greedy"), 5)  # seeded tie-breaks
 
 
 def test_agents_random_policy_as_opponent():

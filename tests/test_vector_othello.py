@@ -47,12 +47,15 @@ def test_make_vec_returns_native_env():
 
 
 @pytest.mark.parametrize(
-    "agent_color,illegal_action,p_unmasked",
-    [("black", "terminate", 0.0), ("random", "terminate", 0.03), ("white", "raise", 0.0)],
+    "agent_color,illegal_action,p_unmasked,opponent",
+    [("black", "terminate", 0.0, None), ("random", "terminate", 0.03, None),
+     ("white", "raise", 0.0, None), ("random", "terminate", 0.0, "greedy"),
+     ("random", "raise", 0.0, "alphabeta")],
 )
-def test_matches_sync_vector_env_step_for_step(agent_color, illegal_action, p_unmasked):
+def test_matches_sync_vector_env_step_for_step(agent_color, illegal_action, p_unmasked, opponent):
+    """Env i of the native env plays like Othello-v0 with seed s + i, built-in opponents included."""
     n, steps = 8, 260
-    kwargs = {"agent_color": agent_color, "illegal_action": illegal_action}
+    kwargs = {"agent_color": agent_color, "illegal_action": illegal_action, "opponent": opponent}
     native = gym.make_vec(
         "Othello-v0", num_envs=n, vectorization_mode="vector_entry_point", **kwargs
     )
@@ -160,8 +163,10 @@ def test_raise_mode_checks_before_changing_anything():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="num_envs"):
         OthelloVectorEnv(num_envs=0)
-    with pytest.raises(ValueError, match="random opponent"):
+    with pytest.raises(ValueError, match="act_batch.*vectorization_mode='sync'"):
         OthelloVectorEnv(num_envs=2, opponent=lambda o, i: 64)
+    with pytest.raises(ValueError, match="unknown opponent 'minimax'; built-in opponents: random, greedy, alphabeta"):
+        OthelloVectorEnv(num_envs=2, opponent="minimax")
     with pytest.raises(ValueError, match="render_mode"):
         OthelloVectorEnv(num_envs=2, render_mode="human")
     envs = OthelloVectorEnv(num_envs=2)
@@ -275,3 +280,76 @@ def test_moves_are_the_single_env_form():
     assert m.shape == (60,) and m.dtype == np.int8 and m[0] in (19, 26, 37, 44) and (m[1:] == -1).all()
     m[1] = 5  # a copy: the env's history is untouched
     assert (envs.moves(0)[1:] == -1).all()
+
+
+# -- batched policy opponents (the model one is in tests/test_opponents.py) ----------------------
+
+
+class Recorder:
+    """A batched policy that wraps another and records what the env hands it."""
+
+    def __init__(self, policy):
+        self.policy, self.calls = policy, []
+
+    def act_batch(self, masks, histories, rngs=None):
+        self.calls.append((masks.copy(), np.array(histories), len(rngs)))
+        return self.policy.act_batch(masks, histories, rngs)
+
+
+@pytest.mark.parametrize("agent_color", ["white", "random"])
+def test_batched_policy_opponent_equals_the_built_in_one(agent_color):
+    """alphabeta draws nothing: make_policy("alphabeta") asked through act_batch must play exactly
+    as opponent="alphabeta" inside the kernel, through resets (white: it opens), autoresets and
+    partial resets; one act_batch call per step for the rows whose opponent is to move."""
+    from othello_env.opponents import make_policy
+
+    n = 6
+    rec = Recorder(make_policy("alphabeta"))
+    batched = OthelloVectorEnv(num_envs=n, agent_color=agent_color, opponent=rec)
+    kernel = OthelloVectorEnv(num_envs=n, agent_color=agent_color, opponent="alphabeta")
+    o1, i1 = batched.reset(seed=3)
+    o2, i2 = kernel.reset(seed=3)
+    assert np.array_equal(o1, o2) and np.array_equal(i1["action_mask"], i2["action_mask"])
+    rng = np.random.default_rng(0)
+    ends = 0
+    for t in range(120):
+        if t == 50:
+            which = np.arange(n) % 2 == 0
+            o1, i1 = batched.reset(seed=[7] * n, options={"reset_mask": which})
+            o2, i2 = kernel.reset(seed=[7] * n, options={"reset_mask": which})
+            assert np.array_equal(o1, o2)
+        actions = masked_actions(rng, i1["action_mask"])
+        calls = len(rec.calls)
+        o1, r1, te1, _, i1 = batched.step(actions)
+        o2, r2, te2, _, i2 = kernel.step(actions)
+        assert np.array_equal(o1, o2) and np.array_equal(r1, r2) and np.array_equal(te1, te2), t
+        assert np.array_equal(i1["action_mask"], i2["action_mask"]), t
+        assert [played(batched.moves(i)) for i in range(n)] == [played(kernel.moves(i)) for i in range(n)]
+        assert len(rec.calls) - calls <= 1, t  # one batched call per step at most
+        ends += int(te1.sum())
+    assert ends >= n
+    masks, histories, n_rngs = rec.calls[-1]
+    assert masks.dtype == bool and masks.shape[1] == 65 and not masks[:, 64].any()
+    assert histories.dtype == np.int8 and histories.shape == (masks.shape[0], 60) and n_rngs == masks.shape[0]
+
+
+def test_batched_policy_opponent_errors():
+    class Illegal:
+        def act_batch(self, masks, histories, rngs=None):
+            return np.zeros(len(masks), np.int64)  # a1 is never legal early on
+
+    class Short:
+        def act_batch(self, masks, histories, rngs=None):
+            return [19]
+
+    envs = OthelloVectorEnv(num_envs=2, agent_color="white", opponent=Illegal())
+    with pytest.raises(ValueError, match=r"illegal action 0 in env 0; legal: \[19, 26, 37, 44\]; reset"):
+        envs.reset(seed=0)
+    with pytest.raises(ValueError, match="reset"):
+        envs.step(np.array([64, 64]))  # the env must be reset after a failed reply
+    envs = OthelloVectorEnv(num_envs=2, agent_color="black", opponent=Short())
+    _, info = envs.reset(seed=0)
+    with pytest.raises(ValueError, match="must return 2 integer actions"):
+        envs.step(np.array([19, 19]))
+    with pytest.raises(ValueError, match="reset"):
+        envs.step(np.array([19, 19]))
