@@ -65,7 +65,10 @@ class _Averager:
         for (name, p), a in zip(src, self.module.parameters()):
             if p.shape != a.shape:
                 raise ValueError(f"{type(self).__name__}.update: shape mismatch for {name}")
-            out.append(p.detach().to(device=a.device, dtype=torch.float32))
+            # float32 on the average's device already (the usual case, autocast included): the
+            # parameter itself, read only by the no-grad foreach updates; else a converted copy
+            same = p.dtype == torch.float32 and p.device == a.device
+            out.append(p if same else p.detach().to(device=a.device, dtype=torch.float32))
         return out
 
     def _copy_buffers(self, model: nn.Module):

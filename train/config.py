@@ -166,6 +166,9 @@ class RunConfig:
     # machine
     device: str = opt("auto", "auto = CUDA when available.", choices=DEVICES, resumable=True)
     compile: bool = opt(False, "torch.compile the model.", resumable=True)
+    prefetch: int = opt(2, "Batches built ahead of the step in a background thread (pinned "
+                        "memory on CUDA); the batches are the same. 0 = build each batch in the "
+                        "step.", ge=0, le=64, resumable=True)
     num_threads: int | None = opt(None, "CPU threads for torch.", unset="torch's choice", ge=1,
                                   le=1024,
                                   resumable=True)

@@ -363,6 +363,7 @@ def run_training(cfg, task, model_cfg, ckpt, *, dist_info, progress: bool = True
 
 def _run_locked(cfg, task, model_cfg, ckpt, d, out: Path, progress: bool, force: bool) -> dict:
     from train import distributed as D
+    from train.prefetch import DataFailed
     from train.trainer import Trainer, WriteFailed
 
     device = D.resolve_device(cfg.device, d)
@@ -380,7 +381,8 @@ def _run_locked(cfg, task, model_cfg, ckpt, d, out: Path, progress: bool, force:
             _announce(cfg, trainer, d, device, resumed=ckpt is not None)
         try:
             summary = trainer.train()
-        except WriteFailed as e:  # a full disk: one line; a fresh run leaves nothing behind
+        except (WriteFailed, DataFailed) as e:  # a full disk, a failed batch: one line; a fresh
+            # run leaves nothing behind
             if d.is_main and trainer.saved_step is None:
                 clear_run_dir(out)
             raise BadInput(str(e)) from None

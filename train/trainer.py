@@ -19,9 +19,17 @@ RUN_DIR (``out``) holds
 * ``config.toml``: the resolved run config (reusable with ``--config``);
 * TensorBoard events: ``loss/train``, ``charts/grad_norm``, ``charts/lr``,
   ``charts/tokens_per_s``, ``charts/data_share`` (the share of step time spent
-  producing data), ``eval/<raw|ema|bema>/<seen|unseen>/<metric>`` and
+  waiting for the batch), ``eval/<raw|ema|bema>/<seen|unseen>/<metric>`` and
   ``eval/<weights>/play/<win|draw|loss|first_choice_legal>``; the config as a
   text table and the hyperparameters (HParams tab) at the start.
+
+Data: with ``prefetch`` > 0 (the default, 2) the batches are built ahead in a
+background thread (:mod:`train.prefetch`; pinned memory on CUDA, copied with
+``non_blocking=True``): the same batches in the same order, and the checkpoint
+holds the stream position after the last batch a step used, not where the
+producer had got to. ``prefetch = 0`` builds each batch inside the step. A
+failure while building a batch raises :class:`train.prefetch.DataFailed` (one
+line); the producer thread never outlives :meth:`Trainer.train`.
 
 Every file is written atomically (temporary file + rename), so a kill at any
 moment leaves the previous checkpoint intact (and the next run removes the
@@ -61,6 +69,7 @@ from train.assemble import assemble, restore
 from train.atomic import atomic_path, atomic_write_text, remove_stale_temps
 from train.config import RunConfig, to_toml
 from train.distributed import Dist, gather, max_over_ranks, mean_over_ranks, params_in_sync
+from train.prefetch import DataFailed, Prefetcher
 from train.rng import capture_rng
 
 CONFIG = "config.toml"
@@ -200,6 +209,7 @@ class Trainer:
         self.fwd = fwd
         self.autocast = partial(ev.autocast, self.device)
         self.writer = None
+        self._prefetch = None  # the batch producer of a running train() (train.prefetch)
         self._hparams_end = None
         self._eval_batch = None
         if self.d.is_main:  # built before anything is written: a batch too big is bad input
@@ -252,10 +262,11 @@ class Trainer:
         play, finished = None, False
         with StopFlag() as flag:
             try:
+                self._open_data(target - self.step)
                 while self.step < target:
                     t0 = time.perf_counter()
-                    batch = self.task.batch(cfg.batch_size, max_len=cfg.train_max_len)
-                    self._window["data_s"] += time.perf_counter() - t0
+                    batch = self._next_batch()
+                    self._window["data_s"] += time.perf_counter() - t0  # what the step waited
                     loss, gnorm = self.train_step(batch.to(self.device, non_blocking=True))
                     self.step += 1
                     self._window["loss"] += loss
@@ -276,6 +287,7 @@ class Trainer:
                         stop = max_over_ranks(flag.signum or 0, d, self.device) or None
                         if stop:
                             break
+                self._close_data()  # the producer stops; the task is back at the last batch used
                 # the last steps are saved before the evaluation and play that may take long:
                 # a signal during those finds nothing left to save
                 self.save()
@@ -296,6 +308,7 @@ class Trainer:
                 if d.is_main:
                     self._close_logs(play, finished)
             except BaseException:
+                self._close_data()  # no producer thread outlives the loop (Ctrl-C, errors)
                 if self.writer is not None:  # keep what was logged; a resume purges what follows
                     self.writer.close()
                 raise
@@ -309,11 +322,44 @@ class Trainer:
                 "eval": results if d.is_main else None, "play": play,
                 "params_in_sync": params_in_sync(self.model, d)}
 
+    # -- the data stream (synchronous, or built ahead by train.prefetch) ---------------------
+
+    def _open_data(self, count: int) -> None:
+        """Start building the next ``count`` batches in the background (``cfg.prefetch`` > 0)."""
+        self._prefetch = None
+        if self.cfg.prefetch > 0 and count > 0:
+            self._prefetch = Prefetcher(self.task, self.cfg.batch_size, self.cfg.train_max_len,
+                                        depth=self.cfg.prefetch, limit=count,
+                                        pin_memory=self.device.type == "cuda")
+
+    def _next_batch(self):
+        """The next training batch (on the CPU; pinned when prefetched for CUDA)."""
+        if self._prefetch is None:
+            return self.task.batch(self.cfg.batch_size, max_len=self.cfg.train_max_len)
+        try:
+            return self._prefetch.next()
+        except DataFailed as e:  # one line, saying what is on disk
+            kept = (f"the checkpoint at step {self.saved_step} is intact"
+                    if self.saved_step is not None else "no checkpoint was written")
+            raise DataFailed(f"{e}; {kept}") from e.__cause__
+
+    def _close_data(self) -> None:
+        """Stop the producer (if any): the task is back after the last batch a step used."""
+        if self._prefetch is not None:
+            self._prefetch.close()
+
+    def _data_state(self) -> dict:
+        """The data stream's position after the last batch a step used (the producer may
+        have drawn further)."""
+        if self._prefetch is not None:
+            return self._prefetch.state_dict()
+        return self.task.state_dict()
+
     # -- checkpoints ------------------------------------------------------------------------
 
     def state_dict(self) -> dict | None:
         """The checkpoint dict on rank 0 (None on other ranks). Collective under DDP."""
-        rng, data = capture_rng(), self.task.state_dict()
+        rng, data = capture_rng(), self._data_state()
         per_rank = gather((rng, data), self.d)
         if not self.d.is_main:
             return None
