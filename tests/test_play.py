@@ -186,8 +186,9 @@ def test_match_accepts_plain_policies_and_checks_arguments():
                    {"games": 2, "opening": -1}):
         with pytest.raises(ValueError):
             match("random", "random", **kwargs)
-    with pytest.raises(ValueError, match="must be 'random' or a policy"):
-        match("greedy", "random", 2)
+    for bad in ("minimax", "", 3, None):
+        with pytest.raises(ValueError, match="must be one of 'random', 'greedy', 'alphabeta' or a policy"):
+            match(bad, "random", 2)
 
 
 def test_batched_policy_plays_exactly_as_model_policy(runs):
@@ -239,3 +240,71 @@ def test_batched_policy_refuses_a_setcomp_model(runs):
 def test_play_run_returns_the_step_and_held_weights(runs):
     res = play_run(runs["othello"], games=2, seed=0)
     assert res["step"] == 2 and list(res["play"]) == held_weights(CK.load(runs["othello"]))
+
+
+# ----------------------------------------------------------------------------------------------
+# Built-in opponents by name (othello_env.opponents)
+
+
+def test_match_builtin_players_by_name_beat_random_and_alphabeta_beats_greedy():
+    for a, b in (("greedy", "random"), ("alphabeta", "random"), ("alphabeta", "greedy")):
+        m = match(a, b, 200, seed=0)
+        _assert_counts(m, 200)
+        assert m["as_black"]["games"] == m["as_white"]["games"] == 100
+        assert m["score_ci_low"] > 0.6, (a, b, m["score"])  # a clear margin, not a coin flip
+        assert m["decisions"] is None  # built-ins keep no model counters
+    assert match("greedy", "random", 30, seed=4) == match("greedy", "random", 30, seed=4)
+    assert match("greedy", "random", 30, seed=4) != match("greedy", "random", 30, seed=5)
+    # greedy's tie-breaks come from each game's generator: a game does not depend on its batch
+    assert match("greedy", "greedy", 1, seed=2)["wins"] == match("greedy", "greedy", 2, seed=2)[
+        "as_black"]["wins"]
+
+
+def test_match_builtin_names_and_policies_agree():
+    from othello_env.opponents import make_policy
+
+    assert match("alphabeta", "random", 20, seed=1) == match(make_policy("alphabeta"), "random",
+                                                             20, seed=1)
+    # a mirror match of a deterministic player with paired openings scores exactly one half
+    m = match("alphabeta", "alphabeta", 10, seed=3, opening=4)
+    assert m["score"] == 0.5 and m["disc_diff"] == 0
+
+
+def test_play_against_greedy_and_alphabeta(runs):
+    for opp, extra, depth in (("greedy", [], None), ("alphabeta", ["--depth", 2], 2),
+                              ("alphabeta", [], 3)):
+        r = play(runs["othello"], "--opponent", opp, *extra, "--games", 4, "--weights", "raw",
+                 "--json")
+        assert r.exit_code == 0, r.output + r.stderr
+        res = json.loads(r.stdout)
+        assert res["opponent"] == opp and res["opponent_weights"] is None
+        assert res["opponent_depth"] == depth and res["opening"] == 4
+        _assert_counts(res["play"]["raw"], 4)
+        assert res["play"]["raw"]["decisions"] > 0
+    r = play(runs["othello"], "--opponent", "alphabeta", "--depth", 1, "--games", 2)
+    assert r.exit_code == 0 and "vs alphabeta (depth 1): 2 games" in r.stdout.splitlines()[0]
+    # the same games as match() with the policy built by hand
+    from othello_env.opponents import make_policy
+
+    res = play_run(runs["othello"], opponent="greedy", weights=["raw"], games=6, seed=2)
+    want = match(BatchedModelPolicy(_model(runs["othello"]), task="othello", seed=2),
+                 make_policy("greedy", seed=2), 6, seed=2, opening=4)
+    assert res["play"]["raw"] == want
+
+
+@pytest.mark.parametrize("args, match_", [
+    (["--opponent", "greedy", "--depth", 2], "--depth applies to --opponent alphabeta, not greedy"),
+    (["--depth", 2], "--depth applies to --opponent alphabeta, not random"),
+    (["--opponent", "alphabeta", "--depth", 0], "--depth must lie in 1..8"),
+    (["--opponent", "alphabeta", "--depth", 9], "--depth must lie in 1..8"),
+    (["--opponent", "greedy", "--opponent-weights", "raw"],
+     "--opponent-weights needs a model --opponent (RUN2), not greedy"),
+    (["--opponent", "minimax"], "--opponent minimax is neither a built-in player (random, greedy, "
+                                "alphabeta) nor a run: no checkpoint at minimax"),
+])
+def test_builtin_opponent_bad_input_exits_2(runs, args, match_):
+    r = play(runs["othello"], *args)
+    assert r.exit_code == 2, (r.exit_code, r.output, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and match_ in lines[0], r.stderr
+    assert r.stdout == ""

@@ -1,10 +1,12 @@
-"""Othello matches: a model against the random player or another model (``lgagent play``).
+"""Othello matches: a model against a built-in player or another model (``lgagent play``).
 
 :func:`match` plays ``games`` games between two policies on the PettingZoo form of
 ``Othello-v0`` (:func:`othello_env.pettingzoo.raw_env`: both sides move from outside,
 which a model-vs-model match needs), all games at once: each round, every game whose
 side is to move with a batched policy (:class:`agents.policies.BatchedModelPolicy`)
-is decided by one forward pass. :func:`play_run` loads runs and calls :func:`match`
+is decided by one forward pass. The built-in players ``"random"``, ``"greedy"`` and
+``"alphabeta"`` (:mod:`othello_env.opponents`) are given by name. :func:`play_run`
+loads runs and calls :func:`match`
 once per weights; ``train/play_cli.py`` is the command. No click here.
 
 Seeding: game ``i`` draws its random moves (the random player's, a model's first move
@@ -16,6 +18,7 @@ same seed gives the same games.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 from scipy import stats
@@ -44,16 +47,30 @@ def score_interval(score: float, n: int, level: float = 0.95) -> tuple[float, fl
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def builtin_names() -> tuple[str, ...]:
+    """The built-in players a match or ``lgagent play --opponent`` takes by name."""
+    from othello_env.opponents import OPPONENT_NAMES
+
+    return OPPONENT_NAMES
+
+
 class _Side:
-    """One player of a match: "random", a batched policy (``act_batch``) or any policy."""
+    """One player of a match: "random", another built-in by name, a batched policy
+    (``act_batch``) or any policy."""
 
     def __init__(self, policy):
+        if isinstance(policy, str) and policy != "random" and policy in builtin_names():
+            from othello_env.opponents import make_policy
+
+            policy = make_policy(policy, seed=0)  # its draws come from each game's rngs
         self.policy = policy
         self.kind = ("random" if isinstance(policy, str) and policy == "random"
                      else "batched" if hasattr(policy, "act_batch")
-                     else "single" if callable(policy) or hasattr(policy, "act") else None)
+                     else "single" if not isinstance(policy, str) and (
+                         callable(policy) or hasattr(policy, "act")) else None)
         if self.kind is None:
-            raise ValueError(f"a match player must be 'random' or a policy, got {policy!r}")
+            names = ", ".join(repr(n) for n in builtin_names())
+            raise ValueError(f"a match player must be one of {names} or a policy, got {policy!r}")
 
     def decide(self, envs, agents, rngs) -> np.ndarray:
         views = [env.observe(a) for env, a in zip(envs, agents)]
@@ -83,7 +100,9 @@ def match(policy_a, policy_b, games: int, seed: int = 0, *, colors: str = "both"
           opening: int = 0) -> dict:
     """Play ``games`` Othello games of ``policy_a`` against ``policy_b``; results from a's side.
 
-    Players: ``"random"`` (uniform legal moves), a batched policy (an object with
+    Players: ``"random"`` (uniform legal moves), ``"greedy"`` or ``"alphabeta"``
+    (:func:`othello_env.opponents.make_policy`, default depth; greedy's tie-breaks drawn
+    from each game's generator), a batched policy (an object with
     ``act_batch(masks, histories, rngs)``, e.g. ``BatchedModelPolicy``: one call per
     round for all its games) or any policy ``policy(observation, info)`` /
     ``policy.act(observation, info)`` (called game by game). ``colors``: ``"both"``
@@ -201,19 +220,23 @@ def _othello_checkpoint(run, what: str, device) -> dict:
 
 def play_run(run, *, opponent: str = "random", weights=None, opponent_weights: str | None = None,
              games: int = 100, colors: str = "both", seed: int = 0, opening: int | None = None,
-             device="cpu") -> dict:
+             device="cpu", depth: int | None = None) -> dict:
     """Play a run's model (each of ``weights``) against ``opponent`` with :func:`match`.
 
-    ``run``/``opponent``: a RUN_DIR or checkpoint file (``opponent`` may also be
-    ``"random"``). ``weights``: a list of raw/ema/bema (default: every weights the
-    checkpoint holds). ``opponent_weights``: the opponent model's weights (default
-    ema when it has them, else raw). ``opening``: random plies before the models play
-    (default 0 against random, 4 against a model: two greedy models otherwise replay
-    the same few games). Everything is checked before a game is played; ValueError,
-    one line, for unusable input.
+    ``run``/``opponent``: a RUN_DIR or checkpoint file (``opponent`` may also be a
+    built-in player, ``"random"``, ``"greedy"`` or ``"alphabeta"``; a run directory of
+    that name is given as ``./greedy``). ``weights``: a list of raw/ema/bema (default:
+    every weights the checkpoint holds). ``opponent_weights``: the opponent model's
+    weights (default ema when it has them, else raw). ``depth``: alpha-beta's search
+    depth in plies (default 3; only with ``"alphabeta"``). ``opening``: random plies
+    before the players move (default 0 against random, 4 against a model, greedy or
+    alphabeta: two deterministic players otherwise replay the same few games).
+    Everything is checked before a game is played; ValueError, one line, for unusable
+    input.
 
-    Returns ``{"run", "step", "opponent", "opponent_weights", "games", "colors",
-    "seed", "opening", "play": {weights: match result}}``.
+    Returns ``{"run", "step", "opponent", "opponent_weights", "opponent_depth",
+    "games", "colors", "seed", "opening", "play": {weights: match result}}``
+    (``opponent_depth``: alpha-beta's depth, else None).
     """
     from agents import checkpoint
     from agents.policies import BatchedModelPolicy
@@ -232,8 +255,23 @@ def play_run(run, *, opponent: str = "random", weights=None, opponent_weights: s
                              f"{', '.join(held_weights(ckpt))}")
     weights = list(dict.fromkeys(weights))  # "raw,raw" plays once
     models = {w: checkpoint.model_from_checkpoint(ckpt, w, device) for w in weights}
-    opp_policy, opp_w = "random", None
-    if opponent != "random":
+    builtin = isinstance(opponent, str) and opponent in builtin_names()
+    if depth is not None and opponent != "alphabeta":
+        raise ValueError(f"--depth applies to --opponent alphabeta, not {opponent}")
+    opp_policy, opp_w, opp_depth = "random", None, None
+    if builtin and opponent != "random":
+        from othello_env.opponents import DEFAULT_DEPTH, make_policy
+
+        if opponent_weights is not None:
+            raise ValueError(f"--opponent-weights needs a model --opponent (RUN2), not {opponent}")
+        if opponent == "alphabeta":
+            opp_depth = DEFAULT_DEPTH if depth is None else depth
+        # seeded; its random draws (greedy's tie-breaks) come from each game's generators
+        opp_policy = make_policy(opponent, seed=seed, **({"depth": opp_depth} if opp_depth else {}))
+    elif opponent != "random":
+        if not os.path.exists(opponent):
+            raise ValueError(f"--opponent {opponent} is neither a built-in player "
+                             f"({', '.join(builtin_names())}) nor a run: no checkpoint at {opponent}")
         opp_ckpt = _othello_checkpoint(opponent, "--opponent", device)
         held = held_weights(opp_ckpt)
         opp_w = opponent_weights or ("ema" if "ema" in held else "raw")
@@ -251,13 +289,15 @@ def play_run(run, *, opponent: str = "random", weights=None, opponent_weights: s
         policy = BatchedModelPolicy(model, task="othello", seed=seed)
         results[w] = match(policy, opp_policy, games, seed, colors=colors, opening=opening)
     return {"run": str(run), "step": int(ckpt["step"]), "opponent": str(opponent),
-            "opponent_weights": opp_w, "games": games, "colors": colors, "seed": seed,
+            "opponent_weights": opp_w, "opponent_depth": opp_depth, "games": games, "colors": colors, "seed": seed,
             "opening": opening, "play": results}
 
 
 def format_play(res: dict) -> list[str]:
     """Terminal lines: one per weights (W-D-L, score and interval, disc difference, legality)."""
     opp = res["opponent"] + (f" ({res['opponent_weights']})" if res["opponent_weights"] else "")
+    if res.get("opponent_depth"):
+        opp += f" (depth {res['opponent_depth']})"
     lines = [f"{res['run']} (step {res['step']}) vs {opp}: {res['games']} games, colours "
              f"{res['colors']}, seed {res['seed']}, {res['opening']} random opening plies"]
     lines.append(f"{'weights':8} {'W-D-L':>13} {'score':>6} {'95% CI':>15} {'disc_diff':>9} "

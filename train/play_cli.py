@@ -20,7 +20,11 @@ from train.play import COLORS, format_play, play_run
 @click.command("play", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("run", type=click.Path(exists=False))
 @click.option("--opponent", default="random", show_default=True,
-              help="'random' (uniform legal moves) or RUN2, another Othello run.")
+              help="'random' (uniform legal moves), 'greedy' (most discs flipped), 'alphabeta' "
+                   "(a few plies of alpha-beta search, see --depth) or RUN2, another Othello run "
+                   "(a run directory named like a built-in: ./greedy).")
+@click.option("--depth", type=int, default=None,
+              help="Search depth in plies of --opponent alphabeta (1..8; default 3).")
 @click.option("--weights", multiple=True,
               help="raw, ema or bema; repeat or comma-separate (default: all the checkpoint "
                    "holds).")
@@ -30,8 +34,8 @@ from train.play import COLORS, format_play, play_run
 @click.option("--color", type=click.Choice(COLORS), default="both", show_default=True,
               help="The model's colour; both alternates (half the games each).")
 @click.option("--opening", type=int, default=None,
-              help="Random plies before the models play (default: 0 vs random, 4 vs RUN2; "
-                   "paired games share an opening with colours swapped).")
+              help="Random plies before the players move (default: 0 vs random, 4 vs RUN2, "
+                   "greedy or alphabeta; paired games share an opening with colours swapped).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Same seed, same games.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
@@ -46,9 +50,9 @@ from train.play import COLORS, format_play, play_run
               help="With --human: write each game as an animated GIF to this file "
                    "(several games: NAME-1.gif, NAME-2.gif, ...; needs pillow).")
 @click.pass_context
-def play(ctx, run, opponent, weights, opponent_weights, games, color, opening, seed, device,
+def play(ctx, run, opponent, depth, weights, opponent_weights, games, color, opening, seed, device,
          num_threads, as_json, human, gif):
-    """Play RUN's model at Othello (RUN is a RUN_DIR or a checkpoint file).
+    """Play RUN's model at Othello (RUN is a RUN_DIR or a checkpoint file), or play it yourself.
 
     The model takes its most probable legal move; first_choice_legal is how often its
     unmasked top choice was legal. Per weights: wins, draws, losses, mean final disc
@@ -56,8 +60,14 @@ def play(ctx, run, opponent, weights, opponent_weights, games, color, opening, s
     of each weights run side by side, one forward pass per round.
     """
     if human:
+        if depth is not None:
+            raise BadInput("--depth does not apply to --human (you are the opponent)")
         return _human(ctx, run, opponent, weights, opponent_weights, games, color, opening, seed,
                       device, num_threads, as_json, gif)
+    if depth is not None and opponent != "alphabeta":
+        raise BadInput(f"--depth applies to --opponent alphabeta, not {opponent}")
+    if depth is not None and not 1 <= depth <= 8:
+        raise BadInput(f"--depth must lie in 1..8, got {depth}")
     if gif is not None:
         raise BadInput("--gif needs --human (it writes the games you play)")
     if games < 1:
@@ -70,7 +80,7 @@ def play(ctx, run, opponent, weights, opponent_weights, games, color, opening, s
     try:
         res = play_run(run, opponent=opponent, weights=names or None,
                        opponent_weights=opponent_weights, games=games, colors=color, seed=seed,
-                       opening=opening, device=device)
+                       opening=opening, device=device, depth=depth)
     except ValueError as e:
         raise BadInput(str(e).splitlines()[0] if str(e) else "bad input") from None
     if as_json:
