@@ -88,6 +88,16 @@ def board_ansi(black, white, legal=0, to_move: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def last_square(moves) -> int | None:
+    """The last square of a move history (``info["moves"]``: squares, then -1), or None.
+
+    For :func:`board_rgb`'s ``last``: ``board_rgb(black, white, legal, last_square(moves))``.
+    """
+    h = np.asarray(moves).ravel()
+    h = h[h >= 0]
+    return int(h[-1]) if h.size else None
+
+
 def _label(img: np.ndarray, ch: str, cy: int, cx: int) -> None:
     """Draw glyph ``ch`` centred on pixel (cy, cx)."""
     g = _GLYPHS[ch]

@@ -7,7 +7,17 @@ import pytest
 
 from othello_env import generate_games
 from othello_env.engine import BLACK_START, WHITE_START
-from othello_env.render import BORDER, CELL, SIZE, board_rgb, game_frames, parse_square, save_gif, square_name
+from othello_env.render import (
+    BORDER,
+    CELL,
+    SIZE,
+    board_rgb,
+    game_frames,
+    last_square,
+    parse_square,
+    save_gif,
+    square_name,
+)
 
 
 def centre(img, sq):
@@ -85,6 +95,10 @@ def test_board_rgb_marks_the_last_move_only():
                                       board_rgb(BLACK_START, WHITE_START))
     with pytest.raises(ValueError, match="last must be"):
         board_rgb(0, 0, last=65)
+    hist = np.full(60, -1, dtype=np.int8)
+    assert last_square(hist) is None and last_square([]) is None
+    hist[:3] = [19, 18, 17]
+    assert last_square(hist) == 17 and last_square([19]) == 19
 
 
 # -- frames and GIFs ---------------------------------------------------------------
