@@ -42,6 +42,11 @@ CASES = {
         r"opponent: win rate vs random [01]\.\d{3}, draws [01]\.\d{3} \(4 games\); "
         r"unmasked first choice illegal in [\d.]+% of [1-9]\d* decisions",
     ),
+    "batched_opponent.py": (
+        (),
+        r"batched lgagent opponent in the native vector env \(64 envs, cpu\): env-steps/s [\d,]+ vs "
+        r"Othello-v0 with ModelPolicy [\d,]+ \([\d.]+x\); model win rate vs random [01]\.\d{3}, draws",
+    ),
     "sb3_setcomp.py": (
         ("stable_baselines3",),
         r"PPO on SetComplement-v0 \(vocab 8\), 256 steps: success rate before [01]\.\d{3}, after",
@@ -75,7 +80,7 @@ def test_example_smoke(name):
 
 
 def test_model_examples_refuse_a_run_without_checkpoint(tmp_path):
-    for name in ("model_opponent_othello.py", "pettingzoo_selfplay.py"):
+    for name in ("model_opponent_othello.py", "pettingzoo_selfplay.py", "batched_opponent.py"):
         done = run_example(name, "--run", str(tmp_path), "--smoke", timeout=120)
         assert done.returncode != 0
         assert f"{tmp_path} holds no checkpoint.pt" in done.stderr
