@@ -27,6 +27,10 @@ COMMANDS = {
     "play": ("train.play_cli:play", "Play a run's model at Othello vs random or another run."),
     "probe": ("train.probe_cli:probe",
               "Linear board probes per layer of a run's residual stream, seen vs unseen lengths."),
+    "export": ("train.interop_cli:export_command",
+               "Export a run's weights for TransformerLens or as safetensors."),
+    "import": ("train.interop_cli:import_command",
+               "Import a TransformerLens or safetensors model as a run (eval, play, probe)."),
 }
 
 

@@ -1,0 +1,679 @@
+"""Interoperability: lgagent models to and from TransformerLens, and safetensors weights.
+
+TransformerLens 4 removed ``HookedTransformer``; its replacement for a model built from a
+config is the ``TransformerBridge`` around a TL-native model
+(``TransformerBridge.boot_native(cfg)``), with the same hooks (``run_with_cache``,
+``blocks.{l}.attn.hook_pattern``, ``blocks.{l}.hook_resid_post``, ...). That is what
+:func:`to_hooked_transformer` returns and what :func:`from_hooked_transformer` reads (the
+names keep the issue's wording). Both need the ``interop`` extra
+(``pip install "lgagent[interop]"``); transformer_lens and safetensors are imported inside
+the functions that use them, never at import time.
+
+Correspondence (lgagent ``GPTConfig`` -> TransformerBridgeConfig, the native model's
+state-dict keys; checked numerically in tests/test_interop.py):
+
+* ``norm="pre"`` -> ``normalization_type="LN"`` (``ln_1``/``ln_2``/``ln_f`` ->
+  ``blocks.{l}.ln1``/``ln2``/``ln_final``, eps 1e-5 in both); ``"none"`` -> ``None``.
+  ``"post"`` (GPT-1's LayerNorm after each residual add) has no equivalent: refused.
+* ``pos="learned"`` -> ``"standard"`` (``wpe`` -> ``pos_embed``); ``"none"`` -> ``"standard"``
+  with an all-zero ``pos_embed`` (read back as ``"none"``); ``"rope"`` -> ``"rotary"``: the
+  native model rotates adjacent channel pairs (2i, 2i+1) by position x base^(-2i/d_head),
+  as lgagent does (``rotary_dim = d_head``, ``rotary_base = rope_base``, which
+  TransformerLens stores as an integer: a non-integer base is refused).
+* ``mlp=False`` -> ``attn_only=True``; ``mlp_ratio`` -> ``d_mlp = mlp_ratio * n_embd``;
+  exact GELU -> ``act_fn="gelu"`` (``"gelu_new"``, the tanh approximation, is refused).
+* attention ``c_attn`` (3C, C) -> ``attn.q``/``k``/``v`` (C, C) each, ``c_proj`` -> ``attn.o``;
+  ``mlp.c_fc``/``c_proj`` -> ``mlp.in``/``out``; ``lm_head`` -> ``unembed`` (its bias zero);
+  scores scaled by 1/sqrt(d_head) in both. ``bias=False`` -> zero biases (read back as
+  ``bias=False`` when every bias is zero); ``tie_weights`` -> equal ``embed``/``unembed``.
+
+The file formats (:data:`TL_FORMAT`, :data:`ST_FORMAT`) are described in
+:func:`transformer_lens_payload` and :func:`safetensors_payload`; :func:`read_interop_file`
+reads either (and a plain ``{"config", "state_dict"}`` torch file, in bridge or in
+HookedTransformer key format) back into an lgagent model and its task.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+
+import torch
+
+from agents.model import GPT, GPTConfig
+
+INSTALL = 'pip install "lgagent[interop]"'
+TL_FORMAT = "lgagent-transformer-lens"  # torch.save'd dict, see transformer_lens_payload
+ST_FORMAT = "lgagent-safetensors"  # safetensors metadata "format", see safetensors_payload
+VERSION = 1
+TASKS = ("othello", "setcomp")
+EPS = 1e-5  # nn.LayerNorm's default, which lgagent's LayerNorms use
+ATOL = 1e-4  # a converted model's logits agree this closely with the source's (max_logit_difference)
+
+
+class MissingExtra(ValueError):
+    """transformer_lens or safetensors is not installed (message: how to install it)."""
+
+
+def _require(module: str):
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError:
+        raise MissingExtra(f"{module.split('.')[0]} is not installed; {INSTALL}") from None
+
+
+def _tl_bridge():
+    """(TransformerBridgeConfig, boot_native, convert_tl_checkpoint), or MissingExtra."""
+    _require("transformer_lens")
+    from transformer_lens.config import TransformerBridgeConfig
+    from transformer_lens.model_bridge.sources.native import boot
+    from transformer_lens.utilities.tl_checkpoint_conversion import convert_tl_checkpoint
+
+    return TransformerBridgeConfig, boot, convert_tl_checkpoint
+
+
+# ---------------------------------------------------------------------------------------------
+# lgagent -> TransformerLens
+
+
+def tl_config(cfg: GPTConfig, device="cpu") -> dict:
+    """The TransformerBridgeConfig fields (plain values) of a TL-native model equal to ``cfg``.
+
+    ValueError, one line, for a config TransformerLens cannot represent (Post-Norm, a
+    non-integer rotary base).
+    """
+    if cfg.norm == "post":
+        raise ValueError("a Post-Norm model (norm='post', LayerNorm after each residual add as in "
+                         "GPT-1) has no HookedTransformer/TransformerBridge equivalent")
+    if cfg.pos == "rope" and cfg.rope_base != int(cfg.rope_base):
+        raise ValueError(f"rope_base {cfg.rope_base!r} is not an integer; TransformerLens stores "
+                         "rotary_base as an integer")
+    d_head = cfg.n_embd // cfg.n_head
+    return {
+        "d_model": cfg.n_embd, "d_head": d_head, "n_heads": cfg.n_head, "n_layers": cfg.n_layer,
+        "n_ctx": cfg.block_size, "d_vocab": cfg.vocab_size, "d_vocab_out": cfg.vocab_size,
+        "d_mlp": cfg.mlp_ratio * cfg.n_embd, "attn_only": not cfg.mlp, "act_fn": "gelu",
+        "normalization_type": "LN" if cfg.norm == "pre" else None, "eps": EPS,
+        "positional_embedding_type": "rotary" if cfg.pos == "rope" else "standard",
+        "rotary_dim": d_head if cfg.pos == "rope" else None,
+        "rotary_base": int(cfg.rope_base), "original_architecture": "lgagent",
+        "architecture": "TransformerLensNative", "model_name": "lgagent",
+        "device": str(device), "init_weights": False,
+    }
+
+
+def tl_state_dict(model: GPT) -> dict:
+    """The state dict, in TransformerBridge (TL-native) keys, of a model equal to ``model``."""
+    cfg = model.config
+    if cfg.norm == "post":
+        tl_config(cfg)  # raises the one-line refusal
+    sd = {k: v.detach() for k, v in model.state_dict().items()}
+    C = cfg.n_embd
+
+    def bias(key, n):
+        return sd[key] if key in sd else torch.zeros(n, dtype=sd["wte.weight"].dtype,
+                                                     device=sd["wte.weight"].device)
+
+    out = {"embed.weight": sd["wte.weight"]}
+    if cfg.pos == "learned":
+        out["pos_embed.weight"] = sd["wpe.weight"]
+    elif cfg.pos == "none":
+        out["pos_embed.weight"] = torch.zeros(cfg.block_size, C, dtype=sd["wte.weight"].dtype,
+                                              device=sd["wte.weight"].device)
+    for i in range(cfg.n_layer):
+        p, q = f"blocks.{i}.", f"blocks.{i}."
+        lns = [("ln_1", "ln1")] + ([("ln_2", "ln2")] if cfg.mlp else [])
+        if cfg.norm == "pre":
+            for ours, theirs in lns:
+                out[f"{q}{theirs}.weight"] = sd[f"{p}{ours}.weight"]
+                out[f"{q}{theirs}.bias"] = bias(f"{p}{ours}.bias", C)
+        w = sd[f"{p}attn.c_attn.weight"]  # (3C, C): q, k, v stacked
+        b = bias(f"{p}attn.c_attn.bias", 3 * C)
+        for j, name in enumerate("qkv"):
+            out[f"{q}attn.{name}.weight"] = w[j * C:(j + 1) * C]
+            out[f"{q}attn.{name}.bias"] = b[j * C:(j + 1) * C]
+        out[f"{q}attn.o.weight"] = sd[f"{p}attn.c_proj.weight"]
+        out[f"{q}attn.o.bias"] = bias(f"{p}attn.c_proj.bias", C)
+        if cfg.mlp:
+            out[f"{q}mlp.in.weight"] = sd[f"{p}mlp.c_fc.weight"]
+            out[f"{q}mlp.in.bias"] = bias(f"{p}mlp.c_fc.bias", cfg.mlp_ratio * C)
+            out[f"{q}mlp.out.weight"] = sd[f"{p}mlp.c_proj.weight"]
+            out[f"{q}mlp.out.bias"] = bias(f"{p}mlp.c_proj.bias", C)
+    if cfg.norm == "pre":
+        out["ln_final.weight"] = sd["ln_f.weight"]
+        out["ln_final.bias"] = bias("ln_f.bias", C)
+    out["unembed.weight"] = sd["lm_head.weight"]
+    out["unembed.bias"] = torch.zeros(cfg.vocab_size, dtype=sd["lm_head.weight"].dtype,
+                                      device=sd["lm_head.weight"].device)
+    return {k: v.clone().contiguous() for k, v in out.items()}
+
+
+def _model_and_meta(model_or_checkpoint, weights: str) -> tuple[GPT, dict]:
+    """A GPT (eval mode) and the lgagent metadata exports carry, from a GPT, an EMA/BEMA, a
+    checkpoint dict or a checkpoint path (RUN_DIR or file)."""
+    import torch.nn as nn
+
+    from agents import checkpoint
+    from agents.averaging import BEMA, EMA, unwrap
+
+    if isinstance(model_or_checkpoint, (str, os.PathLike, dict)):
+        ckpt = (checkpoint.load(model_or_checkpoint)
+                if not isinstance(model_or_checkpoint, dict) else checkpoint.check(model_or_checkpoint))
+        model = checkpoint.model_from_checkpoint(ckpt, weights)
+        task = checkpoint.task_of(ckpt)
+        return model, meta_of(model.config, task=task, config=ckpt["config"], weights=weights,
+                              step=ckpt["step"])
+    m = model_or_checkpoint
+    if isinstance(m, (EMA, BEMA)):
+        m = m.module
+    elif isinstance(m, nn.Module):
+        m = unwrap(m)
+    if not isinstance(m, GPT):
+        raise ValueError("expected an lgagent GPT, an EMA/BEMA or a checkpoint path, got "
+                         f"{type(model_or_checkpoint).__name__}")
+    return m, meta_of(m.config)
+
+
+def meta_of(cfg: GPTConfig, *, task: str | None = None, config: dict | None = None,
+            weights: str = "raw", step: int = 0) -> dict:
+    """The lgagent metadata an export carries: model config, task and token codec, the run
+    config, which weights, the step."""
+    vocab = None
+    if task == "othello":
+        vocab = {"vocab_size": cfg.vocab_size, "pad_id": 0, "block_size": 59,
+                 "tokens": "0 = PAD; 1..60 = the non-centre squares (row*8+col, a1 = 0) in "
+                           "increasing order (othello_env.tokens)"}
+    elif task == "setcomp":
+        vocab = {"vocab_size": cfg.vocab_size, "pad_id": cfg.vocab_size - 1,
+                 "block_size": cfg.vocab_size - 2,
+                 "tokens": f"0..{cfg.vocab_size - 2} are themselves; PAD = {cfg.vocab_size - 1}"}
+    return {"model_config": dataclasses.asdict(cfg), "task": task, "vocab": vocab,
+            "config": dict(config or {}), "weights": weights, "step": int(step)}
+
+
+def to_hooked_transformer(model_or_checkpoint, weights: str = "raw", device="cpu"):
+    """A TransformerLens ``TransformerBridge`` (TL >= 4's HookedTransformer) computing the same
+    logits as an lgagent model, for TransformerLens's hooks, caches and patching tools.
+
+    ``model_or_checkpoint``: a GPT (an EMA/BEMA: its averaged module), a checkpoint dict, or a
+    RUN_DIR / checkpoint file (``weights`` picks raw, ema, bema or ``ema_<decay>``). The
+    bridge is in eval mode on ``device``; ``bridge.cfg.lgagent`` holds the metadata
+    (:func:`meta_of`) that lets :func:`from_hooked_transformer` give back the exact config.
+    ValueError, one line, for a model TransformerLens cannot represent (Post-Norm); MissingExtra
+    without transformer_lens.
+    """
+    model, meta = _model_and_meta(model_or_checkpoint, weights)
+    cfg_dict = tl_config(model.config, device)  # Post-Norm refused before the slow import
+    _, boot, _ = _tl_bridge()
+    bridge = boot(dict(cfg_dict), device=device)
+    bridge.load_state_dict({k: v.to(device) for k, v in tl_state_dict(model).items()})
+    bridge.cfg.lgagent = meta
+    return bridge.eval()
+
+
+def transformer_lens_payload(model_or_checkpoint, weights: str = "raw") -> dict:
+    """What ``lgagent export --to transformer-lens`` saves with ``torch.save``:
+
+    ``{"format": "lgagent-transformer-lens", "version": 1, "config": {TransformerBridgeConfig
+    fields}, "state_dict": {TL-native keys: tensors}, "lgagent": metadata}``. Loading it in
+    TransformerLens needs no lgagent::
+
+        d = torch.load(FILE, weights_only=True)
+        bridge = TransformerBridge.boot_native(d["config"]); bridge.load_state_dict(d["state_dict"])
+
+    Plain types and tensors only (``torch.load(weights_only=True)`` reads it).
+    """
+    model, meta = _model_and_meta(model_or_checkpoint, weights)
+    cfg = tl_config(model.config)
+    cfg.pop("device")
+    return {"format": TL_FORMAT, "version": VERSION, "config": cfg,
+            "state_dict": {k: v.cpu() for k, v in tl_state_dict(model).items()}, "lgagent": meta}
+
+
+def safetensors_payload(model_or_checkpoint, weights: str = "raw") -> bytes:
+    """The bytes ``lgagent export --to safetensors`` writes: the lgagent state dict
+    (``model.state_dict()`` keys; a tied ``lm_head.weight`` is left out, as model hubs do)
+    with string metadata ``format`` (:data:`ST_FORMAT`), ``version``, ``model_config``
+    (JSON of GPTConfig), ``task``, ``vocab`` (JSON: vocab_size, pad_id, block_size, tokens),
+    ``config`` (JSON of the run config), ``weights`` and ``step``. MissingExtra without
+    safetensors.
+    """
+    st = _require("safetensors.torch")
+    model, meta = _model_and_meta(model_or_checkpoint, weights)
+    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if model.config.tie_weights:
+        sd.pop("lm_head.weight")
+    md = {"format": ST_FORMAT, "version": str(VERSION), "weights": meta["weights"],
+          "step": str(meta["step"]), "task": meta["task"] or "",
+          **{k: json.dumps(meta[k]) for k in ("model_config", "vocab", "config")}}
+    return st.save(sd, metadata=md)
+
+
+# ---------------------------------------------------------------------------------------------
+# TransformerLens -> lgagent
+
+# TransformerBridgeConfig fields whose value here is the only one lgagent can represent
+_MUST = {"gated_mlp": False, "parallel_attn_mlp": False, "final_rms": False,
+         "use_qk_norm": False, "use_local_attn": False, "attention_dir": "causal",
+         "scale_attn_by_inverse_layer_idx": False, "post_embedding_ln": False,
+         "num_experts": None, "use_normalization_before_and_after": False,
+         "rope_scaling": None, "use_NTK_by_parts_rope": False}
+
+
+def _first_line(e: BaseException) -> str:
+    msg = str(e).strip()
+    return msg.splitlines()[0][:200] if msg else type(e).__name__
+
+
+def _as_bridge_config(cfg):
+    """A TransformerBridgeConfig from a config object or dict (unknown keys ignored)."""
+    TBC, _, _ = _tl_bridge()
+    if isinstance(cfg, TBC):
+        return cfg
+    if hasattr(cfg, "to_dict"):  # another TransformerLens config class
+        cfg = cfg.to_dict()
+    if not isinstance(cfg, dict):
+        raise ValueError(f"expected a TransformerLens config or dict, got {type(cfg).__name__}")
+    cfg = {k: v for k, v in cfg.items() if k not in ("dtype", "device")}
+    try:
+        return TBC.from_dict({**cfg, "device": "cpu"})
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"unusable TransformerLens config: {_first_line(e)}") from None
+
+
+def _check_representable(c) -> None:
+    """ValueError, one line, naming the first TransformerBridgeConfig setting lgagent lacks."""
+    def refuse(what):
+        raise ValueError(f"cannot import: {what} has no lgagent equivalent")
+
+    arch = getattr(c, "architecture", None)
+    if arch not in (None, "TransformerLensNative"):
+        refuse(f"architecture {arch!r} (only TL-native models: boot_native, boot_tl_legacy)")
+    for k, want in _MUST.items():
+        got = getattr(c, k, want)
+        if got != want and not (want is None and not got):
+            refuse(f"{k}={got!r}")
+    if not c.attn_only and (c.act_fn or "").lower() != "gelu":
+        refuse(f"act_fn={c.act_fn!r} (lgagent's MLP uses exact GELU, act_fn='gelu')")
+    norm = c.normalization_type
+    if norm not in (None, "LN", "LNPre"):
+        refuse(f"normalization_type={norm!r}")
+    if norm is not None and not math.isclose(c.eps, EPS, rel_tol=1e-9, abs_tol=0.0):
+        refuse(f"LayerNorm eps={c.eps!r} (lgagent uses {EPS})")
+    kv = getattr(c, "n_key_value_heads", None)
+    if kv not in (None, c.n_heads):
+        refuse(f"grouped-query attention (n_key_value_heads={kv})")
+    if c.n_heads * c.d_head != c.d_model:
+        refuse(f"n_heads * d_head = {c.n_heads * c.d_head} != d_model = {c.d_model}")
+    if not c.use_attn_scale or (c.attn_scale > 0
+                                and not math.isclose(c.attn_scale, math.sqrt(c.d_head))):
+        refuse(f"attention scale {c.attn_scale!r} (lgagent divides scores by sqrt(d_head))")
+    soft = [k for k in ("attn_scores_soft_cap", "output_logits_soft_cap")
+            if 0 < float(getattr(c, k, -1)) < math.inf]
+    if soft:
+        refuse(f"{soft[0]}={getattr(c, soft[0])}")
+    pe = (c.positional_embedding_type or "standard").lower()
+    if pe not in ("standard", "rotary"):
+        refuse(f"positional_embedding_type={c.positional_embedding_type!r}")
+    if pe == "rotary" and c.rotary_dim not in (None, c.d_head):
+        refuse(f"partial rotary (rotary_dim={c.rotary_dim}, d_head={c.d_head})")
+    if c.d_vocab_out not in (-1, c.d_vocab):
+        refuse(f"d_vocab_out={c.d_vocab_out} != d_vocab={c.d_vocab}")
+    if not c.attn_only and c.d_mlp % c.d_model:
+        refuse(f"d_mlp={c.d_mlp} (not a multiple of d_model={c.d_model})")
+
+
+def _bridge_state(sd: dict, c) -> dict:
+    """A state dict in TL-native keys: HookedTransformer (TransformerLens < 4) property keys
+    (``blocks.0.attn.W_Q``, ...) are converted with TransformerLens's own converter."""
+    sd = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    if any(k.endswith((".W_Q", ".W_E", ".W_U", "._W_K")) for k in sd):
+        if any(k.endswith((".rotary_sin", ".rotary_cos")) for k in sd):
+            raise ValueError("cannot import: a rotary HookedTransformer (TransformerLens < 4) state "
+                             "dict; its rotary convention differs from TransformerLens 4's")
+        _, _, convert = _tl_bridge()
+        try:
+            sd = convert(sd, c)
+        except ValueError as e:
+            raise ValueError(f"cannot import: {_first_line(e)}") from None
+    return {k[len("_orig_mod."):] if k.startswith("_orig_mod.") else k: v.detach().float().cpu()
+            for k, v in sd.items()}
+
+
+def _infer(c, sd: dict, hint: dict | None) -> tuple[GPTConfig, dict]:
+    """lgagent (GPTConfig, state dict) of a representable TL-native config and bridge-key
+    state dict; ``hint`` (an export's metadata) restores what the weights cannot tell
+    (dropout, bias/tie/position flags where the weights agree)."""
+    C, L = c.d_model, c.n_layers
+    mlp = not c.attn_only
+    norm = "pre" if c.normalization_type in ("LN", "LNPre") else "none"
+    rotary = (c.positional_embedding_type or "standard").lower() == "rotary"
+    need = {"embed.weight": (c.d_vocab, C), "unembed.weight": (c.d_vocab, C)}
+    if not rotary:
+        need["pos_embed.weight"] = (c.n_ctx, C)
+    for i in range(L):
+        for n in "qkvo":
+            need[f"blocks.{i}.attn.{n}.weight"] = (C, C)
+            need[f"blocks.{i}.attn.{n}.bias"] = (C,)
+        if mlp:
+            need.update({f"blocks.{i}.mlp.in.weight": (c.d_mlp, C), f"blocks.{i}.mlp.in.bias":
+                         (c.d_mlp,), f"blocks.{i}.mlp.out.weight": (C, c.d_mlp),
+                         f"blocks.{i}.mlp.out.bias": (C,)})
+    lns = ([f"blocks.{i}.{n}" for i in range(L) for n in (("ln1", "ln2") if mlp else ("ln1",))]
+           + ["ln_final"])
+    if c.normalization_type == "LN":
+        for n in lns:
+            need[f"{n}.weight"] = need[f"{n}.bias"] = (C,)
+    for k, shape in need.items():
+        if k not in sd:
+            raise ValueError(f"cannot import: the state dict lacks {k!r}")
+        if tuple(sd[k].shape) != shape:
+            raise ValueError(f"cannot import: {k!r} has shape {tuple(sd[k].shape)}, the config "
+                             f"says {shape}")
+    extra = sorted(set(sd) - set(need) - {"unembed.bias"})
+    if extra:
+        raise ValueError(f"cannot import: unexpected weights {', '.join(extra[:3])}")
+    hint = hint or {}
+    hmc = hint.get("model_config") or {}
+
+    def ln(name):  # (weight, bias); LNPre is LN with weight 1 and bias 0
+        if c.normalization_type == "LN":
+            return sd[f"{name}.weight"], sd[f"{name}.bias"]
+        return torch.ones(C), torch.zeros(C)
+
+    b_u = sd.get("unembed.bias", torch.zeros(c.d_vocab))
+    W_u = sd["unembed.weight"]
+    shift = None
+    if b_u.abs().max() > 0:  # fold b_U into ln_f's bias: U (beta + d) = U beta + b_U
+        if norm != "pre":
+            raise ValueError("cannot import: a nonzero unembedding bias b_U without a final "
+                             "LayerNorm has no lgagent equivalent (lm_head has no bias)")
+        d = torch.linalg.lstsq(W_u.double(), b_u.double().unsqueeze(1)).solution.squeeze(1)
+        if (W_u.double() @ d - b_u.double()).abs().max() > 1e-6 * (1 + b_u.abs().max()):
+            raise ValueError("cannot import: the nonzero unembedding bias b_U is not in the span "
+                             "of the unembedding (d_vocab > d_model?); lm_head has no bias")
+        shift = d.float()
+    biases = [v for k, v in sd.items() if k.endswith(".bias") and k != "unembed.bias"
+              and not k.startswith("ln_final")]
+    if norm == "pre":
+        biases.append(ln("ln_final")[1])
+    has_bias = shift is not None or any(bool(b.abs().max() > 0) for b in biases)
+    if not has_bias and hmc.get("bias") is True:
+        has_bias = True  # the export said so (every bias happens to be zero)
+    if rotary:
+        pos = "rope"
+    else:
+        pos = "none" if not bool(sd["pos_embed.weight"].abs().max() > 0) else "learned"
+        if pos == "none" and hmc.get("pos") == "learned":
+            pos = "learned"
+    tie = bool(torch.equal(sd["embed.weight"], W_u)) and shift is None
+    if tie and hmc.get("tie_weights") is False:
+        tie = False
+    drops = {k: hmc[k] for k in ("dropout", "attn_dropout", "resid_dropout", "embd_dropout")
+             if k in hmc}
+    rope_base = float(c.rotary_base)
+    if rotary and isinstance(hmc.get("rope_base"), (int, float)) and \
+            int(hmc["rope_base"]) == int(c.rotary_base):
+        rope_base = float(hmc["rope_base"])
+    try:
+        cfg = GPTConfig(vocab_size=c.d_vocab, block_size=c.n_ctx, n_layer=L, n_head=c.n_heads,
+                        n_embd=C, mlp=mlp, mlp_ratio=(c.d_mlp // C) if mlp else 4, norm=norm,
+                        pos=pos, bias=has_bias, tie_weights=tie, rope_base=rope_base,
+                        **{"dropout": 0.0, **drops})
+    except ValueError as e:
+        raise ValueError(f"cannot import: {_first_line(e)}") from None
+    if mlp is False and "mlp_ratio" in hmc:
+        cfg = dataclasses.replace(cfg, mlp_ratio=hmc["mlp_ratio"])
+
+    out = {"wte.weight": sd["embed.weight"], "lm_head.weight": W_u}
+    if pos == "learned":
+        out["wpe.weight"] = sd["pos_embed.weight"]
+    for i in range(L):
+        p = f"blocks.{i}."
+        out[f"{p}attn.c_attn.weight"] = torch.cat([sd[f"{p}attn.{n}.weight"] for n in "qkv"])
+        out[f"{p}attn.c_proj.weight"] = sd[f"{p}attn.o.weight"]
+        if has_bias:
+            out[f"{p}attn.c_attn.bias"] = torch.cat([sd[f"{p}attn.{n}.bias"] for n in "qkv"])
+            out[f"{p}attn.c_proj.bias"] = sd[f"{p}attn.o.bias"]
+        if mlp:
+            out[f"{p}mlp.c_fc.weight"] = sd[f"{p}mlp.in.weight"]
+            out[f"{p}mlp.c_proj.weight"] = sd[f"{p}mlp.out.weight"]
+            if has_bias:
+                out[f"{p}mlp.c_fc.bias"] = sd[f"{p}mlp.in.bias"]
+                out[f"{p}mlp.c_proj.bias"] = sd[f"{p}mlp.out.bias"]
+        if norm == "pre":
+            for ours, theirs in [("ln_1", "ln1")] + ([("ln_2", "ln2")] if mlp else []):
+                w, b = ln(p + theirs)
+                out[f"{p}{ours}.weight"] = w
+                if has_bias:
+                    out[f"{p}{ours}.bias"] = b
+    if norm == "pre":
+        w, b = ln("ln_final")
+        out["ln_f.weight"] = w
+        if has_bias:
+            out["ln_f.bias"] = b if shift is None else b + shift
+    return cfg, {k: v.clone().contiguous() for k, v in out.items()}
+
+
+def _gpt(cfg: GPTConfig, state: dict) -> GPT:
+    model = GPT(cfg)
+    if cfg.tie_weights:
+        state = {**state, "lm_head.weight": state["wte.weight"]}
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError) as e:
+        raise ValueError(f"cannot import: {_first_line(e)}") from None
+    return model.eval()
+
+
+def _bridge_of(c, sd: dict):
+    """A TL-native bridge from a config and a bridge-key state dict (strict)."""
+    _, boot, _ = _tl_bridge()
+    cfg = _as_bridge_config({**c.to_dict(), "init_weights": False})
+    bridge = boot(cfg, device="cpu")
+    full = {**sd}
+    full.setdefault("unembed.bias", torch.zeros(c.d_vocab))
+    try:
+        bridge.load_state_dict(full, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"cannot import: {_first_line(e)}") from None
+    return bridge.eval()
+
+
+@torch.no_grad()
+def max_logit_difference(model: GPT, bridge, n: int = 4, seed: int = 0) -> float:
+    """max |lgagent logits - TransformerLens logits| on ``n`` random full-length sequences,
+    relative to the largest |logit| when that exceeds 1 (float32 rounding grows with it)."""
+    g = torch.Generator().manual_seed(seed)
+    T = min(model.config.block_size, bridge.cfg.n_ctx)
+    tokens = torch.randint(model.config.vocab_size, (n, T), generator=g)
+    dev = next(bridge.parameters()).device
+    theirs = bridge(tokens.to(dev)).float().cpu()
+    ours = model.to("cpu")(tokens).float()
+    return float((ours - theirs).abs().max() / ours.abs().max().clamp(min=1.0))
+
+
+def from_hooked_transformer(model_or_state_dict_and_cfg, *, check: bool = True) -> GPT:
+    """An lgagent GPT (eval mode, CPU) computing the same logits as a TransformerLens model.
+
+    Accepts a ``TransformerBridge`` (TL-native: ``boot_native``, ``boot_tl_legacy``, or
+    :func:`to_hooked_transformer`'s), a ``(state_dict, config)`` pair, or a dict
+    ``{"config": ..., "state_dict": ...}`` (an export of :func:`transformer_lens_payload`,
+    or a HookedTransformer's ``state_dict()`` and ``cfg`` from TransformerLens < 4, whose
+    ``W_Q``-style keys are converted by TransformerLens). The config may be a
+    TransformerBridgeConfig or a dict of its fields. A nonzero unembedding bias is folded
+    into the final LayerNorm's bias (least squares; needs d_vocab <= d_model). With
+    ``check`` the result's logits are compared with the TransformerLens model's on random
+    sequences (:data:`ATOL`). ValueError, one line, for a model lgagent cannot represent
+    (parallel attention and MLP, gated or non-GELU MLP, RMSNorm, GQA, soft caps, ...).
+    """
+    x = model_or_state_dict_and_cfg
+    bridge = None
+    hint = None
+    if hasattr(x, "cfg") and hasattr(x, "state_dict") and callable(x.state_dict):
+        c, sd, bridge = x.cfg, x.state_dict(), x
+        hint = getattr(c, "lgagent", None)
+    elif isinstance(x, tuple) and len(x) == 2:
+        sd, c = x
+    elif isinstance(x, dict) and "state_dict" in x and ("config" in x or "cfg" in x):
+        sd, c = x["state_dict"], x.get("config", x.get("cfg"))
+        hint = x.get("lgagent")
+    else:
+        raise ValueError("expected a TransformerBridge, (state_dict, config) or "
+                         "{'config', 'state_dict'}, got " + type(x).__name__)
+    if not isinstance(sd, dict):
+        raise ValueError(f"the state dict is a {type(sd).__name__}, not a dict of tensors")
+    c = _as_bridge_config(c)
+    _check_representable(c)
+    sd = _bridge_state(sd, c)
+    cfg, state = _infer(c, sd, hint if isinstance(hint, dict) else None)
+    model = _gpt(cfg, state)
+    if check:
+        if bridge is None:
+            bridge = _bridge_of(c, sd)
+        diff = max_logit_difference(model, bridge)
+        if not diff <= ATOL:
+            raise ValueError(f"cannot import: the converted model's logits differ from "
+                             f"TransformerLens's by {diff:.3g} (> {ATOL})")
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+@dataclasses.dataclass
+class Imported:
+    """A model read from an interop file, with what a checkpoint needs besides the weights."""
+
+    model: GPT
+    task: str  # "othello" | "setcomp"
+    config: dict  # the run config to store (the exported run's, or a minimal one)
+    step: int
+    source: str  # "transformer-lens" | "safetensors"
+
+
+def task_for(cfg: GPTConfig, task: str | None, meta_task: str | None) -> str:
+    """The task of an imported model: the file's own, else ``task``, else inferred from the
+    vocabulary (61 -> Othello, else set complement over vocab - 1 tokens); ValueError when
+    they disagree or the model does not fit the task's vocabulary and context."""
+    if task is not None and task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    if meta_task and task and meta_task != task:
+        raise ValueError(f"the file holds a {meta_task} model, not {task}")
+    t = meta_task or task or ("othello" if cfg.vocab_size == 61 else "setcomp")
+    V, T = cfg.vocab_size, cfg.block_size
+    if t == "othello" and V != 61:
+        raise ValueError(f"an Othello model needs vocabulary 61 (0 = PAD, 1..60 = squares), "
+                         f"this one has {V}")
+    if t == "setcomp" and V < 3:
+        raise ValueError(f"a set complement model needs vocabulary >= 3, this one has {V}")
+    need = 59 if t == "othello" else V - 2
+    if cfg.pos == "learned" and T < need:
+        raise ValueError(f"the model's context {T} is shorter than the {t} task's {need}")
+    return t
+
+
+def _minimal_config(cfg: GPTConfig, task: str) -> dict:
+    """RunConfig fields that describe an imported model (no training recipe: it was not
+    trained here)."""
+    return {"env": task, "vocab_size": cfg.vocab_size - 1 if task == "setcomp" else None,
+            "n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_embd": cfg.n_embd,
+            "norm": cfg.norm, "pos": cfg.pos, "dropout": cfg.dropout}
+
+
+def read_interop_file(path, task: str | None = None) -> Imported:
+    """Read a TransformerLens export (``torch.save`` of ``{"config", "state_dict"}``, ours or
+    anyone's) or an lgagent safetensors file into an lgagent model and its task.
+
+    Torch files are read with ``weights_only=True`` (no code runs); a pickled model object
+    is refused with a hint to save its state dict and config instead. ValueError, one line.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"no file at {path}")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head[:2] == b"PK" or head[:1] == b"\x80":  # a torch zip, or a legacy pickle
+        return _read_torch(path, task)
+    return _read_safetensors(path, task)
+
+
+def _read_torch(path: str, task: str | None) -> Imported:
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            d = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - an unpickler error of any kind is one line
+        msg, full = _first_line(e), str(e)
+        if any(w in full for w in ("Weights only load failed", "weights_only", "Unsupported global")):
+            raise ValueError(f"{path} holds a pickled Python object (a whole model?); save "
+                             "torch.save({'config': model.cfg.to_dict(), 'state_dict': "
+                             "model.state_dict()}, FILE) and import that") from None
+        raise ValueError(f"{path} is not a readable torch file: {msg}") from None
+    if not isinstance(d, dict) or "state_dict" not in d or not ("config" in d or "cfg" in d):
+        raise ValueError(f"{path} is not a TransformerLens export: expected a dict with "
+                         "'config' and 'state_dict'")
+    if d.get("format") == TL_FORMAT and d.get("version") != VERSION:
+        raise ValueError(f"{path}: {TL_FORMAT} version {d.get('version')!r} is not supported")
+    meta = d.get("lgagent") if isinstance(d.get("lgagent"), dict) else {}
+    model = from_hooked_transformer(d)
+    t = task_for(model.config, task, meta.get("task"))
+    config = meta.get("config") or _minimal_config(model.config, t)
+    return Imported(model, t, dict(config), int(meta.get("step") or 0), "transformer-lens")
+
+
+def _read_safetensors(path: str, task: str | None) -> Imported:
+    st = _require("safetensors")
+    from safetensors.torch import load_file
+
+    try:
+        with st.safe_open(path, framework="pt") as f:
+            md = f.metadata() or {}
+        sd = load_file(path)
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
+        raise ValueError(f"{path} is neither a torch file nor a readable safetensors file: "
+                         f"{_first_line(e)}") from None
+    if md.get("format") != ST_FORMAT:
+        raise ValueError(f"{path} is a safetensors file without lgagent metadata "
+                         f"(format {md.get('format')!r}, expected {ST_FORMAT!r})")
+    if md.get("version") != str(VERSION):
+        raise ValueError(f"{path}: {ST_FORMAT} version {md.get('version')!r} is not supported")
+    try:
+        mc = json.loads(md["model_config"])
+        config = json.loads(md.get("config") or "{}")
+        cfg = GPTConfig(**mc)
+        step = int(md.get("step") or 0)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: damaged lgagent metadata: {_first_line(e)}") from None
+    if cfg.tie_weights and "wte.weight" in sd:
+        sd.setdefault("lm_head.weight", sd["wte.weight"])
+    model = GPT(cfg)
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as e:
+        raise ValueError(f"{path}: the weights do not fit its model config: "
+                         f"{_first_line(e)}") from None
+    t = task_for(cfg, task, md.get("task") or None)
+    return Imported(model.eval(), t, config or _minimal_config(cfg, t), step, "safetensors")
+
+
+def checkpoint_of(imported: Imported) -> dict:
+    """A weights-only lgagent checkpoint (agents.checkpoint format, with checksum) holding
+    an imported model as its raw weights: evaluated, played and probed like any run, not
+    resumable (no optimizer, schedule or RNG state)."""
+    from agents.checkpoint import FORMAT, check, checksum
+    from agents.checkpoint import VERSION as CKPT_VERSION
+
+    model = imported.model
+    config = {**imported.config, "env": imported.task}
+    ckpt = {"format": FORMAT, "version": CKPT_VERSION, "step": imported.step,
+            "config": config, "model_config": dataclasses.asdict(model.config),
+            "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            "optimizer": {}, "scheduler": {}, "ema": None, "bema": None, "rng": {}, "data": {}}
+    ckpt["checksum"] = checksum(ckpt)
+    return check(ckpt, "the imported checkpoint")
