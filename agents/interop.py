@@ -123,24 +123,24 @@ def tl_state_dict(model: GPT) -> dict:
         out["pos_embed.weight"] = torch.zeros(cfg.block_size, C, dtype=sd["wte.weight"].dtype,
                                               device=sd["wte.weight"].device)
     for i in range(cfg.n_layer):
-        p, q = f"blocks.{i}.", f"blocks.{i}."
+        p = f"blocks.{i}."  # the same block prefix on both sides
         lns = [("ln_1", "ln1")] + ([("ln_2", "ln2")] if cfg.mlp else [])
         if cfg.norm == "pre":
             for ours, theirs in lns:
-                out[f"{q}{theirs}.weight"] = sd[f"{p}{ours}.weight"]
-                out[f"{q}{theirs}.bias"] = bias(f"{p}{ours}.bias", C)
+                out[f"{p}{theirs}.weight"] = sd[f"{p}{ours}.weight"]
+                out[f"{p}{theirs}.bias"] = bias(f"{p}{ours}.bias", C)
         w = sd[f"{p}attn.c_attn.weight"]  # (3C, C): q, k, v stacked
         b = bias(f"{p}attn.c_attn.bias", 3 * C)
         for j, name in enumerate("qkv"):
-            out[f"{q}attn.{name}.weight"] = w[j * C:(j + 1) * C]
-            out[f"{q}attn.{name}.bias"] = b[j * C:(j + 1) * C]
-        out[f"{q}attn.o.weight"] = sd[f"{p}attn.c_proj.weight"]
-        out[f"{q}attn.o.bias"] = bias(f"{p}attn.c_proj.bias", C)
+            out[f"{p}attn.{name}.weight"] = w[j * C:(j + 1) * C]
+            out[f"{p}attn.{name}.bias"] = b[j * C:(j + 1) * C]
+        out[f"{p}attn.o.weight"] = sd[f"{p}attn.c_proj.weight"]
+        out[f"{p}attn.o.bias"] = bias(f"{p}attn.c_proj.bias", C)
         if cfg.mlp:
-            out[f"{q}mlp.in.weight"] = sd[f"{p}mlp.c_fc.weight"]
-            out[f"{q}mlp.in.bias"] = bias(f"{p}mlp.c_fc.bias", cfg.mlp_ratio * C)
-            out[f"{q}mlp.out.weight"] = sd[f"{p}mlp.c_proj.weight"]
-            out[f"{q}mlp.out.bias"] = bias(f"{p}mlp.c_proj.bias", C)
+            out[f"{p}mlp.in.weight"] = sd[f"{p}mlp.c_fc.weight"]
+            out[f"{p}mlp.in.bias"] = bias(f"{p}mlp.c_fc.bias", cfg.mlp_ratio * C)
+            out[f"{p}mlp.out.weight"] = sd[f"{p}mlp.c_proj.weight"]
+            out[f"{p}mlp.out.bias"] = bias(f"{p}mlp.c_proj.bias", C)
     if cfg.norm == "pre":
         out["ln_final.weight"] = sd["ln_f.weight"]
         out["ln_final.bias"] = bias("ln_f.bias", C)

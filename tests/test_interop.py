@@ -165,17 +165,20 @@ def test_a_transformerlens_model_from_its_own_config_converts_with_equal_logits(
         assert close(bridge(x), model(x))
 
 
-def test_a_hookedtransformer_state_dict_converts():
+@pytest.mark.parametrize("norm", ["LN", "LNPre"])
+def test_a_hookedtransformer_state_dict_converts(norm):
     """TransformerLens < 4 saved ``HookedTransformer.state_dict()`` with per-head W_Q keys and a
-    HookedTransformerConfig; TransformerLens's own converter reads them."""
+    HookedTransformerConfig; TransformerLens's own converter reads them. LNPre with a nonzero
+    b_U is the layout of the TransformerLens demo's synthetic_model.pth (folded LayerNorms)."""
     pytest.importorskip("transformer_lens")
     import einops
 
-    bridge = native(2, normalization_type="LN")
+    bridge = native(2, normalization_type=norm)
     sd, H = bridge.state_dict(), 4
     legacy = {"embed.W_E": sd["embed.weight"], "pos_embed.W_pos": sd["pos_embed.weight"],
-              "unembed.W_U": sd["unembed.weight"].T, "unembed.b_U": sd["unembed.bias"],
-              "ln_final.w": sd["ln_final.weight"], "ln_final.b": sd["ln_final.bias"]}
+              "unembed.W_U": sd["unembed.weight"].T, "unembed.b_U": sd["unembed.bias"]}
+    if norm == "LN":
+        legacy["ln_final.w"], legacy["ln_final.b"] = sd["ln_final.weight"], sd["ln_final.bias"]
     for i in range(2):
         p = f"blocks.{i}."
         for n in "QKV":
@@ -190,10 +193,11 @@ def test_a_hookedtransformer_state_dict_converts():
             f"{p}mlp.in.bias"]
         legacy[f"{p}mlp.W_out"], legacy[f"{p}mlp.b_out"] = sd[f"{p}mlp.out.weight"].T, sd[
             f"{p}mlp.out.bias"]
-        for ln in ("ln1", "ln2"):
+        for ln in ("ln1", "ln2") if norm == "LN" else ():
             legacy[f"{p}{ln}.w"], legacy[f"{p}{ln}.b"] = sd[f"{p}{ln}.weight"], sd[f"{p}{ln}.bias"]
+    assert legacy["unembed.b_U"].abs().max() > 0
     cfg = {"d_model": 16, "d_head": 4, "n_heads": 4, "n_layers": 2, "n_ctx": T, "d_vocab": V,
-           "act_fn": "gelu", "normalization_type": "LN", "d_mlp": 64}
+           "act_fn": "gelu", "normalization_type": norm, "d_mlp": 64}
     model = interop.from_hooked_transformer({"config": cfg, "state_dict": legacy})
     x = tokens(seed=3)
     with torch.no_grad():
