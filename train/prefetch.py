@@ -38,6 +38,8 @@ import torch
 THREAD_NAME = "lgagent-prefetch"
 # seconds between checks of the stop flag while blocked on the queue
 _POLL_S = 0.05
+# seconds between looks at a full queue (a batch takes far longer to use)
+_FULL_POLL_S = 0.002
 # seconds close() waits for the producer to finish the batch it is drawing
 _JOIN_S = 60.0
 
@@ -108,13 +110,18 @@ class Prefetcher:
             self._put(_Failure(e, made))
 
     def _put(self, item) -> bool:
-        """Put ``item`` into the queue unless the consumer stops first; False when it did."""
+        """Put ``item`` into the queue unless the consumer stops first; False when it did.
+
+        A full queue is polled, not waited on: a producer waiting on the queue's condition
+        would be woken by every ``get`` and take the GIL from the consumer right there (on a
+        busy machine that handoff alone cost the step milliseconds per batch).
+        """
         while not self._stop.is_set():
             try:
-                self._queue.put(item, timeout=_POLL_S)
+                self._queue.put_nowait(item)
                 return True
             except queue.Full:
-                continue
+                self._stop.wait(_FULL_POLL_S)
         return False
 
     # -- the consumer (the training loop) ----------------------------------------------------
