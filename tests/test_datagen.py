@@ -123,7 +123,6 @@ def test_datagen_parquet_round_trip_equals_the_npy_corpus(tmp_path, monkeypatch)
     from train.corpus import corpus_metadata, read_corpus
 
     monkeypatch.setattr(train.datagen, "CHUNK_GAMES", 13)  # several row groups, one ragged
-    monkeypatch.setattr(train.datagen, "REPLAY_GAMES", 5)
     npy, parquet = tmp_path / "g.npy", tmp_path / "g.parquet"
     assert run(["--games", "40", "--seed", "9", "--out", str(npy)]).exit_code == 0
     r = run(["--games", "40", "--seed", "9", "--out", str(parquet), "--format", "parquet"])
@@ -201,3 +200,18 @@ def test_datagen_parquet_interrupted_leaves_the_old_file(tmp_path, monkeypatch):
     assert r.exit_code == 130 and calls == [0, 4]
     assert out.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["g.parquet"]
+
+
+def test_parquet_table_refuses_an_unfinished_or_illegal_game():
+    pytest.importorskip("pyarrow")
+    games = generate_games(5, seed=0)
+    t = train.datagen.parquet_table(games, first=100)
+    assert t.column("game").to_pylist() == [100, 101, 102, 103, 104]
+    unfinished = games.copy()
+    unfinished[3, 40:] = -1
+    with pytest.raises(ValueError, match="game 103 is not a legal, finished game"):
+        train.datagen.parquet_table(unfinished, first=100)
+    illegal = games.copy()
+    illegal[1, 0] = 0  # a1 is not a first move
+    with pytest.raises(ValueError, match="game 1 is not"):
+        train.datagen.parquet_table(illegal)

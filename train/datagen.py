@@ -40,7 +40,6 @@ FORMATS = ("npy", "parquet")
 PARQUET_COLUMNS = ("game", "moves", "length", "black_discs", "white_discs", "winner")
 PARQUET_META = b"lgagent"  # schema metadata key: JSON {"format", "version", "seed", "games"}
 CORPUS_FORMAT = "lgagent-othello-corpus"
-REPLAY_GAMES = 1 << 14  # games replayed at once for the final disc counts: 64 MiB of boards
 CHUNK_GAMES = 1 << 20  # games per chunk: 60 MiB of int8
 BYTES_PER_GAME = 60
 
@@ -119,12 +118,10 @@ def parquet_table(games: np.ndarray, first: int = 0):
     """A pyarrow Table of ``games`` (int8 (n, 60), -1 after the end), one row per game.
 
     Columns :data:`PARQUET_COLUMNS`; ``game`` counts from ``first``. The final disc
-    counts come from a replay (:func:`othello_env.board_states`), in slices of
-    :data:`REPLAY_GAMES` games.
+    counts come from a replay of each game (``othello_env.games.replay_game``);
+    ValueError names the first game that is not a legal, finished one.
     """
     import pyarrow as pa
-
-    from othello_env.games import board_states
 
     games = np.asarray(games)
     n = games.shape[0]
@@ -134,10 +131,9 @@ def parquet_table(games: np.ndarray, first: int = 0):
     values = games[games >= 0].astype(np.int8)  # row-major: each game's moves in order
     black = np.empty(n, dtype=np.int8)
     white = np.empty(n, dtype=np.int8)
-    for a in range(0, n, REPLAY_GAMES):
-        final = board_states(games[a : a + REPLAY_GAMES])[:, -1]  # (m, 64): +1 black, -1 white
-        black[a : a + REPLAY_GAMES] = (final == 1).sum(axis=1)
-        white[a : a + REPLAY_GAMES] = (final == -1).sum(axis=1)
+    bad = _final_discs(np.ascontiguousarray(games, dtype=np.int8), black, white)
+    if bad >= 0:
+        raise ValueError(f"game {first + bad} is not a legal, finished game")
     winner = np.where(black > white, "black", np.where(white > black, "white", "draw"))
     return pa.table({
         "game": pa.array(np.arange(first, first + n, dtype=np.int64)),
@@ -147,6 +143,44 @@ def parquet_table(games: np.ndarray, first: int = 0):
         "white_discs": pa.array(white),
         "winner": pa.array(winner).dictionary_encode(),
     })
+
+
+def _final_discs(games, black, white) -> int:
+    """Fill ``black``/``white`` (n,) with each game's final disc counts; the index of the
+    first game that is not a legal finished one, or -1. Compiled on first use."""
+    global _final_discs_jit
+    if _final_discs_jit is None:
+        _final_discs_jit = _compile_final_discs()
+    return int(_final_discs_jit(games, black, white))
+
+
+_final_discs_jit = None
+
+
+def _compile_final_discs():
+    from numba import njit, prange
+
+    from othello_env.engine import popcount
+    from othello_env.games import replay_game
+
+    @njit(cache=True, parallel=True)
+    def final_discs(games, black, white):
+        n = games.shape[0]
+        bad = np.zeros(n, np.bool_)
+        for i in prange(n):
+            masks = np.empty((1, 1, 64), np.bool_)  # not filled: want_masks / want_boards False
+            boards = np.empty((1, 1, 64), np.int8)
+            ply, _, me, opp, black_to_move, ended = replay_game(games, i, masks, boards, False, False)
+            bad[i] = ply >= 0 or not ended
+            b, w = (me, opp) if black_to_move else (opp, me)
+            black[i] = popcount(b)
+            white[i] = popcount(w)
+        for i in range(n):
+            if bad[i]:
+                return i
+        return -1
+
+    return final_discs
 
 
 def _write_npy(tmp: Path, n_games: int, seed: int, bar) -> None:

@@ -187,8 +187,8 @@ def human_session(run, *, weights: str | None = None, colors: str = "both", game
     """Load RUN's model and play ``games`` games against a person (:func:`human_game`).
 
     ``colors`` is the model's colour as in ``lgagent play`` (black, white, or both:
-    the person plays black in the first game and colours alternate). ``weights``: raw,
-    ema or bema (default: ema when the run has them, else raw). ``gif``: a path; each
+    the person plays black in the first game and colours alternate). ``weights``: one
+    the run holds (raw, ema, ema_<decay>, bema; default: its first EMA weights, else raw). ``gif``: a path; each
     game (also an unfinished one) is written there as a GIF (several games:
     ``NAME-1.gif``, ``NAME-2.gif``, ...). Stops early on ``quit`` or the end of input.
     ValueError, one line, for unusable input (checked before any game).
@@ -205,7 +205,7 @@ def human_session(run, *, weights: str | None = None, colors: str = "both", game
         raise ValueError(f"--seed must be non-negative, got {seed}")
     ckpt = _othello_checkpoint(run, "RUN", device)
     held = held_weights(ckpt)
-    w = weights or ("ema" if "ema" in held else "raw")
+    w = weights or next((h for h in held if h == "ema" or h.startswith("ema_")), "raw")
     if w not in held:
         raise ValueError(f"unknown weights {w!r}; choose from {', '.join(held)}")
     paths = gif_paths(gif, games) if gif is not None else [None] * games
