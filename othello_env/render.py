@@ -257,6 +257,9 @@ def save_gif(moves, path, fps: float = 2.0, legal: bool = True) -> None:
         with os.fdopen(fd, "wb") as fh:
             images[0].save(fh, format="GIF", save_all=True, append_images=images[1:],
                            duration=[ms] * (len(images) - 1) + [3 * ms], loop=0)
+        umask = os.umask(0)  # mkstemp makes 0600; the result should look like open()'s
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException as e:
         try:

@@ -184,6 +184,9 @@ def test_save_gif_writes_every_position_atomically(tmp_path):
     out = tmp_path / "game.gif"
     save_gif(moves, out, fps=4)
     assert sorted(os.listdir(tmp_path)) == ["game.gif"]  # no temporary left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would make it
     frames = game_frames(moves)
     with Image.open(out) as im:
         assert im.format == "GIF" and im.n_frames == len(frames) == 13
