@@ -16,7 +16,8 @@ import click
 
 # name -> ("module:attribute" of a click.Command, one-line help shown by `lgagent --help`)
 COMMANDS = {
-    "datagen": ("train.datagen:datagen", "Generate a corpus of random Othello games as .npy."),
+    "datagen": ("train.datagen:datagen",
+                "Generate a corpus of random Othello games as .npy or .parquet."),
     "train": ("train.run:train", "Train a model on Othello or set complement."),
     "sweep": ("train.sweep:sweep",
               "Train a grid of runs (dropout, norm, ...) and tabulate unseen-length legality."),
@@ -24,7 +25,8 @@ COMMANDS = {
                "Effects of each factor of a sweep on unseen-length legality, with 95% CIs."),
     "eval": ("train.eval_cli:eval_command",
              "Evaluate a run's checkpoint: legality at seen/unseen lengths, play vs random."),
-    "play": ("train.play_cli:play", "Play a run's model at Othello vs random or another run."),
+    "play": ("train.play_cli:play",
+             "Play a run's model at Othello vs random, greedy, alphabeta, another run or you."),
     "probe": ("train.probe_cli:probe",
               "Linear board probes per layer of a run's residual stream, seen vs unseen lengths."),
     "export": ("train.interop_cli:export_command",
