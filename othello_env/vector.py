@@ -4,7 +4,9 @@
 returns :class:`OthelloVectorEnv`. Each row runs the same compiled turn kernels as
 :class:`othello_env.env.OthelloEnv`, so env ``i`` reset with seed ``s`` plays exactly
 like a single ``Othello-v0`` reset with seed ``s + i``; ``SyncVectorEnv`` over the single
-env gives identical observations, rewards, terminations and masks step for step.
+env gives identical observations, rewards, terminations and masks step for step. The
+opponent is a built-in player by name (run inside the kernel) or a batched policy asked
+once per step for every row whose opponent is to move (see :class:`OthelloVectorEnv`).
 """
 
 from __future__ import annotations
