@@ -588,8 +588,9 @@ def read_interop_file(path, task: str | None = None) -> Imported:
     """Read a TransformerLens export (``torch.save`` of ``{"config", "state_dict"}``, ours or
     anyone's) or an lgagent safetensors file into an lgagent model and its task.
 
-    Torch files are read with ``weights_only=True`` (no code runs); a pickled model object
-    is refused with a hint to save its state dict and config instead. ValueError, one line.
+    Torch files are read with ``weights_only=True`` (no code runs; NumPy scalars, which a
+    TransformerLens ``cfg.to_dict()`` holds, are allowed); a pickled model object is refused
+    with a hint to save its state dict and config instead. ValueError, one line.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -601,11 +602,46 @@ def read_interop_file(path, task: str | None = None) -> Imported:
     return _read_safetensors(path, task)
 
 
-def _read_torch(path: str, task: str | None) -> Imported:
-    import warnings
+# What a TransformerLens config dict holds besides plain values (``cfg.to_dict()``: NumPy
+# scalars such as initializer_range, and their dtypes): data, not code, so allowed on load.
+_NUMPY_GLOBALS = ("numpy._core.multiarray.scalar", "numpy.core.multiarray.scalar", "numpy.dtype")
+
+
+def _numpy_safe_globals(path: str) -> list:
+    """The NumPy scalar/dtype classes a torch file needs, when those are all it needs beyond
+    ``weights_only``'s defaults (else [])."""
+    import importlib
 
     try:
-        with warnings.catch_warnings():
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # noqa: BLE001 - not a zip file: nothing to allow
+        return []
+    ok = [n for n in names if n in _NUMPY_GLOBALS or n.startswith("numpy.dtypes.")]
+    if not names or len(ok) != len(names):
+        return []
+    out = []
+    for n in ok:
+        module, _, attr = n.rpartition(".")
+        try:
+            out.append(getattr(importlib.import_module(module), attr))
+        except (ImportError, AttributeError):
+            return []
+    if "numpy.dtype" in ok:  # a dtype is rebuilt through its class (numpy.dtypes.Float64DType)
+        import numpy as np
+
+        dtypes = getattr(np, "dtypes", None)
+        out += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")] if dtypes else []
+    return out
+
+
+def _read_torch(path: str, task: str | None) -> Imported:
+    import contextlib
+    import warnings
+
+    allowed = _numpy_safe_globals(path)
+    try:
+        with warnings.catch_warnings(), (torch.serialization.safe_globals(allowed) if allowed
+                                         else contextlib.nullcontext()):
             warnings.simplefilter("ignore")
             d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - an unpickler error of any kind is one line

@@ -419,3 +419,25 @@ def test_cli_refusals_are_one_line(trained, tmp_path, tiny_run, monkeypatch):
                                                "transformer-lens", "--out",
                                                str(tmp_path / "t.pt")]))
     assert 'pip install "lgagent[interop]"' in err and not (tmp_path / "t.pt").exists()
+
+
+def test_import_of_a_bridge_config_and_state_dict_saved_by_transformerlens(tmp_path):
+    """``cfg.to_dict()`` holds NumPy scalars (initializer_range) and a torch dtype: the file
+    still loads with weights_only, and the imported run evaluates with the bridge's logits."""
+    pytest.importorskip("transformer_lens")
+    from agents.checkpoint import model_from_checkpoint
+
+    bridge = native(8, normalization_type="LN")
+    f = tmp_path / "bridge.pt"
+    torch.save({"config": bridge.cfg.to_dict(), "state_dict": bridge.state_dict()}, f)
+    run = CliRunner()
+    r = run.invoke(main, ["import", str(f), "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output + r.stderr
+    assert ": setcomp model," in r.output  # vocabulary 13: set complement over 12 tokens
+    model = model_from_checkpoint(tmp_path / "run", "raw")
+    x = tokens(seed=9)
+    with torch.no_grad():
+        assert close(bridge(x), model(x))
+    r = run.invoke(main, ["eval", str(tmp_path / "run"), "--eval-size", 8, "--json"])
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.output)["env"] == "setcomp"
