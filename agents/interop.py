@@ -596,10 +596,12 @@ def read_interop_file(path, task: str | None = None) -> Imported:
     if not os.path.isfile(path):
         raise ValueError(f"no file at {path}")
     with open(path, "rb") as f:
-        head = f.read(8)
-    if head[:2] == b"PK" or head[:1] == b"\x80":  # a torch zip, or a legacy pickle
-        return _read_torch(path, task)
-    return _read_safetensors(path, task)
+        head = f.read(9)
+    # safetensors: an 8-byte little-endian header length, then the JSON header
+    n = int.from_bytes(head[:8], "little") if len(head) == 9 else 0
+    if head[8:9] == b"{" and 0 < n <= os.path.getsize(path) - 8:
+        return _read_safetensors(path, task)
+    return _read_torch(path, task)
 
 
 # What a TransformerLens config dict holds besides plain values (``cfg.to_dict()``: NumPy
@@ -650,7 +652,8 @@ def _read_torch(path: str, task: str | None) -> Imported:
             raise ValueError(f"{path} holds a pickled Python object (a whole model?); save "
                              "torch.save({'config': model.cfg.to_dict(), 'state_dict': "
                              "model.state_dict()}, FILE) and import that") from None
-        raise ValueError(f"{path} is not a readable torch file: {msg}") from None
+        raise ValueError(f"{path} is neither a readable torch file nor a safetensors file: "
+                         f"{msg}") from None
     if not isinstance(d, dict) or "state_dict" not in d or not ("config" in d or "cfg" in d):
         raise ValueError(f"{path} is not a TransformerLens export: expected a dict with "
                          "'config' and 'state_dict'")
@@ -672,7 +675,7 @@ def _read_safetensors(path: str, task: str | None) -> Imported:
             md = f.metadata() or {}
         sd = load_file(path)
     except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
-        raise ValueError(f"{path} is neither a torch file nor a readable safetensors file: "
+        raise ValueError(f"{path} is neither a readable torch file nor a safetensors file: "
                          f"{_first_line(e)}") from None
     if md.get("format") != ST_FORMAT:
         raise ValueError(f"{path} is a safetensors file without lgagent metadata "

@@ -301,7 +301,7 @@ def test_safetensors_round_trip(tmp_path, kw):
     assert json.loads(md["model_config"])["norm"] == model.config.norm
     assert ("lm_head.weight" in keys) is not model.config.tie_weights  # a tied head is left out
     path.write_bytes(b"not a model at all")
-    with pytest.raises(ValueError, match="neither a torch file nor"):
+    with pytest.raises(ValueError, match="neither a readable torch file nor a safetensors"):
         interop.read_interop_file(path)
 
 
