@@ -8,6 +8,12 @@ built-in opponents' moves (random, greedy, alpha-beta) from :mod:`othello_env.op
 An ``opponent`` argument is ``(kind, depth)``: a built-in opponent plays inside the
 kernels; kind ``POLICY`` stops at OPPONENT_TO_MOVE and leaves the move to the caller.
 
+Numba's cache (``cache=True``) keys a compiled function on its own file's content only:
+the code it compiled in from :mod:`othello_env.engine`, :mod:`othello_env.rng` or
+:mod:`othello_env.opponents` is not checked. After editing one of those, clear the cache
+(``othello_env/__pycache__/*.nbi``/``*.nbc``, or ``NUMBA_CACHE_DIR``) or these kernels
+keep running the old code.
+
 Per-env state, ``N`` rows:
 
 * ``st``   uint64 (N, 4): the agent's discs, the opponent's discs, the RNG state, and the

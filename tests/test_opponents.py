@@ -186,6 +186,23 @@ def test_every_policy_plays_legal_moves_only(name):
                 _, _, done, _, info = env.step(int(rng.choice(np.flatnonzero(info["action_mask"]))))
             assert not info["illegal_action"]
             validate_games(info["moves"][None].astype(np.int8))
+            if name == "greedy":  # the kernel's greedy follows the rule too (a stale Numba cache would not)
+                for me, opp, sq in opponent_moves(info["moves"], env.color):
+                    assert sq in ref_greedy_ties(me, opp, squares(legal_moves(me, opp)))
+
+
+def opponent_moves(moves, agent_color):
+    """(me, opp, square) of every move the opponent of an ``agent_color`` agent made in a game."""
+    me, opp = (1 << 28) | (1 << 35), (1 << 27) | (1 << 36)
+    black_to_move = True
+    for sq in moves[moves >= 0].tolist():
+        if black_to_move != (agent_color == "black"):
+            yield me, opp, sq
+        me, opp = play(me, opp, sq)
+        black_to_move = not black_to_move
+        if not legal_moves(me, opp):
+            me, opp = opp, me
+            black_to_move = not black_to_move
 
 
 def test_policy_errors_are_one_line():
