@@ -51,7 +51,7 @@ from othello_env.kernels import (
     step_kernel,
 )
 from othello_env.opponents import DEFAULT_DEPTH, OPPONENT_NAMES, POLICY, RANDOM, opponent_kind
-from othello_env.render import board_ansi, board_rgb
+from othello_env.render import board_ansi, board_rgb, last_square
 from othello_env.rng import seed_state
 
 
@@ -148,7 +148,7 @@ class OthelloEnv(gym.Env):
     * ``illegal_action``: ``"terminate"`` (default) or ``"raise"`` (ValueError,
       state unchanged).
     * ``render_mode``: ``"ansi"`` (text board, legal moves marked ``*``),
-      ``"rgb_array"`` (uint8 264x264x3 picture) or ``"human"`` (prints the text
+      ``"rgb_array"`` (uint8 296x296x3 picture: coordinates, last move marked) or ``"human"`` (prints the text
       board at every reset and step).
 
     ``reset(seed=..., options={"moves": [...]})`` starts from the position after
@@ -273,7 +273,7 @@ class OthelloEnv(gym.Env):
         return self._mask.astype(bool)
 
     def render(self):
-        """ansi: str; rgb_array: uint8 (264, 264, 3); human: prints the text board, returns None."""
+        """ansi: str; rgb_array: uint8 (296, 296, 3); human: prints the text board, returns None."""
         if self.render_mode is None:
             gym.logger.warn(
                 "You are calling render method without specifying any render mode. "
@@ -283,7 +283,7 @@ class OthelloEnv(gym.Env):
         black, white = self.boards()
         legal = 0 if self._done else self._st[0, LEGAL]
         if self.render_mode == "rgb_array":
-            return board_rgb(black, white, legal)
+            return board_rgb(black, white, legal, last_square(self._hist[0]))
         text = board_ansi(black, white, legal, self._status())
         if self.render_mode == "ansi":
             return text

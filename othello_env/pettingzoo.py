@@ -18,7 +18,7 @@ from othello_env.arguments import parse_action, parse_render_mode, replay_moves
 from othello_env.engine import BLACK_START, WHITE_START, apply_move, legal_moves, popcount
 from othello_env.games import MAX_MOVES
 from othello_env.kernels import N_ACTIONS, OBS_SHAPE, PASS, write_planes
-from othello_env.render import board_ansi, board_rgb
+from othello_env.render import board_ansi, board_rgb, last_square
 
 
 def env(render_mode: str | None = None) -> AECEnv:
@@ -74,7 +74,7 @@ class raw_env(AECEnv):
 
     * ``render_mode``: ``"human"`` (prints the text board after every move),
       ``"ansi"`` (text board, legal moves ``*``) or ``"rgb_array"`` (uint8
-      264x264x3 picture).
+      296x296x3 picture: coordinates, last move marked).
 
     ``reset(options={"moves": [...]})`` starts from the position after a move
     list; a bad list raises ValueError (other option keys are ignored). The game has no randomness; ``seed`` is
@@ -195,7 +195,7 @@ class raw_env(AECEnv):
         return [s for s in range(64) if (legal >> s) & 1] or [PASS]
 
     def render(self):
-        """human: print the text board (returns None); ansi: str; rgb_array: uint8 (264, 264, 3)."""
+        """human: print the text board (returns None); ansi: str; rgb_array: uint8 (296, 296, 3)."""
         if self.render_mode is None:
             gymnasium.logger.warn(
                 "You are calling render method without specifying any render mode."
@@ -203,7 +203,7 @@ class raw_env(AECEnv):
             return None
         legal = 0 if self._over else int(self._legal)
         if self.render_mode == "rgb_array":
-            return board_rgb(self._discs[0], self._discs[1], legal)
+            return board_rgb(self._discs[0], self._discs[1], legal, last_square(self._moves[: self._n]))
         if self._over:
             b, w = popcount(self._discs[0]), popcount(self._discs[1])
             status = "game over: " + ("draw" if b == w else "black wins" if b > w else "white wins")

@@ -46,7 +46,7 @@ from othello_env.kernels import (
     write_view,
 )
 from othello_env.opponents import DEFAULT_DEPTH, OPPONENT_NAMES, POLICY, RANDOM, opponent_kind
-from othello_env.render import board_ansi, board_rgb
+from othello_env.render import board_ansi, board_rgb, last_square
 from othello_env.rng import seed_state
 
 # Reward of each outcome code (ONGOING, WIN, DRAW, LOSS, ILLEGAL), from the agent's side:
@@ -484,7 +484,7 @@ class OthelloVectorEnv(VectorEnv):
         return [COLOUR_NAMES[c] for c in self._meta[:, COLOUR]]
 
     def render(self):
-        """A tuple with one frame per env: str boards ("ansi") or uint8 (264, 264, 3) images."""
+        """A tuple with one frame per env: str boards ("ansi") or uint8 (296, 296, 3) images."""
         if self.render_mode is None:
             gym.logger.warn("You are calling render method without specifying any render mode.")
             return None
@@ -495,7 +495,7 @@ class OthelloVectorEnv(VectorEnv):
             black, white = (me, opp) if colour == 0 else (opp, me)
             legal = 0 if self._autoreset[i] else legal_moves(me, opp)
             if self.render_mode == "rgb_array":
-                frames.append(board_rgb(black, white, legal))
+                frames.append(board_rgb(black, white, legal, last_square(self._hist[i])))
             else:
                 status = (
                     "game over" if self._autoreset[i] else f"agent ({COLOUR_NAMES[colour]}) to move"

@@ -229,3 +229,42 @@ def test_save_gif_without_pillow_says_what_to_install(tmp_path, monkeypatch):
     with pytest.raises(ModuleNotFoundError, match="pip install pillow"):
         save_gif([19], tmp_path / "g.gif")
     assert os.listdir(tmp_path) == []
+
+
+
+def _position_of(prefix):
+    """(black, white, legal) after a move list, legal for the side to move (what the envs draw)."""
+    from othello_env.arguments import replay_moves
+
+    black, white, _, _ = replay_moves(np.asarray(prefix, dtype=np.int64))
+    return black, white, _legal_of(prefix)
+
+
+def test_the_envs_mark_the_last_move_in_their_pictures():
+    """Othello-v0, the native vector env and the PettingZoo env draw the last square played."""
+    import gymnasium as gym
+
+    from othello_env.pettingzoo import env as aec_env
+    from othello_env.vector import OthelloVectorEnv
+
+    single = gym.make("othello_env:Othello-v0", render_mode="rgb_array").unwrapped
+    _, info = single.reset(seed=3)
+    _, _, _, _, info = single.step(int(np.flatnonzero(info["action_mask"])[0]))
+    played = info["moves"][info["moves"] >= 0]  # the agent's move and the opponent's reply
+    frame = single.render()
+    np.testing.assert_array_equal(frame, board_rgb(*_position_of(played), int(played[-1])))
+    assert not np.array_equal(frame, board_rgb(*_position_of(played), None))
+
+    vec = OthelloVectorEnv(2, render_mode="rgb_array")
+    _, infos = vec.reset(seed=3)
+    vec.step(np.array([int(np.flatnonzero(m)[0]) for m in infos["action_mask"]]))
+    for i, img in enumerate(vec.render()):
+        h = vec.moves(i)
+        h = h[h >= 0]
+        np.testing.assert_array_equal(img, board_rgb(*_position_of(h), int(h[-1])))
+
+    pz = aec_env(render_mode="rgb_array")
+    pz.reset()
+    first = int(np.flatnonzero(pz.observe(pz.agent_selection)["action_mask"])[0])
+    pz.step(first)
+    np.testing.assert_array_equal(pz.render(), board_rgb(*_position_of([first]), first))
