@@ -78,6 +78,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -346,7 +347,7 @@ def torchrun_lgagent(sizes: Sizes, device: torch.device, root: Path) -> dict:
         "--batch-size", sizes.batch_size, "--steps", sizes.torchrun_steps, "--eval-every", 0,
         "--eval-size", 64, "--play-games", 0, "--device", device.type, "--no-progress",
         "--out", out), sizes.timeout_s)
-    res.pop("stdout")
+    res.pop("stdout", "")
     res["command"] = "torchrun --nproc_per_node 1 --no-python lgagent train ..."
     res["process_group"] = False  # lgagent starts one only for 2 processes or more
     if res["ok"]:
@@ -362,7 +363,7 @@ def torchrun_ddp(sizes: Sizes, device: torch.device, root: Path, smoke: bool) ->
         Path(__file__).resolve(), "--ddp-child", "--device", device.type, "--out",
         root / "ddp", "--batch-size", sizes.batch_size, *(["--smoke"] if smoke else [])),
         sizes.timeout_s)
-    stdout = res.pop("stdout")
+    stdout = res.pop("stdout", "")
     if res["ok"]:
         try:
             child = json.loads(stdout.strip().splitlines()[-1])
@@ -410,20 +411,27 @@ def ddp_child(sizes: Sizes, device_name: str, out: Path) -> None:
                       "step": summary["step"], "params_in_sync": summary["params_in_sync"]}))
 
 
-def eval_and_play(sizes: Sizes, device: torch.device, run: str) -> tuple[dict, dict]:
-    """``lgagent eval --json`` and ``lgagent play --json`` of ``run`` on the device."""
-    ev = _subprocess([LGAGENT, "eval", run, "--device", device.type, "--eval-size",
-                      sizes.eval_size, "--json"], sizes.timeout_s)
-    pl = _subprocess([LGAGENT, "play", run, "--device", device.type, "--games",
-                      sizes.play_games, "--json"], sizes.timeout_s)
-    for res, pick in ((ev, _eval_summary), (pl, _play_summary)):
-        stdout = res.pop("stdout")
-        if res["ok"]:
-            try:
-                res.update(pick(json.loads(stdout)))
-            except (ValueError, KeyError, TypeError) as e:
-                res.update(ok=False, error=f"unexpected JSON: {e}")
-    return ev, pl
+def eval_cli(sizes: Sizes, device: torch.device, run: str) -> dict:
+    """``lgagent eval --json`` of ``run`` on the device."""
+    return _json_command([LGAGENT, "eval", run, "--device", device.type, "--eval-size",
+                          sizes.eval_size, "--json"], sizes.timeout_s, _eval_summary)
+
+
+def play_cli(sizes: Sizes, device: torch.device, run: str) -> dict:
+    """``lgagent play --json`` of ``run`` against the random player, on the device."""
+    return _json_command([LGAGENT, "play", run, "--device", device.type, "--games",
+                          sizes.play_games, "--json"], sizes.timeout_s, _play_summary)
+
+
+def _json_command(cmd: list, timeout: int, pick) -> dict:
+    res = _subprocess(cmd, timeout)
+    stdout = res.pop("stdout", "")
+    if res["ok"]:
+        try:
+            res.update(pick(json.loads(stdout)))
+        except (ValueError, KeyError, TypeError) as e:
+            res.update(ok=False, error=f"unexpected JSON: {e}")
+    return res
 
 
 def _eval_summary(out: dict) -> dict:
@@ -487,26 +495,50 @@ def main(argv=None) -> int:
             root.mkdir(parents=True, exist_ok=True)
         else:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lgagent-gpu-")))
-        train = {"eager": train_case(sizes, device, False, peak)}
-        result["averaging"] = train["eager"].pop("averaging")
+
+        def part(key, fn, *fn_args):
+            """One part into result[key]; an exception there is its error, not the script's end
+            (GPU time is short: the other parts still run). With --out, gpu.json so far."""
+            try:
+                result[key] = fn(*fn_args)
+            except Exception as e:  # noqa: BLE001 (reported, with its traceback on stderr)
+                traceback.print_exc()
+                text = str(e).strip()
+                first = text.splitlines()[0][:300] if text else ""
+                result[key] = {"ok": False, "error": f"{type(e).__name__}: {first}"}
+            if args.out:
+                (root / "gpu.json").write_text(json.dumps(result, indent=2))
+
+        part("train_eager", train_case, sizes, device, False, peak)
+        result["averaging"] = result["train_eager"].pop(
+            "averaging", {"ok": False, "error": "the eager case failed"})
         if args.no_compile or (args.smoke and args.device != "cuda"):
-            train["compile"] = {"ok": True, "skipped": "--no-compile" if args.no_compile else
-                                "--smoke on the CPU (tests/test_train_cli.py compiles for real)"}
+            result["train_compile"] = {
+                "ok": True, "skipped": "--no-compile" if args.no_compile else
+                "--smoke on the CPU (tests/test_train_cli.py compiles for real)"}
         else:
-            train["compile"] = train_case(sizes, device, True, peak)
-        result["train"] = train
-        result["resume"] = resume_check(sizes, device, root)
+            part("train_compile", train_case, sizes, device, True, peak)
+        result["train"] = {"eager": result.pop("train_eager"),
+                           "compile": result.pop("train_compile")}
+        part("resume", resume_check, sizes, device, root)
         if args.smoke and device.type == "cpu":  # two more processes importing torch
             result["torchrun"] = {"ok": True, "skipped": "--smoke on the CPU: tests/test_ddp.py "
                                   "runs torchrun ... --no-python lgagent train (gloo)"}
         else:
-            result["torchrun"] = torchrun_lgagent(sizes, device, root)
-        result["torchrun_ddp"] = torchrun_ddp(sizes, device, root, args.smoke)
-        result["eval"], result["play"] = eval_and_play(sizes, device, result["resume"]["run"])
+            part("torchrun", torchrun_lgagent, sizes, device, root)
+        part("torchrun_ddp", torchrun_ddp, sizes, device, root, args.smoke)
+        run = result["resume"].get("run")
+        if run and (Path(run) / "checkpoint.pt").is_file():
+            part("eval", eval_cli, sizes, device, run)
+            part("play", play_cli, sizes, device, run)
+        else:
+            result["eval"] = result["play"] = {"ok": False, "error": "no run to evaluate (the "
+                                               "resume check failed)"}
     result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     result["seconds"] = round(time.perf_counter() - t_start, 1)
-    parts = ("resume", "torchrun", "torchrun_ddp", "eval", "play")
-    result["ok"] = all(c["ok"] for c in train.values()) and all(result[k]["ok"] for k in parts)
+    parts = ("averaging", "resume", "torchrun", "torchrun_ddp", "eval", "play")
+    result["ok"] = (all(c["ok"] for c in result["train"].values())
+                    and all(result[k].get("ok", True) for k in parts))
     print(json.dumps(result, indent=2))
     return 0 if result["ok"] else 1
 

@@ -90,3 +90,26 @@ def test_bad_options_exit_2_with_one_line(args, match):
 def test_without_cuda_the_full_check_is_refused():
     r = run(timeout=120)
     assert r.returncode == 2 and "no CUDA device" in r.stderr and "--smoke" in r.stderr
+
+
+def test_a_failing_part_is_reported_and_the_others_still_run(monkeypatch, capsys):
+    gpu = load_script()
+    calls = []
+
+    def fake(name, value):
+        def f(*args):
+            calls.append(name)
+            if isinstance(value, Exception):
+                raise value
+            return value
+        return f
+
+    monkeypatch.setattr(gpu, "train_case", fake("train", {"ok": True, "averaging": {}}))
+    monkeypatch.setattr(gpu, "resume_check", fake("resume", RuntimeError("boom\nmore")))
+    monkeypatch.setattr(gpu, "torchrun_ddp", fake("ddp", {"ok": True}))
+    assert gpu.main(["--smoke"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert calls == ["train", "resume", "ddp"]
+    assert out["ok"] is False and out["resume"] == {"ok": False, "error": "RuntimeError: boom"}
+    assert out["torchrun_ddp"]["ok"] and out["train"]["eager"]["ok"]
+    assert not out["eval"]["ok"] and "resume check failed" in out["play"]["error"]

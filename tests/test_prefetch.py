@@ -106,6 +106,22 @@ def test_pinned_batches_are_equal_and_page_locked():
     same_batch(b, p)
 
 
+def test_pin_memory_pins_every_tensor_in_the_producer(monkeypatch):
+    """The pinning path without CUDA: Tensor.pin_memory is replaced by a recording copy."""
+    pinned_by = []
+
+    def pin(self):
+        pinned_by.append(threading.current_thread().name)
+        return self.clone()
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", pin)
+    sync, ahead = (make_task("setcomp", vocab_size=6, seed=2) for _ in range(2))
+    with deadline(60), Prefetcher(ahead, 3, pin_memory=True, limit=2) as data:
+        for _ in range(2):
+            same_batch(sync.batch(3), data.next())
+    assert pinned_by == [THREAD_NAME] * 6  # tokens, legal, next of each batch; lenient is None
+
+
 def test_the_training_loop_reads_through_the_prefetcher(tmp_path, monkeypatch):
     """Guards against a loop that silently bypasses the prefetcher: the batches the step gets
     come from it (the default --prefetch 2) and not with --prefetch 0."""
