@@ -331,6 +331,10 @@ def model_from_checkpoint(ckpt, weights: str = "raw", device="cpu") -> GPT:
     else:
         avg = averaged_states(ckpt).get(weights)
         if avg is None:
+            several = [w for w in weights_of(ckpt) if w.startswith(f"{weights}_")]
+            if several:  # --ema-decay 0.995,0.999 keeps ema_0.995 and ema_0.999, no plain "ema"
+                raise ValueError(f"the checkpoint holds several {weights.upper()} weights "
+                                 f"({', '.join(several)}): name one")
             raise ValueError(f"the checkpoint has no {weights.upper()} weights "
                              f"(trained without --{weights})")
         if not isinstance(avg, dict) or not isinstance(avg.get("module"), dict):

@@ -34,6 +34,9 @@ def test_each_decay_equals_its_own_single_run(tmp_path):
     assert not all(torch.equal(a[k], c[k]) for k in a)
     assert both["config"]["ema_decay"] == [0.5, 0.9]
     assert set(averaged_states(both)) == {"ema_0.5", "ema_0.9", "bema"}
+    # a plain "ema" is ambiguous with several decays: the error names them
+    with pytest.raises(ValueError, match=r"several EMA weights \(ema_0.5, ema_0.9\): name one"):
+        model_from_checkpoint(both, "ema")
 
 
 def test_resume_is_bitwise_with_several_decays(tmp_path):
