@@ -36,7 +36,7 @@ import torch
 
 # the producer's thread name (tests look for leaked threads by it)
 THREAD_NAME = "lgagent-prefetch"
-# seconds between checks of the stop flag while blocked on the queue
+# seconds between checks that the producer is alive while the step waits for a batch
 _POLL_S = 0.05
 # seconds between looks at a full queue (a batch takes far longer to use)
 _FULL_POLL_S = 0.002
