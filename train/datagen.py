@@ -183,6 +183,23 @@ def _compile_final_discs():
     return final_discs
 
 
+class _LazyBar:
+    """A progress bar opened at its first update: an error while the file is set up (no
+    space to reserve, say) prints one line, no empty bar before it."""
+
+    def __init__(self, make):
+        self._make, self._bar = make, None
+
+    def update(self, n: int) -> None:
+        if self._bar is None:
+            self._bar = self._make()
+        self._bar.update(n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
 def _write_npy(tmp: Path, n_games: int, seed: int, bar) -> None:
     from othello_env.games import MAX_MOVES, generate_into
 
@@ -265,9 +282,12 @@ def datagen(env_name: str, n_games: int, seed: int, out: Path, fmt: str, force: 
     old_term = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:
         with atomic_path(out, overwrite=force) as tmp:
-            with tqdm(total=n_games, unit="game", unit_scale=True, desc="datagen",
-                      mininterval=0.5) as bar:
+            bar = _LazyBar(lambda: tqdm(total=n_games, unit="game", unit_scale=True,
+                                        desc="datagen", mininterval=0.5))
+            try:
                 write(tmp, n_games, seed, bar)
+            finally:
+                bar.close()
     except FileExistsError:
         raise BadInput(f"{out} already exists; pass --force to overwrite it") from None
     except OSError as e:
