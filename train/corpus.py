@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from train.tasks import load_corpus, othello_batch
+from train.tasks import corpus_file, load_corpus, othello_batch
 
 MAX_MOVES = 60
 SUFFIXES = (".npy", ".parquet")
@@ -54,11 +54,7 @@ def read_corpus(path) -> np.ndarray:
 
 def read_parquet(path) -> np.ndarray:
     """The ``moves`` column of a parquet corpus as the ``.npy`` array, validated (see :func:`read_corpus`)."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ValueError(f"corpus {path}: no such file")
-    if not os.path.isfile(path):
-        raise ValueError(f"corpus {path}: not a regular file (a directory?)")
+    path = corpus_file(path)
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq

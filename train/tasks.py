@@ -351,16 +351,22 @@ class OthelloTask(Task):
         self.offset = check_int("offset", state["offset"], 0)
 
 
-def load_corpus(path) -> np.ndarray:
-    """Memory-map and validate an Othello corpus (.npy, int8 (n, 60)); ValueError names the problem.
-
-    Every game is checked (values, then legality by replay) before it is returned.
-    """
+def corpus_file(path) -> str:
+    """``path`` as a string when it names an existing regular file; ValueError, one line, if not."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ValueError(f"corpus {path}: no such file")
     if not os.path.isfile(path):
         raise ValueError(f"corpus {path}: not a regular file (a directory?)")
+    return path
+
+
+def load_corpus(path) -> np.ndarray:
+    """Memory-map and validate an Othello corpus (.npy, int8 (n, 60)); ValueError names the problem.
+
+    Every game is checked (values, then legality by replay) before it is returned.
+    """
+    path = corpus_file(path)
     try:
         games = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as e:  # truncated header, bad magic, short data, pickled object arrays
