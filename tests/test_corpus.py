@@ -134,3 +134,29 @@ def test_dataset_arguments(corpora):
         data[24]
     with pytest.raises(TypeError):
         data["0"]
+
+
+def test_train_reads_a_parquet_corpus_as_its_npy_twin(corpora, tmp_path):
+    """lgagent train --data games.parquet: the same stream, and the same weights, as the .npy."""
+    npy, parquet = corpora
+    a, b = make_task("othello", data=npy, seed=3), make_task("othello", data=parquet, seed=3)
+    np.testing.assert_array_equal(np.asarray(a.games), b.games)
+    for _ in range(3):
+        x, y = a.batch(8, max_len=12), b.batch(8, max_len=12)
+        assert all(torch.equal(getattr(x, k), getattr(y, k)) for k in ("tokens", "legal", "next"))
+
+    from agents.checkpoint import load
+
+    args = ["train", "--env", "othello", "--preset", "tiny", "--steps", "3", "--batch-size", "4",
+            "--eval-every", "0", "--eval-size", "8", "--play-games", "0", "--num-threads", "1"]
+    for path in (npy, parquet):
+        r = CliRunner().invoke(main, [*args, "--data", str(path), "--out", str(tmp_path / path.suffix[1:])])
+        assert r.exit_code == 0, r.output + r.stderr
+    w1, w2 = load(tmp_path / "npy" / "checkpoint.pt")["model"], load(tmp_path / "parquet" / "checkpoint.pt")["model"]
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+
+    bad = tmp_path / "g.csv"
+    bad.write_text("1,2\n")
+    r = CliRunner().invoke(main, [*args, "--data", str(bad), "--out", str(tmp_path / "bad")])
+    assert r.exit_code == 2 and "expected a .npy or .parquet file" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()

@@ -116,7 +116,7 @@ class RunConfig:
     # data
     vocab_size: int | None = opt(None, "setcomp: number of tokens v; block size v - 1.",
                                  unset=str(DEFAULT_VOCAB), ge=2)
-    data: str | None = opt(None, "Othello corpus .npy from `lgagent datagen`.",
+    data: str | None = opt(None, "Othello corpus (.npy or .parquet) from `lgagent datagen`.",
                            unset="fresh random games")
     train_max_len: int | None = opt(None, "Train on the first L tokens of each sequence; "
                                     "positions >= L are evaluated as unseen lengths.",

@@ -1,6 +1,7 @@
 """Othello corpus files for users who train their own models: a reader and a torch ``Dataset``.
 
-:func:`read_corpus` reads a corpus of ``lgagent datagen`` in either format into the
+:func:`read_corpus` (from the task data layer, where ``lgagent train --data`` uses it)
+reads a corpus of ``lgagent datagen`` in either format into the
 ``.npy`` layout, int8 ``(n, 60)``: squares in play order, -1 after a game ends
 (``.npy``: memory-mapped; ``.parquet``: the ``moves`` column, read into memory,
 row order kept). Every game is validated (values, then legality by replay) before it
@@ -29,76 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from train.tasks import corpus_file, load_corpus, othello_batch
-
-MAX_MOVES = 60
-SUFFIXES = (".npy", ".parquet")
-
-
-def read_corpus(path) -> np.ndarray:
-    """A validated Othello corpus as int8 ``(n, 60)`` from a ``.npy`` or ``.parquet`` file.
-
-    The ``.npy`` file is memory-mapped (:func:`train.tasks.load_corpus`); the
-    ``.parquet`` one (``lgagent datagen --format parquet``) is read into memory from
-    its ``moves`` column. ValueError (one line) for a missing, unreadable or invalid
-    file, or another suffix.
-    """
-    path = os.fspath(path)
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix not in SUFFIXES:
-        raise ValueError(f"corpus {path}: expected a .npy or .parquet file, got {suffix or 'no suffix'!r}")
-    if suffix == ".npy":
-        return load_corpus(path)
-    return read_parquet(path)
-
-
-def read_parquet(path) -> np.ndarray:
-    """The ``moves`` column of a parquet corpus as the ``.npy`` array, validated (see :func:`read_corpus`)."""
-    path = corpus_file(path)
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise ValueError("reading a .parquet corpus needs pyarrow: pip install pyarrow") from None
-    try:
-        table = pq.read_table(path, columns=["moves"])
-    except Exception as e:  # not parquet, truncated, no moves column
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise ValueError(f"corpus {path}: not a readable parquet corpus with a moves column: "
-                         f"{first}") from None
-    col = table.column("moves")
-    if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)) or not (
-            pa.types.is_integer(col.type.value_type)):
-        raise ValueError(f"corpus {path}: moves must be a list of integers, got {col.type}")
-    if col.null_count:
-        raise ValueError(f"corpus {path}: moves has {col.null_count} null rows")
-    n = len(col)
-    if n == 0:
-        raise ValueError(f"corpus {path}: holds no games")
-    games = np.full((n, MAX_MOVES), -1, dtype=np.int8)
-    row0 = 0
-    for chunk in col.chunks:
-        offsets = np.asarray(chunk.offsets, dtype=np.int64)
-        values = np.asarray(chunk.flatten(), dtype=np.int64)  # respects slicing of the chunk
-        lengths = np.diff(offsets)
-        if lengths.size and lengths.max() > MAX_MOVES:
-            k = int(np.argmax(lengths))
-            raise ValueError(f"corpus {path}: game {row0 + k} has {lengths[k]} moves, "
-                             f"at most {MAX_MOVES}")
-        if values.size and (values.min() < 0 or values.max() > 63):
-            raise ValueError(f"corpus {path}: squares must lie in 0..63, got "
-                             f"{values.min()}..{values.max()}")
-        rows = np.repeat(np.arange(len(chunk)), lengths)
-        cols = np.arange(values.size) - np.repeat(offsets[:-1] - offsets[0], lengths)
-        games[row0 + rows, cols] = values
-        row0 += len(chunk)
-    from othello_env.games import validate_games
-
-    try:
-        validate_games(games)
-    except ValueError as e:
-        raise ValueError(f"corpus {path}: {str(e).splitlines()[0]}") from None
-    return games
+from train.tasks import othello_batch, read_corpus, read_parquet  # noqa: F401  (read_*: public here too)
 
 
 def corpus_metadata(path) -> dict | None:

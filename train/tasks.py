@@ -47,7 +47,8 @@ Streams
 
 Othello corpus (``make_task("othello", data="games.npy")``)
     The ``.npy`` file written by ``lgagent datagen`` (int8, shape ``(n, 60)``,
-    squares, -1 after the end) is memory-mapped, never loaded whole. It is
+    squares, -1 after the end) is memory-mapped, never loaded whole; a
+    ``.parquet`` one (``--format parquet``) is read into that layout in memory. It is
     validated on load: a wrong dtype or shape, an unreadable / truncated file,
     out-of-range values or an illegal game raise a ValueError naming the
     problem. The value-range and the legality check (``othello_env.validate_games``)
@@ -280,7 +281,7 @@ class OthelloTask(Task):
     def __init__(self, data=None, seed: int = 0, rank: int = 0):
         super().__init__(seed, rank)
         self.path = None if data is None else os.fspath(data)
-        self.games = None if data is None else load_corpus(self.path)
+        self.games = None if data is None else read_corpus(self.path)
         self.offset = 0  # corpus games consumed by this rank's stream
         self._perm_epoch = None  # (epoch, permutation) cache
         self._perm = None
@@ -359,6 +360,71 @@ def corpus_file(path) -> str:
     if not os.path.isfile(path):
         raise ValueError(f"corpus {path}: not a regular file (a directory?)")
     return path
+
+
+CORPUS_SUFFIXES = (".npy", ".parquet")
+MAX_MOVES = 60  # moves per corpus row (othello_env.games.MAX_MOVES)
+
+
+def read_corpus(path) -> np.ndarray:
+    """A validated Othello corpus as int8 ``(n, 60)`` from a ``.npy`` or ``.parquet`` file.
+
+    The ``.npy`` file is memory-mapped (:func:`load_corpus`); the ``.parquet`` one
+    (``lgagent datagen --format parquet``) is read into memory from its ``moves``
+    column (:func:`read_parquet`). ValueError (one line) for a missing, unreadable or
+    invalid file, or another suffix.
+    """
+    path = os.fspath(path)
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in CORPUS_SUFFIXES:
+        raise ValueError(f"corpus {path}: expected a .npy or .parquet file, got {suffix or 'no suffix'!r}")
+    if suffix == ".npy":
+        return load_corpus(path)
+    return read_parquet(path)
+
+
+def read_parquet(path) -> np.ndarray:
+    """The ``moves`` column of a parquet corpus as the ``.npy`` array, validated (see :func:`read_corpus`)."""
+    path = corpus_file(path)
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ValueError("reading a .parquet corpus needs pyarrow: pip install pyarrow") from None
+    try:
+        table = pq.read_table(path, columns=["moves"])
+    except Exception as e:  # not parquet, truncated, no moves column
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise ValueError(f"corpus {path}: not a readable parquet corpus with a moves column: "
+                         f"{first}") from None
+    col = table.column("moves")
+    if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)) or not (
+            pa.types.is_integer(col.type.value_type)):
+        raise ValueError(f"corpus {path}: moves must be a list of integers, got {col.type}")
+    if col.null_count:
+        raise ValueError(f"corpus {path}: moves has {col.null_count} null rows")
+    n = len(col)
+    if n == 0:
+        raise ValueError(f"corpus {path}: holds no games")
+    games = np.full((n, MAX_MOVES), -1, dtype=np.int8)
+    row0 = 0
+    for chunk in col.chunks:
+        offsets = np.asarray(chunk.offsets, dtype=np.int64)
+        values = np.asarray(chunk.flatten(), dtype=np.int64)  # respects slicing of the chunk
+        lengths = np.diff(offsets)
+        if lengths.size and lengths.max() > MAX_MOVES:
+            k = int(np.argmax(lengths))
+            raise ValueError(f"corpus {path}: game {row0 + k} has {lengths[k]} moves, "
+                             f"at most {MAX_MOVES}")
+        if values.size and (values.min() < 0 or values.max() > 63):
+            raise ValueError(f"corpus {path}: squares must lie in 0..63, got "
+                             f"{values.min()}..{values.max()}")
+        rows = np.repeat(np.arange(len(chunk)), lengths)
+        cols = np.arange(values.size) - np.repeat(offsets[:-1] - offsets[0], lengths)
+        games[row0 + rows, cols] = values
+        row0 += len(chunk)
+    _validate_rows(games, path)
+    return games
 
 
 def load_corpus(path) -> np.ndarray:
