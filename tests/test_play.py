@@ -106,6 +106,21 @@ def test_model_vs_another_run_plays_both_colours(runs):
     assert m["as_black"]["games"] == m["as_white"]["games"] == 2
 
 
+def test_an_opponent_run_with_several_emas(runs, tiny_run, tmp_path):
+    """RUN2 keeps ema_0.5 and ema_0.9 (no plain "ema"): its first EMA by default, any by name."""
+    several = tiny_run(tmp_path / "several", "--env", "othello", "--ema", "--ema-decay", "0.5,0.9",
+                       "--steps", 2, "--train-max-len", 20)
+    r = play(runs["othello"], "--opponent", several, "--games", 2, "--weights", "raw", "--json")
+    assert r.exit_code == 0, r.output + r.stderr
+    assert json.loads(r.stdout)["opponent_weights"] == "ema_0.5"
+    r = play(runs["othello"], "--opponent", several, "--opponent-weights", "ema_0.9", "--games", 2,
+             "--weights", "raw", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["opponent_weights"] == "ema_0.9"
+    r = play(runs["othello"], "--opponent", several, "--opponent-weights", "ema", "--games", 2)
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "several EMA weights (ema_0.5, ema_0.9): name one" in r.stderr
+
+
 def test_color_black_and_white(runs):
     for color, black in (("black", 3), ("white", 0)):
         r = play(runs["othello"], "--games", 3, "--weights", "raw", "--color", color, "--json")

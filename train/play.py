@@ -274,7 +274,8 @@ def play_run(run, *, opponent: str = "random", weights=None, opponent_weights: s
                              f"({', '.join(builtin_names())}) nor a run: no checkpoint at {opponent}")
         opp_ckpt = _othello_checkpoint(opponent, "--opponent", device)
         held = held_weights(opp_ckpt)
-        opp_w = opponent_weights or ("ema" if "ema" in held else "raw")
+        # default: its (first) EMA, else raw
+        opp_w = opponent_weights or next((w for w in held if w.startswith("ema")), "raw")
         if opp_w not in checkpoint.WEIGHTS and opp_w not in held:
             raise ValueError(f"unknown --opponent-weights {opp_w!r}; "
                              f"choose from {', '.join(held)}")

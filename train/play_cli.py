@@ -28,8 +28,8 @@ from train.play import COLORS, format_play, play_run
 @click.option("--weights", multiple=True,
               help="raw, ema or bema; repeat or comma-separate (default: all the checkpoint "
                    "holds).")
-@click.option("--opponent-weights", type=click.Choice(["raw", "ema", "bema"]), default=None,
-              help="Weights of RUN2 (default: ema when RUN2 has them, else raw).")
+@click.option("--opponent-weights", default=None,
+              help="Weights of RUN2: raw, ema, ema_<decay> or bema (default: its first EMA, else raw).")
 @click.option("--games", type=int, default=100, show_default=True, help="Games per weights.")
 @click.option("--color", type=click.Choice(COLORS), default="both", show_default=True,
               help="The model's colour; both alternates (half the games each).")
