@@ -83,9 +83,10 @@ def test_board_rgb_draws_each_coordinate_in_its_margin():
 
 
 def test_board_rgb_marks_the_last_move_only():
-    plain = board_rgb(BLACK_START | (1 << 19) | (1 << 27), WHITE_START & ~np.uint64(1 << 27))
-    marked = board_rgb(BLACK_START | (1 << 19) | (1 << 27), WHITE_START & ~np.uint64(1 << 27),
-                       last=19)
+    # black has played d3 (19), flipping d4 (27); np.uint64 throughout (NumPy 1.24 refuses uint64 | int)
+    black, white = BLACK_START | np.uint64((1 << 19) | (1 << 27)), WHITE_START & ~np.uint64(1 << 27)
+    plain = board_rgb(black, white)
+    marked = board_rgb(black, white, last=19)
     assert centre(plain, 19) == [15, 15, 15] and centre(marked, 19) == [220, 30, 30]
     diff = np.argwhere((plain != marked).any(-1))
     r0, c0 = BORDER + 2 * CELL, BORDER + 3 * CELL  # d3: row 2, column 3
