@@ -294,3 +294,21 @@ def test_a_keyboard_interrupt_in_the_step_leaves_no_thread(tmp_path, monkeypatch
     with deadline(60):
         r = train(*FAST, "--steps", 4, "--out", tmp_path / "run")
     assert r.exit_code != 0 and producers() == []
+
+
+def test_training_with_prefetch_under_numbas_workqueue_layer(tmp_path):
+    """Numba's workqueue threading layer (the only one guaranteed, e.g. on macOS without TBB) ends
+    the process when two Python threads run parallel kernels at once. With prefetch only the
+    producer may: evaluation uses the cached held-out batch, play runs after the producer stops."""
+    import subprocess
+    import sys
+
+    code = ("import numba, numpy as np; from othello_env import generate_games; generate_games(2, seed=0); "
+            "assert numba.threading_layer() == 'workqueue'; from train.cli import main; main()")
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-c", code, "train", "--env", "othello", "--preset", "tiny",
+                        "--steps", "12", "--batch-size", "32", "--eval-every", "2", "--eval-size", "64",
+                        "--play-games", "4", "--num-threads", "1", "--no-progress",
+                        "--out", str(tmp_path / "run")], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "play raw vs random (4 games)" in r.stdout

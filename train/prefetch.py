@@ -18,6 +18,12 @@ is that of the last batch consumed, and :meth:`Prefetcher.close` puts the task b
 there (the producer has stopped by then), so a checkpoint written during or after
 the loop resumes at the first batch the step never saw.
 
+One rule for the caller: while the producer runs, no other thread may call Numba
+``parallel=True`` kernels (game generation, legal-move masks). Numba's ``workqueue``
+threading layer, the only one every install has (macOS without TBB, say), ends the
+process on concurrent parallel launches. The trainer keeps to it: its evaluation
+reads the held-out batch built before the loop, and play comes after :meth:`close`.
+
 On CUDA (``pin_memory=True``) each batch is copied into page-locked memory by the
 producer, so the step's ``batch.to(device, non_blocking=True)`` is an asynchronous
 copy. An exception in the producer reaches the consumer's next :meth:`next` as
