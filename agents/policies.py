@@ -175,6 +175,28 @@ class ModelPolicy:
         return int(legal[i])
 
     @torch.no_grad()
+    def last_logits(self, moves) -> torch.Tensor | None:
+        """The model's logits at the last position after ``moves``: float32 ``(V,)`` on the CPU.
+
+        ``moves``: the history (a list, or the envs' array padded with -1; entries < 0 are
+        dropped), its last ``block_size`` tokens read. None for an empty history (the
+        model never saw an empty prefix). The model runs in eval mode; the caller's mode
+        is restored.
+        """
+        moves = np.asarray(moves).ravel()
+        tokens = self._encode(moves[moves >= 0].tolist())
+        if tokens.size == 0:
+            return None
+        tokens = tokens[-self.model.config.block_size :]
+        x = torch.as_tensor(tokens, dtype=torch.long, device=self.device)[None]  # (1, T)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self.model(x)[0, -1].float().cpu()  # (V,)
+        finally:
+            self.model.train(was_training)
+
+    @torch.no_grad()
     def act(self, observation, info) -> int:
         mask = action_mask(observation, info)
         if mask.shape[0] != self.n_actions:
@@ -190,18 +212,9 @@ class ModelPolicy:
             return OTHELLO_PASS  # forced pass: nothing to decide
         if not isinstance(info, dict) or "moves" not in info:
             raise ValueError('ModelPolicy needs the move history in info["moves"]')
-        moves = np.asarray(info["moves"]).ravel()  # a list, or the envs' int8 array padded with -1
-        tokens = self._encode(moves[moves >= 0].tolist())
-        if tokens.size == 0:
+        logits = self.last_logits(info["moves"])  # (V,)
+        if logits is None:
             return self._random(legal)  # the model never saw an empty prefix
-        tokens = tokens[-self.model.config.block_size :]
-        x = torch.as_tensor(tokens, dtype=torch.long, device=self.device)[None]  # (1, T)
-        was_training = self.model.training
-        self.model.eval()  # dropout off; the caller's mode is restored below
-        try:
-            logits = self.model(x)[0, -1].float().cpu()  # (V,)
-        finally:
-            self.model.train(was_training)
 
         # the model's own first choice: argmax over move tokens (PAD excluded), unmasked
         has_token = self._action_token >= 0

@@ -34,30 +34,22 @@ HELP_TEXT = ("Type a square such as d3 (file a-h, rank 1-8), 'pass' when you hav
 def model_probs(model, moves) -> np.ndarray | None:
     """The model's next-square probabilities after ``moves`` (squares, passes omitted).
 
-    Softmax of the logits at the last position over the 60 square tokens (PAD left
-    out), as float64 ``(64,)`` indexed by square (0 on the four centre squares): they
-    sum to 1 over all squares, legal or not. None for an empty history (the model has
-    no input there).
+    Softmax of the logits at the last position (:meth:`agents.policies.ModelPolicy.last_logits`)
+    over the 60 square tokens (PAD left out), as float64 ``(64,)`` indexed by square (0 on
+    the four centre squares): they sum to 1 over all squares, legal or not. ``model``: a
+    GPT or a ModelPolicy. None for an empty history (the model has no input there).
     """
     import torch
 
-    from othello_env.tokens import TOKEN_TO_SQUARE, squares_to_tokens
+    from agents.policies import ModelPolicy
+    from othello_env.tokens import TOKEN_TO_SQUARE
 
-    hist = np.asarray(moves, dtype=np.int64).ravel()
-    tokens = squares_to_tokens(hist[hist >= 0])
-    if tokens.size == 0:
+    policy = model if isinstance(model, ModelPolicy) else ModelPolicy(model, task="othello", seed=0)
+    logits = policy.last_logits(moves)
+    if logits is None:
         return None
-    tokens = tokens[-model.config.block_size:]
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            logits = model(torch.as_tensor(tokens, device=device)[None])[0, -1].double().cpu()
-    finally:
-        model.train(was_training)
     out = np.zeros(64)
-    out[TOKEN_TO_SQUARE[1:]] = torch.softmax(logits[1:], dim=0).numpy()  # tokens 1..60
+    out[TOKEN_TO_SQUARE[1:]] = torch.softmax(logits[1:].double(), dim=0).numpy()  # tokens 1..60
     return out
 
 
@@ -120,7 +112,7 @@ def human_game(policy, human_black: bool, read, write, top: int = 5) -> dict:
                 write(f"The model ({model_colour}) has no legal move and passes.")
                 env.step(PASS)
                 continue
-            probs = model_probs(policy.model, moves)
+            probs = model_probs(policy, moves)
             action = int(policy.act(None, {"action_mask": mask, "moves": moves}))
             write(f"The model ({model_colour}) plays {square_name(action)}.")
             write(format_choices(probs, mask, top))
