@@ -83,6 +83,21 @@ def remove_stale_temps(path) -> list[Path]:
 TEMP_EXTRA = 14
 
 
+def short_path(path) -> str:
+    """A path for a one-line message: very long ones are cut in the middle."""
+    text = str(path)
+    return text if len(text) <= 120 else f"{text[:60]}...{text[-50:]}"
+
+
+def human_bytes(n: int) -> str:
+    """``n`` bytes with three significant digits in the largest unit that keeps it >= 1
+    (two different sizes never print the same unless they agree to 3 digits)."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} B"
+
+
 def path_problem(path, *, inside: bool = False, room: int = 64) -> str | None:
     """Why new files cannot be written at ``path``, in a few words; None when they can.
 

@@ -32,7 +32,14 @@ from pathlib import Path
 import click
 import numpy as np
 
-from train.atomic import atomic_path, path_problem, remove_stale_temps, stale_temps
+from train.atomic import (
+    atomic_path,
+    human_bytes,
+    path_problem,
+    remove_stale_temps,
+    short_path,
+    stale_temps,
+)
 from train.cli import BadInput
 
 ENVS = ("othello",)
@@ -51,16 +58,10 @@ def _nearest_existing_dir(path: Path) -> Path:
     return p
 
 
-def _short(path) -> str:
-    """A path for a one-line message: very long ones are cut in the middle."""
-    text = str(path)
-    return text if len(text) <= 120 else f"{text[:60]}...{text[-50:]}"
-
-
 def _check_out(out: Path, force: bool, n_games: int, fmt: str = "npy") -> None:
     problem = path_problem(out)  # long names, /proc, read-only mounts (checked before exists())
     if problem:
-        raise BadInput(f"--out {_short(out)}: {problem}")
+        raise BadInput(f"--out {short_path(out)}: {problem}")
     if out.is_dir():
         raise BadInput(f"--out {out} is a directory; give a file name such as games.{fmt}")
     other = {"npy": ".parquet", "parquet": ".npy"}[fmt]
@@ -81,15 +82,6 @@ def _check_out(out: Path, force: bool, n_games: int, fmt: str = "npy") -> None:
     if need > free:
         raise BadInput(f"not enough disk space in {base}: need {human_bytes(need)}, "
                        f"{human_bytes(free)} free")
-
-
-def human_bytes(n: int) -> str:
-    """``n`` bytes with three significant digits in the largest unit that keeps it >= 1
-    (two different sizes never print the same unless they agree to 3 digits)."""
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n} B"
 
 
 class _Terminated(BaseException):

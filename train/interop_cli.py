@@ -25,14 +25,10 @@ from pathlib import Path
 
 import click
 
+from train.atomic import human_bytes, short_path
 from train.cli import BadInput
 
 TARGETS = ("transformer-lens", "safetensors")
-
-
-def _short(path) -> str:
-    text = str(path)
-    return text if len(text) <= 120 else f"{text[:60]}...{text[-50:]}"
 
 
 def _one_line(e: BaseException) -> str:
@@ -45,18 +41,11 @@ def _check_out_file(out: Path, force: bool) -> None:
 
     problem = path_problem(out)
     if problem:
-        raise BadInput(f"--out {_short(out)}: {problem}")
+        raise BadInput(f"--out {short_path(out)}: {problem}")
     if out.is_dir():
         raise BadInput(f"--out {out} is a directory; give a file name")
     if out.exists() and not force:
         raise BadInput(f"{out} already exists; pass --force to overwrite it")
-
-
-def _human(n: int) -> str:
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n} B"
 
 
 @click.command("export", context_settings={"help_option_names": ["-h", "--help"]})
@@ -105,7 +94,7 @@ def export_command(run, target, weights, out, force):
     _write(out, force, payload, data)
     size = out.stat().st_size
     click.echo(f"wrote {out} ({target}, {weights} weights of {run} at step {ckpt['step']}, "
-               f"{model.num_params():,} parameters, {_human(size)})")
+               f"{model.num_params():,} parameters, {human_bytes(size)})")
 
 
 def _write(out: Path, force: bool, payload, data: bytes | None) -> None:
@@ -150,7 +139,7 @@ def import_command(file, out, task, force):
 
     problem = path_problem(out, inside=True)
     if problem:
-        raise BadInput(f"--out {_short(out)}: {problem}")
+        raise BadInput(f"--out {short_path(out)}: {problem}")
     if out.exists() and not out.is_dir():
         raise BadInput(f"--out {out} is a file; give a run directory")
     target = out / CHECKPOINT

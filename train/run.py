@@ -138,32 +138,26 @@ def run_dir_state(out: Path) -> str:
     ancestor must then be a writable directory, checked here so that the run does
     not die with a traceback after its checks passed.
     """
-    from train.atomic import path_problem
+    from train.atomic import path_problem, short_path
 
     if not str(out).strip():
         raise BadInput("--out is empty: give a run directory")
     problem = path_problem(out, inside=True, room=RUN_FILE_ROOM)  # long names, /proc, ...
     if problem:
-        raise BadInput(f"--out {_short(out)}: {problem}")
+        raise BadInput(f"--out {short_path(out)}: {problem}")
     if not out.exists():
         parent = out.absolute().parent
         while not parent.exists():
             parent = parent.parent
         if not parent.is_dir():
-            raise BadInput(f"--out {_short(out)}: {parent} is not a directory")
+            raise BadInput(f"--out {short_path(out)}: {parent} is not a directory")
         if not os.access(parent, os.W_OK | os.X_OK):
-            raise BadInput(f"--out {_short(out)}: cannot create it in {parent} "
+            raise BadInput(f"--out {short_path(out)}: cannot create it in {parent} "
                            "(permission denied)")
         return "missing"
     if not out.is_dir():
         raise BadInput(f"--out {out} exists and is not a directory")
     return "used" if any(out.iterdir()) else "empty"
-
-
-def _short(path) -> str:
-    """A path for a one-line message: very long ones are cut in the middle."""
-    text = str(path)
-    return text if len(text) <= 120 else f"{text[:60]}...{text[-50:]}"
 
 
 class run_lock:
