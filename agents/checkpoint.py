@@ -67,7 +67,8 @@ def weights_of(ckpt: dict) -> list[str]:
     return ["raw", *averaged_states(ckpt)]
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
+    """An exception's message cut to its first line (at most 200 characters), or its type's name."""
     msg = str(e).strip()
     return msg.splitlines()[0][:200] if msg else type(e).__name__
 
@@ -138,7 +139,7 @@ def _model_shapes(mc: dict) -> dict:
     try:
         cfg = GPTConfig(**mc)
     except (TypeError, ValueError) as e:
-        raise _Invalid(f"model_config is invalid: {_first_line(e)}") from None
+        raise _Invalid(f"model_config is invalid: {first_line(e)}") from None
     with torch.device("meta"):
         return {k: tuple(v.shape) for k, v in GPT(cfg).state_dict().items()}
 
@@ -293,7 +294,7 @@ def load(path, map_location="cpu") -> dict:
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated zip, not a torch file, pickled foreign objects
         raise ValueError(f"{path} is not a readable checkpoint (corrupted or foreign file): "
-                         f"{_first_line(e)}") from None
+                         f"{first_line(e)}") from None
     return check(ckpt, str(path))
 
 
@@ -325,7 +326,7 @@ def model_from_checkpoint(ckpt, weights: str = "raw", device="cpu") -> GPT:
     try:
         cfg = GPTConfig(**ckpt["model_config"])
     except (TypeError, ValueError) as e:
-        raise ValueError(f"checkpoint model_config is invalid: {_first_line(e)}") from None
+        raise ValueError(f"checkpoint model_config is invalid: {first_line(e)}") from None
     if weights == "raw":
         state = ckpt["model"]
     else:
@@ -345,7 +346,7 @@ def model_from_checkpoint(ckpt, weights: str = "raw", device="cpu") -> GPT:
         model.load_state_dict(_strip_prefixes(dict(state)))
     except (RuntimeError, AttributeError, TypeError, KeyError, ValueError) as e:  # keys, shapes
         raise ValueError(f"checkpoint {weights} weights do not fit its model config: "
-                         f"{_first_line(e)}") from None
+                         f"{first_line(e)}") from None
     return model.to(device).eval()
 
 

@@ -42,6 +42,7 @@ import os
 
 import torch
 
+from agents.checkpoint import first_line
 from agents.model import GPT, GPTConfig
 
 INSTALL = 'pip install "lgagent[interop]"'
@@ -262,11 +263,6 @@ _MUST = {"gated_mlp": False, "parallel_attn_mlp": False, "final_rms": False,
          "rope_scaling": None, "use_NTK_by_parts_rope": False}
 
 
-def _first_line(e: BaseException) -> str:
-    msg = str(e).strip()
-    return msg.splitlines()[0][:200] if msg else type(e).__name__
-
-
 def _as_bridge_config(cfg):
     """A TransformerBridgeConfig from a config object or dict (unknown keys ignored)."""
     TBC, _, _ = _tl_bridge()
@@ -280,7 +276,7 @@ def _as_bridge_config(cfg):
     try:
         return TBC.from_dict({**cfg, "device": "cpu"})
     except (TypeError, ValueError, KeyError) as e:
-        raise ValueError(f"unusable TransformerLens config: {_first_line(e)}") from None
+        raise ValueError(f"unusable TransformerLens config: {first_line(e)}") from None
 
 
 def _check_representable(c) -> None:
@@ -337,7 +333,7 @@ def _bridge_state(sd: dict, c) -> dict:
         try:
             sd = convert(sd, c)
         except ValueError as e:
-            raise ValueError(f"cannot import: {_first_line(e)}") from None
+            raise ValueError(f"cannot import: {first_line(e)}") from None
     return {k[len("_orig_mod."):] if k.startswith("_orig_mod.") else k: v.detach().float().cpu()
             for k, v in sd.items()}
 
@@ -423,7 +419,7 @@ def _infer(c, sd: dict, hint: dict | None) -> tuple[GPTConfig, dict]:
                         pos=pos, bias=has_bias, tie_weights=tie, rope_base=rope_base,
                         **{"dropout": 0.0, **drops})
     except ValueError as e:
-        raise ValueError(f"cannot import: {_first_line(e)}") from None
+        raise ValueError(f"cannot import: {first_line(e)}") from None
     if mlp is False and "mlp_ratio" in hmc:
         cfg = dataclasses.replace(cfg, mlp_ratio=hmc["mlp_ratio"])
 
@@ -464,7 +460,7 @@ def _gpt(cfg: GPTConfig, state: dict) -> GPT:
     try:
         model.load_state_dict(state)
     except (RuntimeError, KeyError) as e:
-        raise ValueError(f"cannot import: {_first_line(e)}") from None
+        raise ValueError(f"cannot import: {first_line(e)}") from None
     return model.eval()
 
 
@@ -478,7 +474,7 @@ def _bridge_of(c, sd: dict):
     try:
         bridge.load_state_dict(full, strict=True)
     except RuntimeError as e:
-        raise ValueError(f"cannot import: {_first_line(e)}") from None
+        raise ValueError(f"cannot import: {first_line(e)}") from None
     return bridge.eval()
 
 
@@ -647,7 +643,7 @@ def _read_torch(path: str, task: str | None) -> Imported:
             warnings.simplefilter("ignore")
             d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - an unpickler error of any kind is one line
-        msg, full = _first_line(e), str(e)
+        msg, full = first_line(e), str(e)
         if any(w in full for w in ("Weights only load failed", "weights_only", "Unsupported global")):
             raise ValueError(f"{path} holds a pickled Python object (a whole model?); save "
                              "torch.save({'config': model.cfg.to_dict(), 'state_dict': "
@@ -676,7 +672,7 @@ def _read_safetensors(path: str, task: str | None) -> Imported:
         sd = load_file(path)
     except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
         raise ValueError(f"{path} is neither a readable torch file nor a safetensors file: "
-                         f"{_first_line(e)}") from None
+                         f"{first_line(e)}") from None
     if md.get("format") != ST_FORMAT:
         raise ValueError(f"{path} is a safetensors file without lgagent metadata "
                          f"(format {md.get('format')!r}, expected {ST_FORMAT!r})")
@@ -688,7 +684,7 @@ def _read_safetensors(path: str, task: str | None) -> Imported:
         cfg = GPTConfig(**mc)
         step = int(md.get("step") or 0)
     except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{path}: damaged lgagent metadata: {_first_line(e)}") from None
+        raise ValueError(f"{path}: damaged lgagent metadata: {first_line(e)}") from None
     if cfg.tie_weights and "wte.weight" in sd:
         sd.setdefault("lm_head.weight", sd["wte.weight"])
     model = GPT(cfg)
@@ -696,7 +692,7 @@ def _read_safetensors(path: str, task: str | None) -> Imported:
         model.load_state_dict(sd)
     except RuntimeError as e:
         raise ValueError(f"{path}: the weights do not fit its model config: "
-                         f"{_first_line(e)}") from None
+                         f"{first_line(e)}") from None
     t = task_for(cfg, task, md.get("task") or None)
     return Imported(model.eval(), t, config or _minimal_config(cfg, t), step, "safetensors")
 
