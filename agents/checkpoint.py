@@ -8,7 +8,7 @@ the version, the keys, every field against the schema (:func:`validate`: types,
 ranges, shapes) and the weights' :func:`checksum` when the file has one;
 :func:`model_from_checkpoint` builds a GPT from it with its raw, EMA or BEMA
 weights. ``train`` writes checkpoints
-(``train.trainer.save_checkpoint``); everything that reads one comes here, so
+(``train.training.trainer.save_checkpoint``); everything that reads one comes here, so
 ``agents`` never imports ``train``.
 """
 
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from agents.model import GPT, GPTConfig
+from agents.config import GPTConfig
+from agents.model import GPT
 
 CHECKPOINT = "checkpoint.pt"  # its file name inside a RUN_DIR
 FORMAT = "lgagent-checkpoint"

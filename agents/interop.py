@@ -10,7 +10,7 @@ names keep the issue's wording). Both need the ``interop`` extra
 the functions that use them, never at import time.
 
 Correspondence (lgagent ``GPTConfig`` -> TransformerBridgeConfig, the native model's
-state-dict keys; checked numerically in tests/test_interop.py):
+state-dict keys; checked numerically in tests/agents/test_interop.py):
 
 * ``norm="pre"`` -> ``normalization_type="LN"`` (``ln_1``/``ln_2``/``ln_f`` ->
   ``blocks.{l}.ln1``/``ln2``/``ln_final``, eps 1e-5 in both); ``"none"`` -> ``None``.
@@ -43,7 +43,8 @@ import os
 import torch
 
 from agents.checkpoint import first_line
-from agents.model import GPT, GPTConfig
+from agents.config import GPTConfig
+from agents.model import GPT
 
 INSTALL = 'pip install "lgagent[interop]"'
 TL_FORMAT = "lgagent-transformer-lens"  # torch.save'd dict, see transformer_lens_payload

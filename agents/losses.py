@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-LOSSES = ("legal", "next")
+from agents.config import LOSSES
 
 
 def legal_loss(logits: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
@@ -68,7 +68,7 @@ def next_token_loss(logits: torch.Tensor, next: torch.Tensor) -> torch.Tensor:
 def loss(name: str, logits: torch.Tensor, batch) -> torch.Tensor:
     """Dispatch on the loss name: ``"legal"`` uses ``batch.legal``, ``"next"`` uses ``batch.next``.
 
-    ``batch`` is a train.tasks batch (any object with ``.legal`` (B, T, V) bool and
+    ``batch`` is a train.data.tasks batch (any object with ``.legal`` (B, T, V) bool and
     ``.next`` (B, T) long attributes).
     """
     if name == "legal":

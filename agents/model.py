@@ -1,13 +1,14 @@
 """A GPT-1 style decoder-only transformer, nanoGPT-flat, every knob of the research a switch.
 
-Read top to bottom: GPTConfig, the presets, then CausalSelfAttention, MLP, Block, GPT.
+Read top to bottom: CausalSelfAttention, MLP, Block, GPT; their GPTConfig and the presets
+are in :mod:`agents.config` (torch-free, so the command line reads them without torch).
 Shapes: B = batch, T = sequence length, C = n_embd, H = n_head, D = C // H, V = vocab_size.
 ``model(tokens, return_attn=True)`` also returns every layer's attention probabilities
 (B, H, T, T) from the same forward pass, for evaluation (attention dispersion);
 ``return_resid=True`` the residual stream (B, T, C) after the embeddings and after each
 block, for linear probes of what the model represents.
 
-Switches (all in GPTConfig):
+Switches (all in GPTConfig, :mod:`agents.config`):
 
 * ``norm``: ``"pre"`` (GPT-2: ``x = x + f(LN(x))``, plus a final LayerNorm before the
   head), ``"post"`` (GPT-1: ``x = LN(x + f(x))`` after every residual add, no final
@@ -25,142 +26,13 @@ Switches (all in GPTConfig):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from agents.config import GPTConfig
 from agents.losses import legal_loss, next_token_loss
-
-NORMS = ("pre", "post", "none")
-POSITIONS = ("learned", "none", "rope")
-
-
-@dataclass
-class GPTConfig:
-    """Model hyperparameters. ``dataclasses.asdict(cfg)`` is what checkpoints store.
-
-    The ``*_dropout`` fields default to None, meaning "use ``dropout``".
-    Invalid values raise ValueError on construction.
-    """
-
-    vocab_size: int = 61  # incl. the padding token
-    block_size: int = 59  # longest input sequence
-    n_layer: int = 8
-    n_head: int = 8
-    n_embd: int = 512
-    mlp: bool = True  # False: attention-only blocks
-    mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * n_embd
-    norm: str = "pre"  # "pre" | "post" | "none"
-    pos: str = "learned"  # "learned" | "none" | "rope"
-    dropout: float = 0.1
-    attn_dropout: float | None = None  # on attention probabilities
-    resid_dropout: float | None = None  # on each residual branch's output
-    embd_dropout: float | None = None  # on token (+ position) embeddings
-    bias: bool = True  # biases in Linear layers and LayerNorms (GPT-1/2 have them)
-    tie_weights: bool = False  # share the token embedding with the output head
-    rope_base: float = 10000.0  # rotary frequency base (pos="rope" only)
-
-    def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "mlp_ratio"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
-        if self.n_embd % self.n_head:
-            raise ValueError(
-                f"GPTConfig.n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})"
-            )
-        if self.norm not in NORMS:
-            raise ValueError(f"GPTConfig.norm must be one of {NORMS}, got {self.norm!r}")
-        if self.pos not in POSITIONS:
-            raise ValueError(f"GPTConfig.pos must be one of {POSITIONS}, got {self.pos!r}")
-        if self.pos == "rope" and (self.n_embd // self.n_head) % 2:
-            raise ValueError("GPTConfig.pos='rope' needs an even head size n_embd // n_head")
-        for name in ("dropout", "attn_dropout", "resid_dropout", "embd_dropout"):
-            value = getattr(self, name)
-            if value is None and name != "dropout":
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-                raise ValueError(f"GPTConfig.{name} must be a number in [0, 1), got {value!r}")
-        for name in ("mlp", "bias", "tie_weights"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"GPTConfig.{name} must be a bool, got {getattr(self, name)!r}")
-        if not self.rope_base > 1:
-            raise ValueError(f"GPTConfig.rope_base must be > 1, got {self.rope_base!r}")
-
-    def drop(self, which: str) -> float:
-        """Dropout rate for ``which`` ("attn", "resid" or "embd"); ``dropout`` when unset."""
-        value = getattr(self, f"{which}_dropout")
-        return float(self.dropout if value is None else value)
-
-
-# ---------------------------------------------------------------------------------------------
-# Presets. vocab_size / block_size default to Othello's (61 / 59); the trainer overrides them
-# from the task (set complement: vocab v + 1, block v - 1).
-
-PRESETS: dict[str, dict] = {
-    # OthelloGPT (Li et al. 2023): 8 layers, 8 heads, width 512, MLP 2048 (4x), GELU, pre-LN,
-    # learned absolute positions, dropout 0.1, context 59; about 25.3M parameters.
-    "othello-gpt": dict(
-        vocab_size=61,
-        block_size=59,
-        n_layer=8,
-        n_head=8,
-        n_embd=512,
-        mlp=True,
-        mlp_ratio=4,
-        norm="pre",
-        pos="learned",
-        dropout=0.1,
-    ),
-    # OthelloGPT shrunk to run in seconds on a CPU (tests, smoke runs); about 0.11M parameters.
-    "tiny": dict(
-        vocab_size=61,
-        block_size=59,
-        n_layer=2,
-        n_head=4,
-        n_embd=64,
-        mlp=True,
-        mlp_ratio=4,
-        norm="pre",
-        pos="learned",
-        dropout=0.1,
-    ),
-    # The paper's minimal model: one layer, one head, attention only, no LayerNorm, no positions,
-    # no biases, so logits(t) = B[t_s] + sum_i a(t_s, t_i) D[t_i] exactly (B = E U).
-    # Default vocab/block are set complement with v = 16 (vocab 17 incl. PAD, block 15).
-    "setcomp-1l": dict(
-        vocab_size=17,
-        block_size=15,
-        n_layer=1,
-        n_head=1,
-        n_embd=64,
-        mlp=False,
-        norm="none",
-        pos="none",
-        dropout=0.0,
-        bias=False,
-    ),
-}
-
-
-def preset(name: str, **overrides) -> GPTConfig:
-    """Build the GPTConfig of preset ``name`` with some fields replaced.
-
-    >>> preset("setcomp-1l", vocab_size=33, block_size=31).n_layer
-    1
-
-    Raises ValueError for an unknown preset or field, or an invalid value.
-    """
-    if name not in PRESETS:
-        raise ValueError(f"unknown model preset {name!r}; choose from {sorted(PRESETS)}")
-    known = {f.name for f in fields(GPTConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ValueError(f"unknown GPTConfig field(s) {unknown}; known: {sorted(known)}")
-    return GPTConfig(**{**PRESETS[name], **overrides})
-
 
 # ---------------------------------------------------------------------------------------------
 # Rotary position embeddings (pos="rope")

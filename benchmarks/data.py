@@ -1,12 +1,12 @@
 """Data cost vs training cost: producing a fresh batch as a share of one training step.
 
 Target: a fresh batch of either task costs under 5% of a training step of the
-``tiny`` preset at the default batch size (``train.config.RunConfig.batch_size``).
+``tiny`` preset at the default batch size (``train.training.config.RunConfig.batch_size``).
 
 For each task it times ``task.batch(B)`` (fresh stream; for Othello also a
 corpus file) and one full training step of ``agents`` preset ``tiny`` sized to
 the task (forward, the task's default loss, backward, gradient clipping, AdamW
-step: what ``train.trainer`` does per step), each the median of ``--repeats``
+step: what ``train.training.trainer`` does per step), each the median of ``--repeats``
 runs after warm-up. Set complement is also measured against its default
 preset ``setcomp-1l``. Prints one JSON object.
 
@@ -26,10 +26,11 @@ import time
 import numpy as np
 import torch
 
+from agents.config import preset
 from agents.losses import loss as loss_fn
-from agents.model import GPT, param_groups, preset
-from train.config import DEFAULT_LOSS, RunConfig
-from train.tasks import make_task
+from agents.model import GPT, param_groups
+from train.data.tasks import make_task
+from train.training.config import DEFAULT_LOSS, RunConfig
 
 TARGET_SHARE = 0.05
 

@@ -7,8 +7,8 @@
 What it does, in order (each part's result is a key of the JSON):
 
 * ``train``: ``othello-gpt`` (``--preset``) at batch 512 with ``--ema``, the
-  trainer's own step (:meth:`train.trainer.Trainer.train_step`, bf16 autocast on
-  CUDA, fused AdamW) and data path (:mod:`train.prefetch`), once eager
+  trainer's own step (:meth:`train.training.trainer.Trainer.train_step`, bf16 autocast on
+  CUDA, fused AdamW) and data path (:mod:`train.training.prefetch`), once eager
   (``eager``) and once ``torch.compile``'d (``compile``): ``warmup`` steps (the
   compilation happens there), then ``steps`` timed ones. Per case: tokens/s,
   ``step_s`` (mean wall time of a timed step, synchronised at both ends),
@@ -25,13 +25,13 @@ What it does, in order (each part's result is a key of the JSON):
   lgagent train ...`` on the device (one process trains without a process
   group); and ``torchrun_ddp``: this script under ``torchrun --nproc_per_node 1``
   trains through DistributedDataParallel with a one-rank process group, NCCL on
-  CUDA (gloo on the CPU), the same ``train.run.run_training`` entry.
+  CUDA (gloo on the CPU), the same ``train.training.run.run_training`` entry.
 * ``eval`` and ``play``: ``lgagent eval --json`` and ``lgagent play --json`` of
   the resumed run, on the device.
 
 ``--smoke`` runs every part at tiny sizes (preset ``tiny``, batch 16, a few
 steps, float32) on the CPU, except the ``compile`` case and the ``lgagent``
-torchrun line (tests/test_train_cli.py and tests/test_ddp.py run those; each
+torchrun line (tests/train/cli/test_train.py and tests/train/training/test_distributed.py run those; each
 adds processes or compilation that would triple its time); ``torchrun_ddp``
 uses gloo there. ``--smoke --device cuda`` is the same quick check on a GPU,
 compile and torchrun included.
@@ -88,10 +88,10 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 import torch  # noqa: E402
 
-from train import config as C  # noqa: E402
-from train.assemble import build  # noqa: E402
-from train.distributed import Dist, resolve_device  # noqa: E402
-from train.trainer import Trainer  # noqa: E402
+from train.training import config as C  # noqa: E402
+from train.training.assemble import build  # noqa: E402
+from train.training.distributed import Dist, resolve_device  # noqa: E402
+from train.training.trainer import Trainer  # noqa: E402
 
 # Dense bf16 tensor-core peak FLOP/s (no sparsity), NVIDIA datasheets; the first name that
 # is a substring of torch.cuda.get_device_name() wins, so the longer names come first.
@@ -265,7 +265,7 @@ def deterministic(device: torch.device):
 
 def _train_cli(values: dict, resume: bool = False) -> dict:
     """``lgagent train`` in this process: its prepare + run_training (the CLI's own entry)."""
-    from train.run import prepare, run_training
+    from train.training.run import prepare, run_training
 
     cfg, task, model_cfg, ckpt = prepare(values, resume=resume, dist_info=Dist())
     with contextlib.redirect_stdout(sys.stderr):  # its progress lines; stdout is the JSON's
@@ -380,7 +380,7 @@ def ddp_child(sizes: Sizes, device_name: str, out: Path) -> None:
     """Under torchrun: train through DDP with a one-rank process group; print one JSON line."""
     import torch.distributed as tdist
 
-    from train.distributed import dist_from_env
+    from train.training.distributed import dist_from_env
 
     @dataclass(frozen=True)
     class OneRankGroup(Dist):
@@ -400,7 +400,7 @@ def ddp_child(sizes: Sizes, device_name: str, out: Path) -> None:
         return init(backend, *args, **kwargs)
 
     tdist.init_process_group = recording_init
-    from train.run import prepare, run_training
+    from train.training.run import prepare, run_training
 
     values = {"env": "othello", "preset": sizes.preset, "batch_size": sizes.batch_size,
               "steps": sizes.torchrun_steps, "ema": True, "eval_every": 0, "play_games": 0,
@@ -515,14 +515,14 @@ def main(argv=None) -> int:
         if args.no_compile or (args.smoke and args.device != "cuda"):
             result["train_compile"] = {
                 "ok": True, "skipped": "--no-compile" if args.no_compile else
-                "--smoke on the CPU (tests/test_train_cli.py compiles for real)"}
+                "--smoke on the CPU (tests/train/cli/test_train.py compiles for real)"}
         else:
             part("train_compile", train_case, sizes, device, True, peak)
         result["train"] = {"eager": result.pop("train_eager"),
                            "compile": result.pop("train_compile")}
         part("resume", resume_check, sizes, device, root)
         if args.smoke and device.type == "cpu":  # two more processes importing torch
-            result["torchrun"] = {"ok": True, "skipped": "--smoke on the CPU: tests/test_ddp.py "
+            result["torchrun"] = {"ok": True, "skipped": "--smoke on the CPU: tests/train/training/test_distributed.py "
                                   "runs torchrun ... --no-python lgagent train (gloo)"}
         else:
             part("torchrun", torchrun_lgagent, sizes, device, root)

@@ -1,13 +1,13 @@
 """Training throughput of `lgagent train` per preset, and the share of step time spent on data.
 
 For each case it builds the run exactly as ``lgagent train`` does
-(:func:`train.assemble.build` and :class:`train.trainer.Trainer`, with EMA on as in
+(:func:`train.training.assemble.build` and :class:`train.training.trainer.Trainer`, with EMA on as in
 the default recipe) and times the loop body: ``task.batch`` (fresh data) and
 ``Trainer.train_step`` (forward, loss, backward, clipping, AdamW, scheduler,
 EMA update). Reported per case: median seconds per step and for the data,
 tokens/s (batch x sequence length / step time) and ``data_share`` = data time /
 (data + train step) time. With ``--prefetch N`` (the trainer's default, 2) the
-batches come from :class:`train.prefetch.Prefetcher` and the data time is what
+batches come from :class:`train.training.prefetch.Prefetcher` and the data time is what
 the step waited for its batch (as the trainer's ``charts/data_share``);
 ``--prefetch 0`` times ``task.batch`` inside the step. Prints one JSON object.
 
@@ -30,10 +30,10 @@ import time
 
 import torch
 
-from train import config as C
-from train.assemble import build
-from train.distributed import Dist, resolve_device
-from train.trainer import Trainer
+from train.training import config as C
+from train.training.assemble import build
+from train.training.distributed import Dist, resolve_device
+from train.training.trainer import Trainer
 
 CASES = [
     {"env": "othello", "preset": "tiny", "batch_size": 64},

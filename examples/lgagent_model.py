@@ -36,7 +36,7 @@ def model_run(run: str | None, steps: int, seed: int = 0) -> Iterator[Path]:
 def train_tiny(out: Path, steps: int, seed: int) -> Path:
     """Run ``lgagent train`` (tiny preset, one CPU thread) into ``out``; returns ``out``."""
     cmd = [
-        sys.executable, "-m", "train.cli", "train", "--env", "othello", "--preset", "tiny",
+        sys.executable, "-m", "train.cli.main", "train", "--env", "othello", "--preset", "tiny",
         "--steps", str(steps), "--batch-size", "64", "--lr", "3e-3", "--ema",
         "--eval-every", "0", "--eval-size", "64", "--play-games", "0", "--log-every", "50",
         "--ckpt-every", "0", "--num-threads", "1", "--device", "cpu", "--seed", str(seed),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from train.cli import main
+from train.cli.main import main
 
 # A run that trains in a second: tiny preset, small batches, one thread.
 TINY = ["--preset", "tiny", "--batch-size", "8", "--eval-size", "16", "--no-progress",

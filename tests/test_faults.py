@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import train.datagen
+import train.data.datagen
 from agents import checkpoint as CK
-from train import trainer as T
 from train.atomic import atomic_path, remove_stale_temps, stale_temps
-from train.cli import main
+from train.cli.main import main
+from train.training import trainer as T
 
 # set complement with 8 tokens (block 7): no Numba, fast
 FAST = ["--env", "setcomp", "--vocab-size", "8", "--preset", "tiny", "--batch-size", "8",
@@ -70,8 +70,8 @@ def test_stale_temps_are_removed_and_a_live_writers_temp_is_kept(tmp_path):
 KILL_DURING_SAVE = textwrap.dedent("""
     import os, signal, sys
     import torch
-    from train import trainer as T
-    from train.cli import main
+    from train.training import trainer as T
+    from train.cli.main import main
 
     def dying_save(state, path):
         with open(path, "wb") as f:
@@ -125,8 +125,8 @@ def test_datagen_sigterm_removes_its_temp_and_a_rerun_removes_a_stale_one(tmp_pa
 
 TERM_DURING_EVAL = textwrap.dedent("""
     import os, signal, sys
-    from train import trainer as T
-    from train.cli import main
+    from train.training import trainer as T
+    from train.cli.main import main
 
     original = T.Trainer.evaluate
 
@@ -182,7 +182,7 @@ def test_sigint_during_play_and_a_signal_after_the_loop_stop_at_once(tmp_path, m
 
 
 def test_eval_and_sweep_honour_sigterm(tmp_path, monkeypatch):
-    import train.evaluate as E
+    import train.analysis.evaluate as E
 
     run = tmp_path / "run"
     assert cli("train", *FAST, "--steps", 1, "--out", run).exit_code == 0
@@ -249,8 +249,8 @@ def test_a_second_train_in_a_locked_run_dir_exits_2_and_the_lock_dies_with_its_p
         holder.wait()
     assert cli("train", *FAST, "--steps", 1, "--out", out).exit_code == 0
     # a run that finished between the second one's checks and its lock is not overwritten
-    from train.distributed import Dist
-    from train.run import prepare, run_training
+    from train.training.distributed import Dist
+    from train.training.run import prepare, run_training
 
     new = tmp_path / "new"
     prepared = prepare({**{"env": "setcomp", "vocab_size": 8, "preset": "tiny", "steps": 1,
@@ -331,12 +331,12 @@ def test_datagen_full_disk_while_reserving_is_one_line(tmp_path, monkeypatch):
     def no_space(fd, offset, size):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(train.datagen.os, "posix_fallocate", no_space)
+    monkeypatch.setattr(train.data.datagen.os, "posix_fallocate", no_space)
     r = CliRunner().invoke(main, ["datagen", "--games", "100", "--out", str(tmp_path / "g.npy")])
     one_line_error(r, f"no space left on device writing {tmp_path / 'g.npy'} (6 kB)")
     assert list(tmp_path.iterdir()) == []
-    assert train.datagen.human_bytes(10_000_000) == "10 MB"
-    assert train.datagen.human_bytes(12_345_678) != train.datagen.human_bytes(12_000_000)
+    assert train.data.datagen.human_bytes(10_000_000) == "10 MB"
+    assert train.data.datagen.human_bytes(12_345_678) != train.data.datagen.human_bytes(12_000_000)
 
 
 @pytest.fixture
@@ -431,9 +431,9 @@ def test_oversized_options_exit_2_at_once_writing_nothing(tmp_path, args, match)
 
 def test_memory_estimate_counts_the_model_and_scales_with_the_batch():
     from agents.model import GPT
-    from train import config as C
-    from train.assemble import build
-    from train.run import memory_estimate, memory_total, model_params
+    from train.training import config as C
+    from train.training.assemble import build
+    from train.training.run import memory_estimate, memory_total, model_params
 
     for env in ("othello", "setcomp"):
         cfg, _, m = build(C.resolve(C.merge({"env": env, "preset": "tiny"})))

@@ -1,0 +1,30 @@
+"""``lgagent datagen``: a corpus of random Othello games (:func:`train.data.datagen.write_corpus`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from train.data.datagen import FORMATS  # numpy only: numba is imported when games are made
+
+
+@click.command("datagen")
+@click.option("--env", "env_name", default="othello", show_default=True,
+              help="Which corpus to generate (only 'othello' for now).")
+@click.option("--games", "n_games", type=int, required=True, help="Number of games N (> 0).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed (0..2**64-1); game i depends only on (seed, i).")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Output file: .npy int8 (N, 60), square per move, -1 after the end; or "
+                   ".parquet (--format parquet), one row per game.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="npy", show_default=True,
+              help="npy: one int8 array (what --data of lgagent train reads); parquet: one row "
+                   "per game (game, moves list<int8>, length, black_discs, white_discs, winner; "
+                   "needs pyarrow).")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+def datagen(env_name: str, n_games: int, seed: int, out: Path, fmt: str, force: bool) -> None:
+    """Generate N random Othello games (uniformly random legal moves) as .npy or .parquet."""
+    from train.data.datagen import write_corpus
+
+    write_corpus(out, n_games, seed, fmt, force, env_name)

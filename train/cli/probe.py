@@ -1,0 +1,76 @@
+"""``lgagent probe``: is the board linearly readable from a run's residual stream, per length?
+
+The probing lives in :mod:`train.analysis.probe` (:func:`train.analysis.probe.probe_run`); this module turns
+options into that call and prints a table or one JSON object, and writes the figure.
+Unusable input exits 2 with one line and nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from train.analysis.probe import CODINGS, FIT_LENGTHS, format_probe, probe_run
+from train.cli.main import machine_and_weights, nan_to_none
+from train.errors import BadInput
+
+
+@click.command("probe", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("run", type=click.Path(exists=False))
+@click.option("--weights", multiple=True,
+              help="raw, ema or bema (or ema_<decay>); repeat or comma-separate (default: all "
+                   "the checkpoint holds). A random-init model of the same shape is always "
+                   "added.")
+@click.option("--layers", default="all", show_default=True,
+              help="'all' or comma-separated layers: 0 = embeddings, l = after block l.")
+@click.option("--games", type=int, default=2000, show_default=True,
+              help="Fresh random games: the first half fits the probes, the second scores them.")
+@click.option("--coding", type=click.Choice(CODINGS), default="mover", show_default=True,
+              help="mover: empty/mine/theirs (player to move); colour: empty/black/white.")
+@click.option("--fit-lengths", type=click.Choice(FIT_LENGTHS), default="seen", show_default=True,
+              help="Fit the probes on positions at seen lengths only, or at every length.")
+@click.option("--max-iter", type=int, default=100, show_default=True,
+              help="LBFGS iterations per probe.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same games.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--num-threads", type=int, default=None, help="CPU threads for torch.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Write accuracy against length (a line per layer) to this PNG.")
+def probe(run, weights, layers, games, coding, fit_lengths, max_iter, seed, device, num_threads, as_json,
+          plot):
+    """Fit linear board probes to RUN's residual stream (RUN is a RUN_DIR or checkpoint file).
+
+    One multinomial logistic regression per layer over all 64 squares (3 classes), fitted
+    with torch LBFGS on positions at seen lengths and scored at seen and unseen lengths and
+    per length; baselines: a randomly initialised model of the same shape and the majority
+    class of each square.
+    """
+    if games < 2:
+        raise BadInput(f"--games must be at least 2 (half fit, half test), got {games}")
+    if max_iter < 1:
+        raise BadInput(f"--max-iter must be at least 1, got {max_iter}")
+    if seed < 0:
+        raise BadInput(f"--seed must be non-negative, got {seed}")
+    if plot is not None and not plot.lower().endswith(".png"):
+        raise BadInput(f"--plot must name a .png file, got {plot}")
+    names = machine_and_weights(num_threads, device, weights)
+    try:
+        res = probe_run(run, weights=names or None, layers=layers, games=games, coding=coding,
+                        fit_lengths=fit_lengths,
+                        seed=seed, max_iter=max_iter, device=device)
+    except ValueError as e:
+        raise BadInput(str(e).splitlines()[0] if str(e) else "bad input") from None
+    if plot is not None:
+        from train.analysis.plots import save
+        from train.analysis.probe import probe_figure
+
+        save(probe_figure(res), plot)
+    if as_json:
+        click.echo(json.dumps(nan_to_none(res), indent=2))
+        return
+    for line in format_probe(res):
+        click.echo(line)
+    if plot is not None:
+        click.echo(f"figure: {plot}")

@@ -1,0 +1,51 @@
+"""``lgagent report``: the statistics of a sweep directory (:mod:`train.study.report`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from train.errors import BadInput
+
+
+@click.command("report", context_settings={"help_option_names": ["-h", "--help"],
+                                           "max_content_width": 100})
+@click.argument("sweep_dir", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: trials, failed, "
+              "effects (name -> estimate, ci_low, ci_high, p_value, n, p_holm), means.")
+@click.option("--plot", "plot_file", type=click.Path(path_type=Path), default=None,
+              help="Write a PNG: each effect with its 95% interval, and each metric against "
+                   "the training length.")
+def report(sweep_dir, as_json, plot_file):
+    """Effects of each factor on unseen-length legality, with 95% intervals and p-values.
+
+    \b
+    Averaging (EMA/BEMA vs raw) is compared within each trial (paired t-test);
+    the other factors by a regression over the trials' raw weights (OLS,
+    HC3-robust). See train/study/report.py for the definitions.
+      lgagent report runs/search --plot runs/search/effects.png
+    """
+    from train.study import report as R
+    from train.study.report import RESULT
+
+    if not sweep_dir.is_dir():
+        raise BadInput(f"{sweep_dir} is not a sweep directory")
+    if plot_file is not None and (plot_file.is_dir() or not plot_file.absolute().parent.is_dir()):
+        raise BadInput(f"--plot {plot_file}: not a file in an existing directory")
+    try:
+        rep = R.report(sweep_dir)
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    if rep["trials"] == 0:
+        raise BadInput(f"{sweep_dir} holds no finished run (no */{RESULT})")
+    if plot_file is not None:
+        R.plot(rep, R.table(R.load_results(sweep_dir)), plot_file)
+    if as_json:
+        click.echo(json.dumps(rep, indent=1, allow_nan=False))
+    else:
+        for line in R.format_report(rep):
+            click.echo(line)
+        if plot_file is not None:
+            click.echo(f"figure: {plot_file}")

@@ -1,0 +1,379 @@
+"""``lgagent report``: what a sweep says about each factor, with 95% intervals and p-values.
+
+Input: a sweep directory (``lgagent sweep``, grid or ``--trials``): every run
+directory with a ``result.json`` counts as a finished trial; failed trials are
+counted from the study (``study.db``) when there is one.
+
+Two kinds of effect, both on the *unseen-length* metrics (positions at or past
+``train_max_len``):
+
+* **Averaging, paired.** Every trial evaluates its raw, EMA and BEMA weights on
+  the same held-out data, so ``ema - raw``, ``bema - raw`` and ``bema - ema``
+  are paired differences within a trial: the estimate is their mean, with a
+  paired t-test (``scipy.stats.ttest_rel``) for the p-value and interval. The
+  same comparisons are repeated within each level of the learning-rate
+  schedule, the loss and the norm (``ema - raw | loss=next``), because the
+  research expects averaging to matter only where updates are noisy.
+* **Factors, by regression.** Over the trials' raw weights, an ordinary least
+  squares regression (statsmodels, HC3 heteroscedasticity-robust errors) of the
+  metric on every factor that varies in the sweep: categorical ones (norm,
+  loss, schedule, preset, pos) as treatment contrasts against a reference
+  level (``norm=post`` is post minus pre, other factors held fixed), dropout
+  rates per +0.1, the learning rate per doubling, sizes per doubling, the
+  training length per token.
+
+Every effect is ``{estimate, ci_low, ci_high, p_value, n, p_holm}``; ``p_holm``
+is the Holm-adjusted p-value over all effects of the report (many effects are
+tested at once; read ``p_value`` alone with that in mind).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from train.training.run import RESULT
+
+# A sweep directory's files (written by train.training.run.run_to_result and train.study.search; read here,
+# where they need no torch import): each finished run's result, and the Optuna study.
+STUDY_DB = "study.db"
+STUDY_NAME = "lgagent-sweep"
+WEIGHTS = ("raw", "ema", "bema")  # the usual names; several EMA decays add ema_<decay>
+
+
+def weights_in(results: list[dict]) -> list[str]:
+    """Every weights name of the results, raw first, then in order of appearance."""
+    names = {}
+    for r in results:
+        for w in (r.get("eval") or {}):
+            names[w] = None
+    return sorted(names, key=lambda w: (w != "raw", w == "bema"))
+# (name in the report, split, metric key in the evaluation results); lower is better for all
+# but sep_acc.
+METRICS = (
+    ("unseen.top1_err", "unseen", "top1_err"),
+    ("unseen.sep_acc", "unseen", "sep_acc"),
+    ("unseen.illegal_mass", "unseen", "illegal_mass"),
+)
+CATEGORICAL = {  # factor -> reference level (effects are other levels minus this one)
+    "norm": "pre",
+    "loss": "next",
+    "schedule": "constant",
+    "preset": None,  # None: the most common level
+    "pos": None,
+}
+# numeric factor -> (column transform, unit in the effect's name)
+NUMERIC = {
+    "attn_dropout": (lambda x: x * 10, "per +0.1"),
+    "resid_dropout": (lambda x: x * 10, "per +0.1"),
+    "embd_dropout": (lambda x: x * 10, "per +0.1"),
+    "dropout": (lambda x: x * 10, "per +0.1"),
+    "lr": (np.log2, "per doubling"),
+    "n_embd": (np.log2, "per doubling"),
+    "n_head": (np.log2, "per doubling"),
+    "n_layer": (lambda x: x, "per layer"),
+    "batch_size": (np.log2, "per doubling"),
+    "steps": (np.log2, "per doubling"),
+    "train_max_len": (lambda x: x, "per token"),
+    "ema_decay": (lambda x: -np.log10(1 - x), "per 10x horizon"),
+}
+SUBGROUPS = ("schedule", "loss", "norm")
+
+
+def load_results(sweep_dir) -> list[dict]:
+    """Every finished run's ``result.json`` under ``sweep_dir`` (sorted by run name)."""
+    sweep_dir = Path(sweep_dir)
+    out = []
+    for path in sorted(sweep_dir.glob(f"*/{RESULT}")):
+        try:
+            out.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{path} is not a readable result: {e}") from None
+    return out
+
+
+def failed_trials(sweep_dir) -> int:
+    """Trials recorded as failed in the sweep's study (0 without a study; surplus not counted)."""
+    db = Path(sweep_dir) / STUDY_DB
+    if not db.exists():
+        return 0
+    import optuna
+    from optuna.trial import TrialState
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{db.absolute()}")
+    return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+               if not str(t.user_attrs.get("error", "")).startswith("surplus"))
+
+
+def _metric(result: dict, weights: str, split: str, key: str) -> float:
+    ev = ((result.get("eval") or {}).get(weights) or {}).get(split) or {}
+    v = ev.get(key)
+    return float("nan") if v is None else float(v)
+
+
+def table(results: list[dict]):
+    """A pandas DataFrame: one row per run, its factors and each weights' metrics."""
+    import pandas as pd
+
+    rows = []
+    weights = weights_in(results)
+    for r in results:
+        cfg = r.get("config") or {}
+        row = {"name": r.get("name")}
+        for k in set(CATEGORICAL) | set(NUMERIC):
+            if k in cfg and k != "schedule":
+                # several values in one run (--ema-decay 0.99,0.999) are not a factor
+                row[k] = None if isinstance(cfg[k], list) else cfg[k]
+        if "min_lr_ratio" in cfg:
+            row["schedule"] = "constant" if cfg["min_lr_ratio"] >= 1 else "cosine"
+        for name, split, key in METRICS:
+            for w in weights:
+                row[f"{w}:{name}"] = _metric(r, w, split, key)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _finite(v) -> float | None:
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
+def _effect(estimate, lo, hi, p, n) -> dict:
+    f = _finite
+    return {"estimate": f(estimate), "ci_low": f(lo), "ci_high": f(hi), "p_value": f(p),
+            "n": int(n)}
+
+
+def paired(a: np.ndarray, b: np.ndarray) -> dict | None:
+    """Mean of ``a - b`` over pairs where both are finite, with a paired t-test; None if n < 3."""
+    from scipy import stats
+
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    n = len(a)
+    if n < 3:
+        return None
+    d = a - b
+    if np.all(d == d[0]):  # no spread: the t-test is undefined; report the exact difference
+        return _effect(d[0], d[0], d[0], 0.0 if d[0] != 0 else 1.0, n)
+    res = stats.ttest_rel(a, b)
+    ci = res.confidence_interval(0.95)
+    return _effect(d.mean(), ci.low, ci.high, res.pvalue, n)
+
+
+def regression(df, response: str) -> dict:
+    """OLS of ``response`` on every factor that varies in ``df``; ``{term name: effect}``."""
+    import statsmodels.formula.api as smf
+
+    data, terms, names = {}, [], {}
+    y = df[response].to_numpy(dtype=float)
+    ok = np.isfinite(y)
+    placements = [k for k in ("attn_dropout", "resid_dropout", "embd_dropout")
+                  if k in df and df[k].notna().all()]
+    for k, (fn, unit) in NUMERIC.items():
+        if k == "dropout" and placements:  # each placement overrides it: not a factor then
+            continue
+        if k in df and df[k].notna().all() and df.loc[ok, k].nunique() > 1:
+            col = f"x_{k}"
+            data[col] = fn(df[k].to_numpy(dtype=float))
+            terms.append(col)
+            names[col] = f"{k} ({unit})"
+    for k, ref in CATEGORICAL.items():
+        if k in df and df[k].notna().all() and df.loc[ok, k].nunique() > 1:
+            levels = df.loc[ok, k].astype(str)
+            ref = ref if ref is not None and ref in set(levels) else levels.value_counts().index[0]
+            col = f"c_{k}"
+            data[col] = df[k].astype(str).to_numpy()
+            terms.append(f"C({col}, Treatment({ref!r}))")
+            for level in sorted(set(levels) - {ref}):
+                names[f"C({col}, Treatment({ref!r}))[T.{level}]"] = f"{k}={level} (vs {ref})"
+    if not terms:
+        return {}
+    import pandas as pd
+
+    frame = pd.DataFrame({"y": y, **data})[ok]
+    if len(frame) <= len(names) + 1:  # not enough trials to estimate every term
+        return {}
+    fit = smf.ols("y ~ " + " + ".join(terms), data=frame).fit(cov_type="HC3")
+    ci = fit.conf_int(0.05)
+    out = {}
+    for term, label in names.items():
+        if term in fit.params.index:
+            out[label] = _effect(fit.params[term], ci.loc[term, 0], ci.loc[term, 1],
+                                 fit.pvalues[term], int(fit.nobs))
+    return out
+
+
+def effects(df) -> dict:
+    """Every effect of the report (see the module docstring), Holm-adjusted p-values added."""
+    from statsmodels.stats.multitest import multipletests
+
+    out = {}
+    avgs = [c.split(":")[0] for c in df.columns if c.endswith(":" + METRICS[0][0])
+            and not c.startswith("raw:")]
+    emas = [w for w in avgs if w != "bema"]
+    pairs = [(w, "raw") for w in avgs] + ([("bema", emas[0])] if "bema" in avgs and
+                                          len(emas) == 1 else [])
+    for name, _, _ in METRICS:
+        for a, b in pairs:
+            ca, cb = f"{a}:{name}", f"{b}:{name}"
+            if ca not in df or cb not in df:
+                continue
+            e = paired(df[ca].to_numpy(float), df[cb].to_numpy(float))
+            if e:
+                out[f"{name}: {a} - {b}"] = e
+            for k in SUBGROUPS:
+                if k not in df or df[k].nunique() < 2:
+                    continue
+                for level, part in df.groupby(k):
+                    e = paired(part[ca].to_numpy(float), part[cb].to_numpy(float))
+                    if e:
+                        out[f"{name}: {a} - {b} | {k}={level}"] = e
+        for term, e in regression(df, f"raw:{name}").items():
+            out[f"{name}: {term}"] = e
+    keys = [k for k, e in out.items() if e["p_value"] is not None]
+    if keys:
+        adj = multipletests([out[k]["p_value"] for k in keys], method="holm")[1]
+        for k, p in zip(keys, adj):
+            out[k]["p_holm"] = float(p)
+    for e in out.values():
+        e.setdefault("p_holm", None)
+    return out
+
+
+def report(sweep_dir) -> dict:
+    """The JSON of ``lgagent report``: ``trials``, ``failed``, ``effects``, ``means`` and
+    ``curve`` (the averaging effect on unseen top1_err by training step; see :func:`curve`)."""
+    results = load_results(sweep_dir)
+    df = table(results)
+    out = {"trials": len(results), "failed": failed_trials(sweep_dir), "effects": {},
+           "means": {}, "curve": {}}
+    if not results:
+        return out
+    out["curve"] = curve(sweep_dir)
+    out["effects"] = effects(df)
+    for name, _, _ in METRICS:
+        out["means"][name] = {w: _nanmean(df[f"{w}:{name}"]) for w in weights_in(results)
+                              if f"{w}:{name}" in df}
+    return out
+
+
+def _nanmean(col) -> float | None:
+    v = col.to_numpy(float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if len(v) else None
+
+
+def format_report(rep: dict) -> list[str]:
+    """The terminal table: one line per effect, grouped by metric."""
+    lines = [f"{rep['trials']} finished trials, {rep['failed']} failed"]
+    for name, means in rep.get("means", {}).items():
+        parts = ", ".join(f"{w} {v:.4f}" for w, v in means.items() if v is not None)
+        lines.append(f"mean {name}: {parts}")
+    if rep["effects"]:
+        width = max(len(k) for k in rep["effects"])
+        lines.append(f"{'effect':{width}} {'estimate':>9} {'95% CI':>21} {'p':>8} {'p_holm':>8} "
+                     f"{'n':>5}")
+        for k, e in rep["effects"].items():
+            ci = f"[{e['ci_low']:+.4f}, {e['ci_high']:+.4f}]"
+            p = "nan" if e["p_value"] is None else f"{e['p_value']:.2g}"
+            ph = "nan" if e["p_holm"] is None else f"{e['p_holm']:.2g}"
+            lines.append(f"{k:{width}} {e['estimate']:+9.4f} {ci:>21} {p:>8} {ph:>8} {e['n']:5d}")
+    return lines + format_curve(rep.get("curve") or {}, "top1_err")
+
+
+def plot(rep: dict, df, path) -> None:
+    """Effects with their intervals (one panel per metric) and each metric against the
+    training length (one line per weights)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [m for m, _, _ in METRICS]
+    fig, axes = plt.subplots(2, len(names), figsize=(6 * len(names), 10),
+                             gridspec_kw={"height_ratios": [3, 1]}, squeeze=False)
+    for j, metric in enumerate(names):
+        ax = axes[0][j]
+        items = [(k.split(": ", 1)[1], e) for k, e in rep["effects"].items()
+                 if k.startswith(metric + ": ") and e["ci_low"] is not None]
+        ys = np.arange(len(items))
+        for y, (_, e) in zip(ys, items):
+            color = "tab:red" if e["p_holm"] is not None and e["p_holm"] < 0.05 else "tab:gray"
+            ax.errorbar(e["estimate"], y, xerr=[[e["estimate"] - e["ci_low"]],
+                                                [e["ci_high"] - e["estimate"]]],
+                        fmt="o", color=color, capsize=2)
+        ax.set_yticks(ys, [lbl for lbl, _ in items], fontsize=7)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.invert_yaxis()
+        ax.set_title(f"{metric}: effect and 95% CI (red: Holm p < 0.05)", fontsize=9)
+        ax2 = axes[1][j]
+        if "train_max_len" in df:
+            for w in [c.split(":")[0] for c in df.columns if c.endswith(":" + metric)]:
+                col = f"{w}:{metric}"
+                if col in df:
+                    g = df.groupby("train_max_len")[col].mean()
+                    ax2.plot(g.index, g.values, marker="o", label=w)
+            ax2.set_xlabel("train_max_len")
+            ax2.set_ylabel(f"mean {metric}")
+            ax2.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def curve(sweep_dir, metric: str = "top1_err", split: str = "unseen") -> dict:
+    """The averaging effect against training steps, from the runs' TensorBoard events.
+
+    For every weights other than raw and every evaluation step: the paired
+    difference ``weights - raw`` of ``eval/<weights>/<split>/<metric>`` over the runs
+    that logged it (an effect as in :func:`paired`, plus ``step``). Empty when the runs
+    evaluated only at the end (``--eval-every 0``) or logged nothing.
+    """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    series: dict = {}  # weights -> step -> [value per run], aligned by run index
+    runs = [p.parent for p in sorted(Path(sweep_dir).glob(f"*/{RESULT}"))]
+    for i, run in enumerate(runs):
+        acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags().get("scalars", []):
+            parts = tag.split("/")
+            if len(parts) == 4 and parts[0] == "eval" and parts[2] == split and parts[3] == metric:
+                for ev in acc.Scalars(tag):  # a resumed run may log a step twice: keep the last
+                    series.setdefault(parts[1], {}).setdefault(ev.step, {})[i] = ev.value
+    out = {}
+    raw = series.get("raw", {})
+    for w, by_step in series.items():
+        if w == "raw":
+            continue
+        points = []
+        for step in sorted(by_step):
+            common = sorted(set(by_step[step]) & set(raw.get(step, {})))
+            e = paired(np.array([by_step[step][i] for i in common], float),
+                       np.array([raw[step][i] for i in common], float))
+            if e:
+                points.append({"step": int(step), **e})
+        if points:
+            out[w] = points
+    return out
+
+
+def format_curve(points: dict, metric: str) -> list[str]:
+    """One line per evaluation step: each averaged weights' paired effect on ``metric``."""
+    if not points:
+        return []
+    names = list(points)
+    steps = sorted({p["step"] for ps in points.values() for p in ps})
+    lines = [f"{'step':>6} " + " ".join(f"{w + ' - raw':>26}" for w in names)]
+    for s in steps:
+        cells = []
+        for w in names:
+            p = next((p for p in points[w] if p["step"] == s), None)
+            cells.append(f"{'':>26}" if p is None else
+                         f"{p['estimate']:+.4f} [{p['ci_low']:+.3f},{p['ci_high']:+.3f}]".rjust(26))
+        lines.append(f"{s:6d} " + " ".join(cells))
+    return [f"{metric} at unseen lengths, by training step (paired over runs, 95% CI):", *lines]
