@@ -4,9 +4,9 @@ TransformerLens 4 removed ``HookedTransformer``; its replacement for a model bui
 config is the ``TransformerBridge`` around a TL-native model
 (``TransformerBridge.boot_native(cfg)``), with the same hooks (``run_with_cache``,
 ``blocks.{l}.attn.hook_pattern``, ``blocks.{l}.hook_resid_post``, ...). That is what
-:func:`to_hooked_transformer` returns and what :func:`from_hooked_transformer` reads (the
-names keep the issue's wording). Both need the ``interop`` extra
-(``pip install "lgagent[interop]"``); transformer_lens and safetensors are imported inside
+:func:`to_hooked_transformer` returns and what :func:`from_hooked_transformer` reads (their
+names keep ``HookedTransformer``, the one TransformerLens users know). Both need the ``interop``
+extra (``pip install "lgagent[interop]"``); transformer_lens and safetensors are imported inside
 the functions that use them, never at import time.
 
 Correspondence (lgagent ``GPTConfig`` -> TransformerBridgeConfig, the native model's

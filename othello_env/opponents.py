@@ -273,6 +273,24 @@ def _histories(histories, n) -> np.ndarray:
     return out
 
 
+def action_mask(observation, info) -> np.ndarray:
+    """The legal actions a policy is given, as a 1-D bool array: ``info["action_mask"]``, else
+    a PettingZoo dict observation's ``observation["action_mask"]`` (any task: its length is
+    the caller's to check). ValueError when there is none or it is not a 1-D numeric array.
+    """
+    mask = None
+    if isinstance(info, dict) and "action_mask" in info:
+        mask = info["action_mask"]
+    elif isinstance(observation, dict) and "action_mask" in observation:
+        mask = observation["action_mask"]
+    if mask is None:
+        raise ValueError('no action mask: expected info["action_mask"] or observation["action_mask"]')
+    mask = np.asarray(mask)
+    if mask.ndim != 1 or mask.dtype.kind not in "biuf":
+        raise ValueError(f"the action mask must be a 1-D numeric array, got {describe(mask)}")
+    return mask.astype(bool)
+
+
 class BuiltinPolicy:
     """A built-in opponent (``"random"``, ``"greedy"``, ``"alphabeta"``) as a policy object.
 
@@ -307,14 +325,7 @@ class BuiltinPolicy:
 
     def act(self, observation, info) -> int:
         """One move: an int in 0..64 allowed by the action mask."""
-        mask = None
-        if isinstance(info, dict) and "action_mask" in info:
-            mask = info["action_mask"]
-        elif isinstance(observation, dict) and "action_mask" in observation:
-            mask = observation["action_mask"]
-        if mask is None:
-            raise ValueError('no action mask: expected info["action_mask"] or observation["action_mask"]')
-        mask = np.asarray(mask)
+        mask = action_mask(observation, info)
         if mask.shape != (N_ACTIONS,):
             raise ValueError(f"the action mask must have shape ({N_ACTIONS},), got {mask.shape}")
         if self.kind == RANDOM:

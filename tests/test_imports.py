@@ -114,7 +114,7 @@ def test_agents_and_the_envs_never_import_train():
 LAYERS = (
     ("envs", ("othello_env", "setcomp_env")),
     ("agents", ("agents",)),
-    ("base", ("train", "train.atomic", "train.errors")),
+    ("base", ("train", "train.atomic", "train.errors", "train.progress", "train.signals")),
     ("data", ("train.data",)),
     ("analysis", ("train.analysis",)),
     ("training", ("train.training",)),

@@ -98,6 +98,15 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
+def nearest_existing(path) -> Path:
+    """``path`` made absolute if it exists, else its nearest ancestor that does. It may be a
+    file: a caller that wants to create ``path`` checks ``is_dir()``."""
+    base = Path(path).absolute()
+    while not base.exists():
+        base = base.parent
+    return base
+
+
 def path_problem(path, *, inside: bool = False, room: int = 64) -> str | None:
     """Why new files cannot be written at ``path``, in a few words; None when they can.
 
@@ -123,9 +132,7 @@ def path_problem(path, *, inside: bool = False, room: int = 64) -> str | None:
     path_max = _pathconf("/", "PC_PATH_MAX", 4096)
     if len(os.fsencode(str(path))) + (room if inside else TEMP_EXTRA) >= path_max:
         return f"the path is longer than the file system allows ({path_max} bytes)"
-    base = path if inside and path.is_dir() else path.parent
-    while not base.exists():
-        base = base.parent
+    base = nearest_existing(path if inside and path.is_dir() else path.parent)
     if not base.is_dir():
         return f"{base} is not a directory"
     try:

@@ -9,8 +9,8 @@ import torch
 
 from agents import BEMA, EMA, GPT, ModelPolicy, RandomPolicy, preset
 from agents.checkpoint import load, model_from_checkpoint
-from agents.policies import action_mask
 from othello_env import generate_games, legal_move_masks
+from othello_env.opponents import action_mask
 from othello_env.tokens import SQUARE_TO_TOKEN, TOKEN_TO_SQUARE
 
 OPENINGS = [19, 26, 37, 44]

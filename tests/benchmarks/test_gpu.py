@@ -1,4 +1,4 @@
-"""benchmarks/gpu.py (issue 14): the whole device check runs on the CPU with --smoke and prints
+"""benchmarks/gpu.py: the whole device check runs on the CPU with --smoke and prints
 its JSON; the FLOP count, the peak table and the option checks."""
 
 import importlib.util

@@ -1,8 +1,8 @@
-"""The Numba engine against perft counts and a plain-Python reference of the rules.
+"""othello_env.engine (Numba) against perft counts and a plain-Python reference of the rules.
 
-The reference below walks the eight directions square by square on a list of
-64 colour-absolute cells (1 black, -1 white, 0 empty): slow and obvious, no
-bit tricks, so it shares no bug with the bitboard engine.
+The reference (tests/othello_env/reference.py) walks the eight directions square by
+square on a list of 64 colour-absolute cells (1 black, -1 white, 0 empty): slow and
+obvious, no bit tricks, so it shares no bug with the bitboard engine.
 """
 
 import os
@@ -31,74 +31,10 @@ from othello_env.engine import (
     score,
 )
 from othello_env.games import board_states, generate_games, legal_move_masks
+from tests.othello_env.reference import ref_flips, ref_game, ref_legal, ref_play, ref_start
 
 # ANCHORS.md: perft from the start, a forced pass = one ply, a finished game = one leaf.
 PERFT = [1, 4, 12, 56, 244, 1396, 8200, 55092, 390216, 3005288, 24571284]
-
-DIRECTIONS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
-
-
-# ----------------------------------------------------------------------------
-# Plain-Python reference
-# ----------------------------------------------------------------------------
-
-
-def ref_start():
-    cells = [0] * 64
-    cells[28] = cells[35] = 1  # black
-    cells[27] = cells[36] = -1  # white
-    return cells
-
-
-def ref_flips(cells, player, sq):
-    """Squares flipped by `player` (1 black, -1 white) playing `sq`; empty list if illegal."""
-    if cells[sq] != 0:
-        return []
-    row, col = divmod(sq, 8)
-    out = []
-    for dr, dc in DIRECTIONS:
-        run = []
-        r, c = row + dr, col + dc
-        while 0 <= r < 8 and 0 <= c < 8 and cells[r * 8 + c] == -player:
-            run.append(r * 8 + c)
-            r, c = r + dr, c + dc
-        if run and 0 <= r < 8 and 0 <= c < 8 and cells[r * 8 + c] == player:
-            out.extend(run)
-    return sorted(out)
-
-
-def ref_legal(cells, player):
-    return {sq for sq in range(64) if ref_flips(cells, player, sq)}
-
-
-def ref_play(cells, player, sq):
-    new = list(cells)
-    for f in ref_flips(cells, player, sq):
-        new[f] = player
-    new[sq] = player
-    return new
-
-
-def ref_game(moves):
-    """Replay a move list with the reference, resolving passes.
-
-    Returns (boards after each move, legal set for the next mover after each
-    move (empty once the game is over), whether the game is over at the end).
-    Raises AssertionError on an illegal move.
-    """
-    cells, player = ref_start(), 1
-    boards, masks = [], []
-    for sq in moves:
-        assert sq in ref_legal(cells, player), f"illegal {sq}"
-        cells = ref_play(cells, player, sq)
-        player = -player
-        legal = ref_legal(cells, player)
-        if not legal:
-            player = -player  # pass (or game over if this is empty too)
-            legal = ref_legal(cells, player)
-        boards.append(list(cells))
-        masks.append(legal)
-    return boards, masks, not masks[-1] if masks else False
 
 
 def bits(squares):

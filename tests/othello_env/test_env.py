@@ -661,3 +661,16 @@ def test_moves_info_is_a_fixed_size_array_buffers_can_stack():
         assert (row[:n] >= 0).all() and (row[n:] == -1).all()
     infos[-1]["moves"][0] = 99  # a copy each time: the env's history is untouched
     assert env._hist[0, 0] != 99
+
+
+def test_bool_actions_and_a_bool_opponent_reply_are_refused():
+    from othello_env.arguments import call_policy
+
+    o = gym.make("othello_env:Othello-v0").unwrapped
+    o.reset(seed=0)
+    # refused by the check itself, not by NumPy (NumPy < 2 lets operator.index take np.bool_)
+    for a in (True, np.bool_(True), np.array(True)):
+        with pytest.raises(ValueError, match="action must be an integer in 0..64"):
+            o.step(a)
+    with pytest.raises(ValueError, match="the opponent policy returned .*True.*, not an integer"):
+        call_policy(lambda obs, info: np.bool_(True), None, np.ones(65, bool), None)

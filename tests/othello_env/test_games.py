@@ -1,4 +1,4 @@
-"""Batch API: scripted games with literal boards, passes, determinism, validation errors.
+"""othello_env.games, the batch API: scripted games with literal boards, passes, determinism, validation errors.
 
 Literal boards give rows 0..7 separated by spaces (row 0 holds squares 0..7,
 a1..h1), columns left to right; X = black, O = white, . = empty. The move lists are

@@ -4,44 +4,19 @@ import numpy as np
 import pytest
 
 from othello_env.games import generate_games, legal_move_masks, opponent_legal_masks
-
-DIRECTIONS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
-
-
-def _flips(cells, player, sq):
-    if cells[sq] != 0:
-        return []
-    row, col = divmod(sq, 8)
-    out = []
-    for dr, dc in DIRECTIONS:
-        run, r, c = [], row + dr, col + dc
-        while 0 <= r < 8 and 0 <= c < 8 and cells[r * 8 + c] == -player:
-            run.append(r * 8 + c)
-            r, c = r + dr, c + dc
-        if run and 0 <= r < 8 and 0 <= c < 8 and cells[r * 8 + c] == player:
-            out.extend(run)
-    return out
-
-
-def _legal(cells, player):
-    return {sq for sq in range(64) if _flips(cells, player, sq)}
+from tests.othello_env.reference import ref_legal, ref_play, ref_start
 
 
 def _reference(moves):
     """Per ply: (mover's legal set, opponent's legal set), passes resolved, empty when over."""
-    cells = [0] * 64
-    cells[28] = cells[35] = 1
-    cells[27] = cells[36] = -1
-    player, out = 1, []
+    cells, player, out = ref_start(), 1, []
     for sq in moves:
-        for f in _flips(cells, player, sq):
-            cells[f] = player
-        cells[sq] = player
+        cells = ref_play(cells, player, sq)
         player = -player
-        if not _legal(cells, player):
+        if not ref_legal(cells, player):
             player = -player  # forced pass (or the game is over)
-        mine = _legal(cells, player)
-        out.append((mine, _legal(cells, -player) if mine else set()))
+        mine = ref_legal(cells, player)
+        out.append((mine, ref_legal(cells, -player) if mine else set()))
     return out
 
 

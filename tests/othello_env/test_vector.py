@@ -353,3 +353,8 @@ def test_batched_policy_opponent_errors():
         envs.step(np.array([19, 19]))
     with pytest.raises(ValueError, match="reset"):
         envs.step(np.array([19, 19]))
+
+
+def test_an_oversized_num_envs_is_refused_before_allocating():
+    with pytest.raises(ValueError, match="num_envs must be at most"):
+        OthelloVectorEnv(num_envs=10**13)

@@ -147,7 +147,7 @@ def test_check_env_clean(kwargs):
 
 
 def test_default_options():
-    # the contract: vocab_size defaults to 16, episodes start empty (start_length 0)
+    # the documented defaults: vocab_size defaults to 16, episodes start empty (start_length 0)
     env = gym.make(ENV_ID)
     obs, info = env.reset(seed=0)
     assert env.action_space == gym.spaces.Discrete(16) and obs.shape == (16,)
@@ -472,3 +472,20 @@ def test_tianshou_replay_buffer_stores_infos():
                            info=info))
         obs = obs2
     assert buf.info.moves[:3].tolist() == [[3, -1, -1, -1, -1], [3, 1, -1, -1, -1], [3, 1, 4, -1, -1]]
+
+
+def test_bool_actions_and_unknown_reset_options_are_refused():
+    s = SetComplementEnv(vocab_size=4)
+    s.reset(seed=0)
+    for a in (True, np.bool_(True)):
+        with pytest.raises(ValueError, match="action must be a token"):
+            s.step(a)
+    with pytest.raises(ValueError, match=r"unknown reset option\(s\) \['foo'\]"):
+        s.reset(options={"foo": 1})
+
+
+def test_oversized_sizes_are_refused_before_allocating():
+    with pytest.raises(ValueError, match="vocab_size must lie in 1..65536"):
+        SetComplementEnv(vocab_size=10**12)
+    with pytest.raises(ValueError, match="num_envs x vocab_size must be at most"):
+        SetComplementVectorEnv(num_envs=10**6, vocab_size=60000)

@@ -48,9 +48,11 @@ The attention comes from the forward pass that gives the logits
 (``model(tokens, return_attn=True)``); a model without that argument gets no
 attention entries.
 
-Play (:func:`play_vs_random`): a model policy against a uniformly random player
-in ``Othello-v0``, alternating colours; win/draw/loss rates and the rate at
-which the model's own first choice was legal.
+Play (``play_games`` of :func:`evaluate_checkpoint`): each weights against a uniformly
+random player through :func:`train.analysis.play.play_models`, the games of ``lgagent
+play`` (alternating colours, seed :data:`train.analysis.PLAY_SEED` unless given); per
+weights :func:`train.analysis.play.match`'s result (win/draw/loss counts, score and
+interval, the rate at which the model's own first choice was legal).
 """
 
 from __future__ import annotations
@@ -313,56 +315,6 @@ def flat_scalars(results: dict, prefix: str = "eval") -> dict:
             for m, v in ms.items() if m != "positions"}
 
 
-def play_vs_random(model, n_games: int, *, weights: str = "raw", seed: int = 0,
-                   greedy: bool = True) -> dict:
-    """Play ``n_games`` of ``Othello-v0``: ``model`` against its built-in uniform random player.
-
-    ``model`` is a GPT (or an EMA/BEMA, or a checkpoint path, whose ``weights``
-    raw/ema/bema are used), played through ``agents.ModelPolicy`` (greedy over
-    the legal moves by default). The model plays black in even games and white
-    in odd ones; game ``i`` resets the env with seed ``seed + i``, so results
-    are reproducible. A module's train/eval mode is restored afterwards.
-
-    Returns ``{"games", "win", "draw", "loss"`` (rates from the model's side),
-    ``"first_choice_legal"`` (the fraction of the model's decisions where its
-    own unmasked first choice was legal), ``"decisions"``}.
-    """
-    if isinstance(n_games, bool) or not isinstance(n_games, int) or n_games < 1:
-        raise ValueError(f"n_games must be a positive integer, got {n_games!r}")
-    import gymnasium as gym
-
-    from agents import ModelPolicy
-
-    module = model if isinstance(model, torch.nn.Module) else getattr(model, "module", None)
-    was_training = module.training if isinstance(module, torch.nn.Module) else None
-    device = (next(module.parameters()).device if isinstance(module, torch.nn.Module)
-              else torch.device("cpu"))
-    try:
-        policy = ModelPolicy(model, weights=weights, greedy=greedy, task="othello", device=device,
-                             seed=seed)
-        envs = {c: gym.make("othello_env:Othello-v0", agent_color=c) for c in ("black", "white")}
-        outcome = {"win": 0, "draw": 0, "loss": 0}
-        for i in range(n_games):
-            env = envs["black" if i % 2 == 0 else "white"]
-            obs, info = env.reset(seed=seed + i)
-            reward, done = 0.0, False
-            while not done:
-                obs, reward, terminated, truncated, info = env.step(policy(obs, info))
-                done = terminated or truncated
-            # the final reward is from the agent's side: +1 win, 0 draw, -1 loss
-            outcome["win" if reward > 0 else "loss" if reward < 0 else "draw"] += 1
-        for env in envs.values():
-            env.close()
-    finally:
-        if was_training is not None:
-            module.train(was_training)
-    decisions = policy.n_decisions
-    return {"games": n_games, **{k: v / n_games for k, v in outcome.items()},
-            "first_choice_legal": (1.0 - policy.n_illegal_choices / decisions) if decisions
-            else math.nan,
-            "decisions": decisions}
-
-
 def table_lengths(train_max_len: int, max_len: int) -> list[int]:
     """The lengths the terminal table shows: 1, 2, L - 1, L, L + 1 and the maximum (in range)."""
     L = train_max_len
@@ -428,29 +380,37 @@ def format_results(results: dict | None, play: dict | None = None,
                 line += f" {'-' if h is None else num(h, '9.3f'):>9}"
             lines.append(line)
         lines += reading(results)
-    for w, r in (play or {}).items():
-        lines.append(f"play {w} vs random ({r['games']} games): win {r['win']:.2f} draw "
-                     f"{r['draw']:.2f} loss {r['loss']:.2f}, first choice legal "
-                     f"{r['first_choice_legal']:.4f}")
+    for w, r in (play or {}).items():  # train.analysis.play.match results
+        fcl = r["first_choice_legal"]
+        lines.append(f"play {w} vs random ({r['games']} games): W-D-L {r['wins']}-{r['draws']}-"
+                     f"{r['losses']}, score {r['score']:.3f} [{r['score_ci_low']:.3f}, "
+                     f"{r['score_ci_high']:.3f}], first choice legal "
+                     + ("n/a" if fcl is None else f"{fcl:.4f}"))
     return lines
 
 
 def evaluate_checkpoint(path, *, weights=None, eval_size: int | None = None,
                         eval_seed: int | None = None, train_max_len: int | None = None,
-                        play_games: int = 0, device="cpu", with_config: bool = False) -> dict:
+                        play_games: int = 0, play_seed: int | None = None, device="cpu",
+                        with_config: bool = False) -> dict:
     """Evaluate a saved run standalone: its checkpoint's weights on a fresh held-out batch.
 
     ``path`` is a checkpoint file or a RUN_DIR holding ``checkpoint.pt``.
     ``weights``: names among raw/ema/bema (default: every one the checkpoint holds).
     ``eval_size``, ``eval_seed``, ``train_max_len`` default to the run's own
     (so the numbers match the run's last evaluation). ``play_games`` > 0 plays
-    Othello against a random player. Returns ``{"step", "env", "train_max_len",
+    Othello against a random player (:func:`train.analysis.play.play_models`) with seed
+    ``play_seed`` (default :data:`train.analysis.PLAY_SEED`, never the held-out seed):
+    the same games and results as ``lgagent play RUN --games N --seed S`` and, with the
+    default, as the run's own end-of-run play. Returns ``{"step", "env", "train_max_len",
     "eval", "play"}`` (and the run's ``"config"`` with ``with_config``).
     ValueError for an unusable checkpoint or argument.
     """
     from pathlib import Path
 
     from agents.checkpoint import CHECKPOINT, WEIGHTS, load, model_from_checkpoint, weights_of
+    from train.analysis import PLAY_SEED
+    from train.analysis.play import play_models
     from train.data import DEFAULT_VOCAB, EVAL_SEED, EVAL_SIZE
     from train.data.tasks import make_task
 
@@ -480,6 +440,9 @@ def evaluate_checkpoint(path, *, weights=None, eval_size: int | None = None,
         raise ValueError(f"play_games must be >= 0, got {play_games}")
     if play_games and env != "othello":
         raise ValueError("play_games: only Othello models play games")
+    play_seed = PLAY_SEED if play_seed is None else play_seed
+    if isinstance(play_seed, bool) or not isinstance(play_seed, int) or play_seed < 0:
+        raise ValueError(f"play_seed must be a non-negative integer, got {play_seed!r}")
     # a run's own values, else the training defaults (a config may predate a field)
     n = eval_size if eval_size is not None else cfg.get("eval_size", EVAL_SIZE)
     seed = eval_seed if eval_seed is not None else cfg.get("eval_seed", EVAL_SEED)
@@ -489,8 +452,7 @@ def evaluate_checkpoint(path, *, weights=None, eval_size: int | None = None,
     results = evaluate_weights(models, batch, pad_id=task.pad_id, train_max_len=L,
                                chunk_size=cfg.get("batch_size") or 512,
                                device=device)
-    play = ({w: play_vs_random(m, play_games, seed=seed) for w, m in models.items()}
-            if play_games else None)
+    play = play_models(models, "random", play_games, play_seed) if play_games else None
     out = {"step": ckpt["step"], "env": env, "train_max_len": L, "eval": results, "play": play}
     if with_config:
         out["config"] = cfg

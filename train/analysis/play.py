@@ -5,14 +5,20 @@
 which a model-vs-model match needs), all games at once: each round, every game whose
 side is to move with a batched policy (:class:`agents.policies.BatchedModelPolicy`)
 is decided by one forward pass. The built-in players ``"random"``, ``"greedy"`` and
-``"alphabeta"`` (:mod:`othello_env.opponents`) are given by name. :func:`play_run`
-loads runs and calls :func:`match`
-once per weights; ``train/cli/play.py`` is the command. No click here.
+``"alphabeta"`` (:mod:`othello_env.opponents`) are given by name.
+:func:`play_models` plays each of several models (one per weights) with :func:`match`:
+it is the one model-vs-player path of ``lgagent play`` (:func:`play_run`, which loads
+runs), ``lgagent eval --play-games`` and the trainer's end-of-run play (``play_games``).
+``train/cli/play.py`` is the command. No click here.
 
 Seeding: game ``i`` draws its random moves (the random player's, a model's first move
 on an empty board, the random opening) from its own generators seeded by
 ``(seed, i)``, so a game does not depend on which other games run beside it, and the
-same seed gives the same games.
+same seed gives the same games. The seed defaults to
+:data:`train.analysis.PLAY_SEED` (0) everywhere: ``lgagent play RUN --games N``,
+``lgagent eval RUN --play-games N`` and a run trained with ``play_games = N`` play the
+same games for the same weights, and ``lgagent play --seed S`` equals ``lgagent eval
+--play-seed S``.
 """
 
 from __future__ import annotations
@@ -24,8 +30,8 @@ import numpy as np
 from scipy import stats
 
 from othello_env.kernels import PASS
+from train.analysis import COLORS, PLAY_SEED
 
-COLORS = ("both", "black", "white")
 PLAYERS = ("player_0", "player_1")  # black, white in othello_env's PettingZoo env
 BATCH = 1024  # games played side by side; more only grows the padded forward pass
 
@@ -96,7 +102,7 @@ def _counters(policy) -> tuple[int, int] | None:
     return None
 
 
-def match(policy_a, policy_b, games: int, seed: int = 0, *, colors: str = "both",
+def match(policy_a, policy_b, games: int, seed: int = PLAY_SEED, *, colors: str = "both",
           opening: int = 0) -> dict:
     """Play ``games`` Othello games of ``policy_a`` against ``policy_b``; results from a's side.
 
@@ -201,6 +207,26 @@ def _only_pass(env) -> bool:
     return bool(mask[PASS]) and int(mask.sum()) == 1
 
 
+def play_models(models: dict, opponent="random", games: int = 100, seed: int = PLAY_SEED, *,
+                colors: str = "both", opening: int = 0) -> dict:
+    """``{weights: match result}``: each model of ``{weights: model}`` against ``opponent``.
+
+    Each model (a GPT, or an EMA/BEMA's module; on any device, left there and in its
+    train/eval mode) plays greedily through a
+    :class:`agents.policies.BatchedModelPolicy` seeded with ``seed``, in
+    :func:`match` (``games``, ``seed``, ``colors``, ``opening`` as there; ``opponent``:
+    a built-in name or a policy). The one model-vs-player path: :func:`play_run`
+    (``lgagent play``), :func:`train.analysis.evaluate.evaluate_checkpoint` (``lgagent
+    eval --play-games``) and the trainer's end-of-run play all call it, so the same
+    weights and seed give the same games and results in all three.
+    """
+    from agents.policies import BatchedModelPolicy
+
+    return {w: match(BatchedModelPolicy(m, task="othello", seed=seed), opponent, games, seed,
+                     colors=colors, opening=opening)
+            for w, m in models.items()}
+
+
 def held_weights(ckpt: dict) -> list[str]:
     """The weights a checkpoint holds, in the order raw, ema (or ema_<decay> each), bema."""
     from agents.checkpoint import weights_of
@@ -219,9 +245,9 @@ def _othello_checkpoint(run, what: str, device) -> dict:
 
 
 def play_run(run, *, opponent: str = "random", weights=None, opponent_weights: str | None = None,
-             games: int = 100, colors: str = "both", seed: int = 0, opening: int | None = None,
-             device="cpu", depth: int | None = None) -> dict:
-    """Play a run's model (each of ``weights``) against ``opponent`` with :func:`match`.
+             games: int = 100, colors: str = "both", seed: int = PLAY_SEED,
+             opening: int | None = None, device="cpu", depth: int | None = None) -> dict:
+    """Play a run's model (each of ``weights``) against ``opponent`` with :func:`play_models`.
 
     ``run``/``opponent``: a RUN_DIR or checkpoint file (``opponent`` may also be a
     built-in player, ``"random"``, ``"greedy"`` or ``"alphabeta"``; a run directory of
@@ -231,8 +257,10 @@ def play_run(run, *, opponent: str = "random", weights=None, opponent_weights: s
     depth in plies (default 3; only with ``"alphabeta"``). ``opening``: random plies
     before the players move (default 0 against random, 4 against a model, greedy or
     alphabeta: two deterministic players otherwise replay the same few games).
-    Everything is checked before a game is played; ValueError, one line, for unusable
-    input.
+    ``seed``: default :data:`train.analysis.PLAY_SEED`, the seed of ``lgagent eval
+    --play-games`` and of the trainer's play, so against random (colours both, no
+    opening) the results equal theirs for the same weights. Everything is checked
+    before a game is played; ValueError, one line, for unusable input.
 
     Returns ``{"run", "step", "opponent", "opponent_weights", "opponent_depth",
     "games", "colors", "seed", "opening", "play": {weights: match result}}``
@@ -285,10 +313,7 @@ def play_run(run, *, opponent: str = "random", weights=None, opponent_weights: s
         raise ValueError("--opponent-weights needs a model --opponent (RUN2), not random")
     if opening is None:
         opening = 0 if opponent == "random" else 4
-    results = {}
-    for w, model in models.items():
-        policy = BatchedModelPolicy(model, task="othello", seed=seed)
-        results[w] = match(policy, opp_policy, games, seed, colors=colors, opening=opening)
+    results = play_models(models, opp_policy, games, seed, colors=colors, opening=opening)
     return {"run": str(run), "step": int(ckpt["step"]), "opponent": str(opponent),
             "opponent_weights": opp_w, "opponent_depth": opp_depth, "games": games, "colors": colors, "seed": seed,
             "opening": opening, "play": results}

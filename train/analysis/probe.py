@@ -1,6 +1,6 @@
 """Linear probes of the board in an Othello model's residual stream, per layer and length.
 
-The question (issue 16): when a model trained on the first L moves fails at unseen lengths,
+The question: when a model trained on the first L moves fails at unseen lengths,
 has its picture of the board broken down there, or is the board still linearly readable and
 only the read-out fails? :func:`probe_run` answers it for a run's checkpoint:
 
@@ -37,8 +37,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-CODINGS = ("mover", "colour")
-FIT_LENGTHS = ("seen", "all")
+from train.analysis import CODINGS, FIT_LENGTHS
+
 CLASSES = {"mover": ("empty", "mine", "theirs"), "colour": ("empty", "black", "white")}
 SOLVER = "torch.optim.LBFGS (strong Wolfe, full batch, float32), L2 on W"
 _PROBE_KEY = 16  # SeedSequence spawn key of the probe games: disjoint from train/eval streams

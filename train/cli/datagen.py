@@ -6,15 +6,16 @@ from pathlib import Path
 
 import click
 
-from train.data.datagen import FORMATS  # numpy only: numba is imported when games are made
+from train.data import FORMATS  # not train.data.datagen: numpy
 
 
 @click.command("datagen")
 @click.option("--env", "env_name", default="othello", show_default=True,
               help="Which corpus to generate (only 'othello' for now).")
-@click.option("--games", "n_games", type=int, required=True, help="Number of games N (> 0).")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Random seed (0..2**64-1); game i depends only on (seed, i).")
+@click.option("--games", "n_games", type=click.IntRange(min=1), required=True,
+              help="Number of games N.")
+@click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True,
+              help="Random seed; game i depends only on (seed, i).")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Output file: .npy int8 (N, 60), square per move, -1 after the end; or "
                    ".parquet (--format parquet), one row per game.")

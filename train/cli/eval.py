@@ -10,19 +10,16 @@ Ctrl-C or SIGTERM stops it with one line and exit 130/143, writing nothing.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
-import threading
 from pathlib import Path
 
 import click
-import torch
 
-from train.analysis.evaluate import evaluate_checkpoint, format_results, table_lengths
+from train.analysis import PLAY_SEED
 from train.cli.main import nan_to_none
+from train.cli.train import option_type  # the ranges of lgagent train's options
 from train.errors import BadInput
-from train.training.config import OPTS as _OPTS
 
 # config fields that name where or how a run was made, not what was trained
 _NOT_A_LABEL = ("out", "device", "num_threads", "compile", "stop_at", "data")
@@ -34,38 +31,40 @@ _NOT_A_LABEL = ("out", "device", "num_threads", "compile", "stop_at", "data")
 @click.option("--weights", default=None,
               help="Comma-separated weights names, e.g. raw,ema,bema (default: all the "
                    "checkpoint holds).")
-@click.option("--eval-size", type=int, default=None, help="Held-out sequences (default: "
-              "the run's).")
-@click.option("--eval-seed", type=int, default=None, help="Held-out seed (default: the run's).")
-@click.option("--train-max-len", type=int, default=None,
+@click.option("--eval-size", type=option_type("eval_size"), default=None,
+              help="Held-out sequences (default: the run's).")
+@click.option("--eval-seed", type=option_type("eval_seed"), default=None,
+              help="Held-out seed (default: the run's).")
+@click.option("--train-max-len", type=option_type("train_max_len"), default=None,
               help="Seen/unseen boundary (default: the run's).")
-@click.option("--play-games", type=int, default=0, help="Othello games vs random per weights.")
+@click.option("--play-games", type=option_type("play_games"), default=0,
+              help="Othello games vs random per weights.")
+@click.option("--play-seed", type=option_type("eval_seed"), default=PLAY_SEED, show_default=True,
+              help="Seed of the --play-games games; the games of lgagent play --seed (same "
+                   "default) and, by default, of the run's own end-of-run play.")
 @click.option("--plot", "plot", type=click.Path(), default=None,
               help="Write the per-length figure (PNG): one panel per metric, a line per run "
                    "and weights.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu")
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON: one object (one RUN) or one object per RUN path (several).")
-def eval_command(runs, weights, eval_size, eval_seed, train_max_len, play_games, plot, device,
-                 as_json):
+def eval_command(runs, weights, eval_size, eval_seed, train_max_len, play_games, play_seed, plot,
+                 device, as_json):
     """Evaluate runs' checkpoints (each RUN is a RUN_DIR or a checkpoint file).
 
     Legality at seen and unseen lengths and at every length, for each kept
     weights (raw, EMA, BEMA), optionally games against a random player and a
     per-length figure; several RUNs are overlaid in one figure, labelled by the
-    options in which their configs differ.
+    options in which their configs differ. The games are those of ``lgagent play
+    RUN --games N --seed S`` for ``--play-games N --play-seed S`` (both seeds default
+    to 0, the seed of the trainer's end-of-run play): the same results for the same
+    weights.
     """
-    # the bounds of lgagent train's options of the same names
-    for flag, value, lo, hi in (("--eval-size", eval_size, 1, _OPTS["eval_size"].le),
-                                ("--eval-seed", eval_seed, 0, _OPTS["eval_seed"].le),
-                                ("--train-max-len", train_max_len, 1,
-                                 _OPTS["train_max_len"].le),
-                                ("--play-games", play_games, 0, _OPTS["play_games"].le)):
-        if value is not None and not lo <= value <= hi:
-            raise BadInput(f"{flag} must lie in {lo}..{'2**63-1' if hi == 2**63 - 1 else hi}, "
-                           f"got {value}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise BadInput("--device cuda: no CUDA device is available")
+    if device == "cuda":
+        import torch  # here, not at the top: --help and option errors never import torch
+
+        if not torch.cuda.is_available():
+            raise BadInput("--device cuda: no CUDA device is available")
     if plot is not None:
         target = Path(plot)
         if target.is_dir():
@@ -77,7 +76,7 @@ def eval_command(runs, weights, eval_size, eval_seed, train_max_len, play_games,
     try:
         with _signals_stop():
             _evaluate_and_report(runs, weights, eval_size, eval_seed, train_max_len,
-                                 play_games, plot, device, as_json)
+                                 play_games, play_seed, plot, device, as_json)
     except _Stopped as e:
         click.echo(f"lgagent eval: stopped by {signal.Signals(e.signum).name}", err=True)
         raise click.exceptions.Exit(128 + e.signum) from None
@@ -91,27 +90,21 @@ class _Stopped(BaseException):
         self.signum = signum
 
 
-@contextlib.contextmanager
 def _signals_stop():
     """SIGINT and SIGTERM raise :class:`_Stopped` (the main thread only handles signals)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    from train.signals import handling
 
     def handle(signum, frame):
         raise _Stopped(signum)
 
-    old = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, h in old.items():
-            signal.signal(sig, h)
+    return handling(handle)
 
 
-def _evaluate_and_report(runs, weights, eval_size, eval_seed, train_max_len, play_games, plot,
-                         device, as_json):
+def _evaluate_and_report(runs, weights, eval_size, eval_seed, train_max_len, play_games,
+                         play_seed, plot, device, as_json):
     """Evaluate every run, then write the figure and print the table or JSON."""
+    from train.analysis.evaluate import evaluate_checkpoint, format_results, table_lengths
+
     results = {}
     for run in runs:
         try:
@@ -123,7 +116,7 @@ def _evaluate_and_report(runs, weights, eval_size, eval_seed, train_max_len, pla
             results[run] = evaluate_checkpoint(
                 run, weights=weights.split(",") if weights else None, eval_size=eval_size,
                 eval_seed=eval_seed, train_max_len=train_max_len, play_games=play_games,
-                device=device, with_config=True)
+                play_seed=play_seed, device=device, with_config=True)
         except ValueError as e:
             raise BadInput(str(e) if len(runs) == 1 else f"{run}: {e}") from None
     configs = {run: res.pop("config") for run, res in results.items()}
@@ -150,6 +143,8 @@ def _evaluate_and_report(runs, weights, eval_size, eval_seed, train_max_len, pla
 def _check_memory(run, eval_size, device) -> None:
     """BadInput when ``run``'s held-out batch at ``eval_size`` (legal mask, tokens, targets:
     ``eval_size x block_size x (vocab + 16)`` bytes) cannot fit the free memory."""
+    import torch
+
     from agents.checkpoint import load
     from train.training.run import available_memory
 

@@ -31,11 +31,6 @@ from train.errors import BadInput
 TARGETS = ("transformer-lens", "safetensors")
 
 
-def _one_line(e: BaseException) -> str:
-    msg = str(e).strip()
-    return msg.splitlines()[0] if msg else type(e).__name__
-
-
 def _check_out_file(out: Path, force: bool) -> None:
     from train.atomic import path_problem
 
@@ -65,13 +60,13 @@ def export_command(run, target, weights, out, force):
     TransformerLens equivalent and are refused.
     """
     from agents import interop
-    from agents.checkpoint import load, model_from_checkpoint, weights_of
+    from agents.checkpoint import first_line, load, model_from_checkpoint, weights_of
 
     _check_out_file(out, force)
     try:
         ckpt = load(run)
     except ValueError as e:
-        raise BadInput(_one_line(e)) from None
+        raise BadInput(first_line(e)) from None
     if weights not in weights_of(ckpt):
         raise BadInput(f"{run} holds no {weights!r} weights; choose from "
                        f"{', '.join(weights_of(ckpt))}")
@@ -90,7 +85,7 @@ def export_command(run, target, weights, out, force):
         else:
             payload, data = None, interop.safetensors_payload(ckpt, weights)
     except ValueError as e:
-        raise BadInput(_one_line(e)) from None
+        raise BadInput(first_line(e)) from None
     _write(out, force, payload, data)
     size = out.stat().st_size
     click.echo(f"wrote {out} ({target}, {weights} weights of {run} at step {ckpt['step']}, "
@@ -132,7 +127,7 @@ def import_command(file, out, task, force):
     Needs the interop extra (pip install "lgagent[interop]").
     """
     from agents import interop
-    from agents.checkpoint import CHECKPOINT
+    from agents.checkpoint import CHECKPOINT, first_line
     from train.atomic import path_problem, remove_stale_temps
     from train.training.run import run_lock
     from train.training.trainer import WriteFailed, save_checkpoint
@@ -149,7 +144,7 @@ def import_command(file, out, task, force):
         imported = interop.read_interop_file(file, task)
         ckpt = interop.checkpoint_of(imported)
     except ValueError as e:
-        raise BadInput(_one_line(e)) from None
+        raise BadInput(first_line(e)) from None
     with run_lock(out):
         remove_stale_temps(target)
         try:

@@ -10,6 +10,7 @@ stderr (``Error: ...``), never a traceback. Raise :class:`BadInput` for those.
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 
 import click
@@ -50,13 +51,11 @@ def nan_to_none(obj):
 
 
 def machine_and_weights(num_threads, device, weights) -> list[str]:
-    """Check the ``--num-threads``/``--device`` options of a model command and apply the
-    thread count; return the ``--weights`` names (repeatable, comma-separated). BadInput
-    (exit 2, one line) when one is unusable."""
+    """Check the ``--device`` option of a model command and apply ``--num-threads`` (its
+    click type checks its range); return the ``--weights`` names (repeatable,
+    comma-separated). BadInput (exit 2, one line) when one is unusable."""
     import torch
 
-    if num_threads is not None and num_threads < 1:
-        raise BadInput(f"--num-threads must be at least 1, got {num_threads}")
     if device == "cuda" and not torch.cuda.is_available():
         raise BadInput("--device cuda: no CUDA device is available")
     names = [w.strip() for item in weights for w in item.split(",") if w.strip()]
@@ -90,8 +89,10 @@ class _LazyGroup(click.Group):
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as e:
-            # click's default shows usage lines above the message; one line is the contract here.
-            click.echo(f"Error: {e.format_message()}", err=True)
+            # click's default shows usage lines above the message; one line is the contract here
+            # (a missing choice option lists its choices on lines of their own: joined).
+            message = re.sub(r"\s*\n\s*", " ", e.format_message())
+            click.echo(f"Error: {message}", err=True)
             sys.exit(e.exit_code)
         except click.Abort:
             click.echo("Aborted.", err=True)
@@ -114,5 +115,5 @@ def main():
     """
 
 
-if __name__ == "__main__":  # python -m train.cli.main ...
+if __name__ == "__main__":  # python -m train.cli.main ... (python -m train.cli: __main__.py)
     main()

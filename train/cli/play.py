@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from train.analysis.play import COLORS, format_play, play_run
+from train.analysis import COLORS, PLAY_SEED  # not train.analysis.play: numpy, scipy, numba
 from train.cli.main import machine_and_weights
 from train.errors import BadInput
 
@@ -24,23 +24,26 @@ from train.errors import BadInput
               help="'random' (uniform legal moves), 'greedy' (most discs flipped), 'alphabeta' "
                    "(a few plies of alpha-beta search, see --depth) or RUN2, another Othello run "
                    "(a run directory named like a built-in: ./greedy).")
-@click.option("--depth", type=int, default=None,
-              help="Search depth in plies of --opponent alphabeta (1..8; default 3).")
+@click.option("--depth", type=click.IntRange(1, 8), default=None,  # othello_env's MAX_DEPTH
+              help="Search depth in plies of --opponent alphabeta (default 3).")
 @click.option("--weights", multiple=True,
               help="raw, ema or bema; repeat or comma-separate (default: all the checkpoint "
                    "holds).")
 @click.option("--opponent-weights", default=None,
               help="Weights of RUN2: raw, ema, ema_<decay> or bema (default: its first EMA, else raw).")
-@click.option("--games", type=int, default=100, show_default=True, help="Games per weights.")
+@click.option("--games", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Games per weights.")
 @click.option("--color", type=click.Choice(COLORS), default="both", show_default=True,
               help="The model's colour; both alternates (half the games each).")
-@click.option("--opening", type=int, default=None,
+@click.option("--opening", type=click.IntRange(min=0), default=None,
               help="Random plies before the players move (default: 0 vs random, 4 vs RUN2, "
                    "greedy or alphabeta; paired games share an opening with colours swapped).")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Same seed, same games.")
+@click.option("--seed", type=click.IntRange(min=0), default=PLAY_SEED, show_default=True,
+              help="Same seed, same games; against random the games of lgagent eval "
+                   "--play-seed and of the trainer's play (same default).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--num-threads", type=int, default=None, help="CPU threads for torch.")
+@click.option("--num-threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for torch.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--human", is_flag=True,
               help="Play against the model yourself in the terminal: type moves such as d3, "
@@ -67,23 +70,19 @@ def play(ctx, run, opponent, depth, weights, opponent_weights, games, color, ope
                       device, num_threads, as_json, gif)
     if depth is not None and opponent != "alphabeta":
         raise BadInput(f"--depth applies to --opponent alphabeta, not {opponent}")
-    if depth is not None and not 1 <= depth <= 8:
-        raise BadInput(f"--depth must lie in 1..8, got {depth}")
     if gif is not None:
         raise BadInput("--gif needs --human (it writes the games you play)")
-    if games < 1:
-        raise BadInput(f"--games must be at least 1, got {games}")
-    if seed < 0:
-        raise BadInput(f"--seed must be non-negative, got {seed}")
-    if opening is not None and opening < 0:
-        raise BadInput(f"--opening must be non-negative, got {opening}")
     names = machine_and_weights(num_threads, device, weights)
+    from train.analysis.play import format_play, play_run
+
     try:
         res = play_run(run, opponent=opponent, weights=names or None,
                        opponent_weights=opponent_weights, games=games, colors=color, seed=seed,
                        opening=opening, device=device, depth=depth)
     except ValueError as e:
-        raise BadInput(str(e).splitlines()[0] if str(e) else "bad input") from None
+        from agents.checkpoint import first_line
+
+        raise BadInput(first_line(e)) from None
     if as_json:
         click.echo(json.dumps(res, indent=2))
     else:
@@ -109,10 +108,6 @@ def _human(ctx, run, opponent, weights, opponent_weights, games, color, opening,
             raise BadInput(f"{flag} does not apply to --human (you are the opponent)")
     if ctx.get_parameter_source("games") is not ParameterSource.COMMANDLINE:
         games = 1
-    if games < 1:
-        raise BadInput(f"--games must be at least 1, got {games}")
-    if seed < 0:
-        raise BadInput(f"--seed must be non-negative, got {seed}")
     names = machine_and_weights(num_threads, device, weights)
     if len(set(names)) > 1:
         raise BadInput(f"--human plays one weights; choose one of {', '.join(names)}")
@@ -122,4 +117,6 @@ def _human(ctx, run, opponent, weights, opponent_weights, games, color, opening,
         human_session(run, weights=names[0] if names else None, colors=color, games=games,
                       seed=seed, device=device, read=_read_line, write=click.echo, gif=gif)
     except ValueError as e:
-        raise BadInput(str(e).splitlines()[0] if str(e) else "bad input") from None
+        from agents.checkpoint import first_line
+
+        raise BadInput(first_line(e)) from None

@@ -11,7 +11,7 @@ import json
 
 import click
 
-from train.analysis.probe import CODINGS, FIT_LENGTHS, format_probe, probe_run
+from train.analysis import CODINGS, FIT_LENGTHS  # not train.analysis.probe: torch
 from train.cli.main import machine_and_weights, nan_to_none
 from train.errors import BadInput
 
@@ -24,17 +24,19 @@ from train.errors import BadInput
                    "added.")
 @click.option("--layers", default="all", show_default=True,
               help="'all' or comma-separated layers: 0 = embeddings, l = after block l.")
-@click.option("--games", type=int, default=2000, show_default=True,
+@click.option("--games", type=click.IntRange(min=2), default=2000, show_default=True,
               help="Fresh random games: the first half fits the probes, the second scores them.")
 @click.option("--coding", type=click.Choice(CODINGS), default="mover", show_default=True,
               help="mover: empty/mine/theirs (player to move); colour: empty/black/white.")
 @click.option("--fit-lengths", type=click.Choice(FIT_LENGTHS), default="seen", show_default=True,
               help="Fit the probes on positions at seen lengths only, or at every length.")
-@click.option("--max-iter", type=int, default=100, show_default=True,
+@click.option("--max-iter", type=click.IntRange(min=1), default=100, show_default=True,
               help="LBFGS iterations per probe.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same games.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Same seed, same games.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--num-threads", type=int, default=None, help="CPU threads for torch.")
+@click.option("--num-threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for torch.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Write accuracy against length (a line per layer) to this PNG.")
@@ -47,21 +49,19 @@ def probe(run, weights, layers, games, coding, fit_lengths, max_iter, seed, devi
     per length; baselines: a randomly initialised model of the same shape and the majority
     class of each square.
     """
-    if games < 2:
-        raise BadInput(f"--games must be at least 2 (half fit, half test), got {games}")
-    if max_iter < 1:
-        raise BadInput(f"--max-iter must be at least 1, got {max_iter}")
-    if seed < 0:
-        raise BadInput(f"--seed must be non-negative, got {seed}")
     if plot is not None and not plot.lower().endswith(".png"):
         raise BadInput(f"--plot must name a .png file, got {plot}")
     names = machine_and_weights(num_threads, device, weights)
+    from train.analysis.probe import format_probe, probe_run
+
     try:
         res = probe_run(run, weights=names or None, layers=layers, games=games, coding=coding,
                         fit_lengths=fit_lengths,
                         seed=seed, max_iter=max_iter, device=device)
     except ValueError as e:
-        raise BadInput(str(e).splitlines()[0] if str(e) else "bad input") from None
+        from agents.checkpoint import first_line
+
+        raise BadInput(first_line(e)) from None
     if plot is not None:
         from train.analysis.plots import save
         from train.analysis.probe import probe_figure

@@ -14,7 +14,9 @@ from train.errors import BadInput
                                            "max_content_width": 100})
 @click.argument("sweep_dir", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: trials, failed, "
-              "effects (name -> estimate, ci_low, ci_high, p_value, n, p_holm), means.")
+              "effects (name -> estimate, ci_low, ci_high, p_value, n, p_holm), means, curve, "
+              "regression_note (null, or why the factors' effects are missing: the trials the "
+              "regression needs and the trials there are).")
 @click.option("--plot", "plot_file", type=click.Path(path_type=Path), default=None,
               help="Write a PNG: each effect with its 95% interval, and each metric against "
                    "the training length.")
@@ -24,16 +26,16 @@ def report(sweep_dir, as_json, plot_file):
     \b
     Averaging (EMA/BEMA vs raw) is compared within each trial (paired t-test);
     the other factors by a regression over the trials' raw weights (OLS,
-    HC3-robust). See train/study/report.py for the definitions.
+    HC3-robust), which needs more trials than there are effects: with fewer, a
+    line says how many it needs. See train/study/report.py for the definitions.
       lgagent report runs/search --plot runs/search/effects.png
     """
-    from train.study import report as R
-    from train.study.report import RESULT
-
     if not sweep_dir.is_dir():
         raise BadInput(f"{sweep_dir} is not a sweep directory")
     if plot_file is not None and (plot_file.is_dir() or not plot_file.absolute().parent.is_dir()):
         raise BadInput(f"--plot {plot_file}: not a file in an existing directory")
+    from train.study import report as R  # numpy, pandas, statsmodels: once the options are good
+    from train.study.report import RESULT
     try:
         rep = R.report(sweep_dir)
     except ValueError as e:

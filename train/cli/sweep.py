@@ -33,7 +33,7 @@ from train.training.config import ENVS
               help="Do not turn on EMA and BEMA in every run (they are on by default so each run "
                    "reports raw, EMA and BEMA weights).")
 @click.option("--progress/--no-progress", default=True, help="Progress bar per run.")
-@click.option("--trials", type=int, default=None, metavar="N",
+@click.option("--trials", type=click.IntRange(min=1), default=None, metavar="N",
               help="Random search instead of a grid: N trials drawn from --space (default: the "
                    "env's built-in space; see train/study/search.py).")
 @click.option("--space", "space_file", type=click.Path(path_type=Path), default=None,
@@ -42,10 +42,10 @@ from train.training.config import ENVS
 @click.option("--storage", default=None, metavar="URL",
               help="Optuna storage URL shared by several machines (default: sqlite "
                    "SWEEP_DIR/study.db).")
-@click.option("--workers", type=int, default=1, show_default=True,
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="--trials: trials run in parallel processes (torch threads split between "
                    "them unless --set num_threads=K).")
-@click.option("--search-seed", type=int, default=0, show_default=True,
+@click.option("--search-seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="--trials: seed of the draws (trial k's options depend only on it and k).")
 def sweep(env, out, grid, fixed, seeds, config_file, no_averaging, progress, trials, space_file,
           storage, workers, search_seed):

@@ -15,14 +15,30 @@ from train.errors import BadInput
 from train.training import config as C
 
 
+def option_type(name: str):
+    """The click type of RunConfig field ``name``: its choices, or its type within its range
+    (``ge``/``gt``/``le``/``lt`` of its Opt), so that a value out of range stops at parsing
+    (exit 2, before torch is imported). :func:`train.training.config.validate` checks the
+    same ranges (and finiteness) for values from config files."""
+    o, t = C.OPTS[name], C.TYPES[name]
+    if o.choices:
+        return click.Choice(o.choices)
+    lo = o.ge if o.ge is not None else o.gt
+    hi = o.le if o.le is not None else o.lt
+    if t not in (int, float) or (lo is None and hi is None):
+        return t
+    return (click.IntRange if t is int else click.FloatRange)(
+        lo, hi, min_open=o.gt is not None, max_open=o.lt is not None)
+
+
 def _opt(name: str):
     """The click option of RunConfig field ``name``, all from train.training.config: flag, type,
-    choices, help and default text. Its click default is None so that only the options
+    range, choices, help and default text. Its click default is None so that only the options
     given override the config file and the defaults (the dataclass holds the defaults)."""
     o, t, flag = C.OPTS[name], C.TYPES[name], C.flag(name)
     if t is bool:
         flag = f"{flag}/--no-{flag[2:]}"
-    type_ = click.Choice(o.choices) if o.choices else t
+    type_ = option_type(name)
     if o.several:  # comma-separated values, each parsed as the field's type
         return click.option(flag, name, type=str, default=None, help=C.help_text(name),
                             callback=_parse_several)
@@ -43,7 +59,8 @@ OPTIONS = [
     click.option("--config", type=click.Path(dir_okay=False), default=None,
                  help="TOML file of options (keys as the long options, e.g. batch_size = 256); "
                       "command-line options win."),
-    click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint."),
+    click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint "
+                 "(a run killed before its first save starts fresh from the options given)."),
     click.option("--force", is_flag=True, help="Start over in a used --out (removes its "
                  "checkpoint, config and events)."),
     click.option("--progress/--no-progress", default=True, help="Show the progress bar."),
@@ -105,8 +122,10 @@ def train(ctx, config, resume, force, progress, **options):
         raise BadInput(str(e)) from None
     cfg, task, model_cfg, ckpt = prepare(cli_values, config_file=config, resume=resume,
                                          force=force, dist_info=d)
+    # --resume without a checkpoint: a run killed before its first save, started fresh
+    # (prepare said so); its files go once the new run starts, as with --force
     summary = run_training(cfg, task, model_cfg, ckpt, dist_info=d, progress=progress,
-                           force=force)
+                           force=force or (resume and ckpt is None))
     if d.is_main:
         for line in _format_summary(summary, cfg):
             click.echo(line)

@@ -9,3 +9,4 @@ TASKS = ("othello", "setcomp")
 DEFAULT_VOCAB = 16  # set complement tokens when --vocab-size is not given
 EVAL_SIZE = 1024  # held-out sequences of an evaluation
 EVAL_SEED = 1234  # seed of the held-out batch: the same for every training seed
+FORMATS = ("npy", "parquet")  # corpus files of lgagent datagen (train.data.datagen)

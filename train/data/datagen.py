@@ -25,7 +25,6 @@ import errno
 import os
 import shutil
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -35,27 +34,21 @@ import numpy as np
 from train.atomic import (
     atomic_path,
     human_bytes,
+    nearest_existing,
     path_problem,
     remove_stale_temps,
     short_path,
     stale_temps,
 )
 from train.errors import BadInput
+from train.signals import handling
 
 ENVS = ("othello",)
-FORMATS = ("npy", "parquet")
 PARQUET_COLUMNS = ("game", "moves", "length", "black_discs", "white_discs", "winner")
 PARQUET_META = b"lgagent"  # schema metadata key: JSON {"format", "version", "seed", "games"}
 CORPUS_FORMAT = "lgagent-othello-corpus"
 CHUNK_GAMES = 1 << 20  # games per chunk: 60 MiB of int8
 BYTES_PER_GAME = 60
-
-
-def _nearest_existing_dir(path: Path) -> Path:
-    p = path.parent.absolute()
-    while not p.exists():
-        p = p.parent
-    return p
 
 
 def _check_out(out: Path, force: bool, n_games: int, fmt: str = "npy") -> None:
@@ -70,7 +63,7 @@ def _check_out(out: Path, force: bool, n_games: int, fmt: str = "npy") -> None:
                        f"pass --format {other[1:]} or rename the file")
     if out.exists() and not force:
         raise BadInput(f"{out} already exists; pass --force to overwrite it")
-    base = _nearest_existing_dir(out)
+    base = nearest_existing(out.parent)
     if not base.is_dir():
         raise BadInput(f"cannot create {out}: {base} is not a directory")
     if not os.access(base, os.W_OK | os.X_OK):
@@ -238,14 +231,11 @@ def write_corpus(out: Path, n_games: int, seed: int = 0, fmt: str = "npy", force
     """``lgagent datagen``: write ``n_games`` random games (game i depends only on (seed, i))
     to ``out`` as .npy or .parquet, atomically; prints the size and speed.
 
-    BadInput (nothing written) for an unusable argument, a full disk or an unwritable path.
+    BadInput (nothing written) for an unusable argument, a full disk or an unwritable path
+    (the ranges of ``n_games`` >= 1 and ``seed`` in 0..2**64-1 are the command's click types).
     """
     if env_name not in ENVS:
         raise BadInput(f"unknown --env {env_name!r}; datagen supports: {', '.join(ENVS)}")
-    if n_games <= 0:
-        raise BadInput(f"--games must be positive, got {n_games}")
-    if not 0 <= seed < 2**64:
-        raise BadInput(f"--seed must lie in 0..2**64-1, got {seed}")
     _check_out(out, force, n_games, fmt)
     if fmt == "parquet":
         try:
@@ -254,19 +244,17 @@ def write_corpus(out: Path, n_games: int, seed: int = 0, fmt: str = "npy", force
             raise BadInput("--format parquet needs pyarrow: pip install pyarrow") from None
 
     # Imported here so that argument errors come back without compiling anything.
-    from tqdm import tqdm
-
     from othello_env.games import MAX_MOVES
+    from train.progress import progress_bar
 
     write = _write_parquet if fmt == "parquet" else _write_npy
     start = time.perf_counter()
     remove_stale_temps(out)  # what a killed earlier run left (only dead writers' files)
-    main_thread = threading.current_thread() is threading.main_thread()
-    old_term = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:
-        with atomic_path(out, overwrite=force) as tmp:
-            bar = _LazyBar(lambda: tqdm(total=n_games, unit="game", unit_scale=True,
-                                        desc="datagen", mininterval=0.5))
+        with handling(_raise_terminated, (signal.SIGTERM,)), atomic_path(out, overwrite=force) as tmp:
+            # a terminal's bar, or plain lines (every 10%, >= 10 s apart) in a pipe or a log
+            bar = _LazyBar(lambda: progress_bar(total=n_games, unit="game", unit_scale=True,
+                                                desc="datagen", mininterval=0.5))
             try:
                 write(tmp, n_games, seed, bar)
             finally:
@@ -281,9 +269,6 @@ def write_corpus(out: Path, n_games: int, seed: int = 0, fmt: str = "npy", force
     except _Terminated:
         click.echo(f"datagen stopped by SIGTERM; {out} was not written", err=True)
         raise click.exceptions.Exit(143) from None
-    finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
     seconds = time.perf_counter() - start
     size = out.stat().st_size
     click.echo(f"wrote {n_games} games to {out} ({size / 1e6:.1f} MB, "

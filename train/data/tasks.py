@@ -67,6 +67,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from agents.checkpoint import first_line
 from othello_env import tokens as othello_tokens
 from setcomp_env.core import check_int, complement_masks, sample_sequences
 from train.data import DEFAULT_VOCAB, TASKS
@@ -393,9 +394,8 @@ def read_parquet(path) -> np.ndarray:
     try:
         table = pq.read_table(path, columns=["moves"])
     except Exception as e:  # not parquet, truncated, no moves column
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise ValueError(f"corpus {path}: not a readable parquet corpus with a moves column: "
-                         f"{first}") from None
+                         f"{first_line(e)}") from None
     col = table.column("moves")
     if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)) or not (
             pa.types.is_integer(col.type.value_type)):
@@ -435,9 +435,9 @@ def load_corpus(path) -> np.ndarray:
     try:
         games = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as e:  # truncated header, bad magic, short data, pickled object arrays
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise ValueError(  # numpy's message may span lines (a huge header): its first line
-            f"corpus {path}: not a readable .npy file (truncated or corrupt?): {first}") from None
+            f"corpus {path}: not a readable .npy file (truncated or corrupt?): "
+            f"{first_line(e)}") from None
     if not isinstance(games, np.ndarray):
         raise ValueError(f"corpus {path}: expected one .npy array, got {type(games).__name__}")
     if games.dtype != np.int8:

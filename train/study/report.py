@@ -164,11 +164,12 @@ def paired(a: np.ndarray, b: np.ndarray) -> dict | None:
     return _effect(d.mean(), ci.low, ci.high, res.pvalue, n)
 
 
-def regression(df, response: str) -> dict:
-    """OLS of ``response`` on every factor that varies in ``df``; ``{term name: effect}``."""
-    import statsmodels.formula.api as smf
-
-    data, terms, names = {}, [], {}
+def _design(df, response: str):
+    """What the regression of ``response`` fits: ``(frame, terms, names, factors)``: the
+    trials with a finite ``response`` (column ``y`` and one column per factor), the formula's
+    terms, ``{coefficient: effect name}`` and the factors that vary (``frame`` is None when
+    none does)."""
+    data, terms, names, factors = {}, [], {}, []
     y = df[response].to_numpy(dtype=float)
     ok = np.isfinite(y)
     placements = [k for k in ("attn_dropout", "resid_dropout", "embd_dropout")
@@ -181,6 +182,7 @@ def regression(df, response: str) -> dict:
             data[col] = fn(df[k].to_numpy(dtype=float))
             terms.append(col)
             names[col] = f"{k} ({unit})"
+            factors.append(k)
     for k, ref in CATEGORICAL.items():
         if k in df and df[k].notna().all() and df.loc[ok, k].nunique() > 1:
             levels = df.loc[ok, k].astype(str)
@@ -190,12 +192,30 @@ def regression(df, response: str) -> dict:
             terms.append(f"C({col}, Treatment({ref!r}))")
             for level in sorted(set(levels) - {ref}):
                 names[f"C({col}, Treatment({ref!r}))[T.{level}]"] = f"{k}={level} (vs {ref})"
+            factors.append(k)
     if not terms:
-        return {}
+        return None, terms, names, factors
     import pandas as pd
 
-    frame = pd.DataFrame({"y": y, **data})[ok]
-    if len(frame) <= len(names) + 1:  # not enough trials to estimate every term
+    return pd.DataFrame({"y": y, **data})[ok], terms, names, factors
+
+
+def trials_needed(names: dict) -> int:
+    """Trials the regression needs: one per coefficient (each effect in ``names`` and the
+    intercept) and one more, for a residual degree of freedom."""
+    return len(names) + 2
+
+
+def regression(df, response: str) -> dict:
+    """OLS of ``response`` on every factor that varies in ``df``; ``{term name: effect}``.
+
+    Empty when no factor varies or when there are fewer trials than :func:`trials_needed`
+    (:func:`regression_shortfall` says which).
+    """
+    import statsmodels.formula.api as smf
+
+    frame, terms, names, _ = _design(df, response)
+    if frame is None or len(frame) < trials_needed(names):  # not enough trials for every term
         return {}
     fit = smf.ols("y ~ " + " + ".join(terms), data=frame).fit(cov_type="HC3")
     ci = fit.conf_int(0.05)
@@ -205,6 +225,35 @@ def regression(df, response: str) -> dict:
             out[label] = _effect(fit.params[term], ci.loc[term, 0], ci.loc[term, 1],
                                  fit.pvalues[term], int(fit.nobs))
     return out
+
+
+def regression_shortfall(df, response: str) -> dict | None:
+    """Why :func:`regression` of ``response`` is empty although factors vary: ``{"factors":
+    [...], "needed": trials it needs, "trials": trials with a finite response}``; None when
+    it ran or when no factor varies (nothing is left out then)."""
+    frame, _, names, factors = _design(df, response)
+    if frame is None or len(frame) >= trials_needed(names):
+        return None
+    return {"factors": factors, "needed": trials_needed(names), "trials": len(frame)}
+
+
+def regression_note(df) -> str | None:
+    """One line saying why the report holds no factor effect of some metric (too few trials
+    for the regression, with how many it needs and how many there are); None when nothing is
+    left out."""
+    short = {name: regression_shortfall(df, f"raw:{name}") for name, _, _ in METRICS
+             if f"raw:{name}" in df}
+    short = {name: s for name, s in short.items() if s is not None}
+    if not short:
+        return None
+    parts = []
+    for s in {json.dumps(s, sort_keys=True): s for s in short.values()}.values():
+        metrics = [n for n, t in short.items() if t == s]
+        which = "" if len(metrics) == len(METRICS) else f" of {', '.join(metrics)}"
+        parts.append(f"the regression{which} on {', '.join(s['factors'])} needs at least "
+                     f"{s['needed']} trials, there {'is' if s['trials'] == 1 else 'are'} "
+                     f"{s['trials']}")
+    return "factor effects left out: " + "; ".join(parts)
 
 
 def effects(df) -> dict:
@@ -245,16 +294,20 @@ def effects(df) -> dict:
 
 
 def report(sweep_dir) -> dict:
-    """The JSON of ``lgagent report``: ``trials``, ``failed``, ``effects``, ``means`` and
-    ``curve`` (the averaging effect on unseen top1_err by training step; see :func:`curve`)."""
+    """The JSON of ``lgagent report``: ``trials``, ``failed``, ``effects``, ``means``,
+    ``curve`` (the averaging effect on unseen top1_err by training step; see :func:`curve`)
+    and ``regression_note``: null, or one line saying that the factors' effects are left
+    out because the regression needs more trials than the sweep has, with both numbers
+    (:func:`regression_note`; the paired averaging effects need only 3)."""
     results = load_results(sweep_dir)
     df = table(results)
     out = {"trials": len(results), "failed": failed_trials(sweep_dir), "effects": {},
-           "means": {}, "curve": {}}
+           "means": {}, "curve": {}, "regression_note": None}
     if not results:
         return out
     out["curve"] = curve(sweep_dir)
     out["effects"] = effects(df)
+    out["regression_note"] = regression_note(df)
     for name, _, _ in METRICS:
         out["means"][name] = {w: _nanmean(df[f"{w}:{name}"]) for w in weights_in(results)
                               if f"{w}:{name}" in df}
@@ -282,6 +335,8 @@ def format_report(rep: dict) -> list[str]:
             p = "nan" if e["p_value"] is None else f"{e['p_value']:.2g}"
             ph = "nan" if e["p_holm"] is None else f"{e['p_holm']:.2g}"
             lines.append(f"{k:{width}} {e['estimate']:+9.4f} {ci:>21} {p:>8} {ph:>8} {e['n']:5d}")
+    if rep.get("regression_note"):
+        lines.append(rep["regression_note"])
     return lines + format_curve(rep.get("curve") or {}, "top1_err")
 
 

@@ -41,6 +41,7 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
+from train.signals import handling
 from train.study.report import STUDY_DB, STUDY_NAME
 from train.training import config as C
 
@@ -312,7 +313,6 @@ def run_search(study: optuna.Study, out: Path, *, n_trials: int, dists: dict, ba
     """
     import concurrent.futures as cf
     import multiprocessing as mp
-    import signal
 
     threads = base.get("num_threads") or default_threads(workers)
     here = str(out.absolute())
@@ -339,9 +339,8 @@ def run_search(study: optuna.Study, out: Path, *, n_trials: int, dists: dict, ba
     def on_signal(signum, frame):  # the children get the same signal and save their runs
         stop["signal"] = signum
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     ctx = mp.get_context("spawn")
-    try:
+    with handling(on_signal):
         with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             while True:
                 while stop["signal"] is None and len(running) < workers:
@@ -366,9 +365,6 @@ def run_search(study: optuna.Study, out: Path, *, n_trials: int, dists: dict, ba
                     _finish(study, trial, fut, echo)
         if stop["signal"] is not None:
             raise Interrupted(128 + stop["signal"])
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
     return counts(study)
 
 
@@ -383,8 +379,9 @@ def _finish(study, trial, fut, echo) -> None:
         echo(f"trial {number}: stopped (resumes when the sweep is run again)")
         return
     except Exception as e:  # noqa: BLE001 - any failure of one trial is recorded, not fatal
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        msg = f"{type(e).__name__}: {msg[:300]}"
+        from train.training.prefetch import one_line
+
+        msg = one_line(e)
         trial.set_user_attr("error", msg)
         study.tell(trial, state=TrialState.FAIL)
         echo(f"trial {number}: FAILED: {msg}")

@@ -20,14 +20,13 @@ from __future__ import annotations
 import itertools
 import json
 import signal
-import threading
 from pathlib import Path
 
 import click
 
-from agents.checkpoint import CHECKPOINT
 from train.atomic import atomic_write_text, remove_stale_temps
 from train.errors import BadInput
+from train.signals import handling
 from train.training import config as C
 from train.training.run import prepare, run_to_result
 
@@ -128,6 +127,7 @@ def run_sweep(env, out: Path, grid=(), fixed=(), seeds="0", config_file=None, no
         raise BadInput("a sweep measures length generalization: set train_max_len "
                        "(e.g. --set train_max_len=8) so that some lengths are unseen")
     _check_out(out)
+    from agents.checkpoint import CHECKPOINT  # torch: only once the options are checked
 
     runs = [(point, seed) for point in grid_points(axes) for seed in seed_list]
     for point, seed in runs:  # check every run's options before training any
@@ -161,12 +161,6 @@ def _random_search(env, out: Path, fixed, config_file, no_averaging, n_trials, s
     """``lgagent sweep --trials N``: see :mod:`train.study.search`."""
     from train.study import search as S
 
-    if n_trials < 1:
-        raise BadInput(f"--trials must be at least 1, got {n_trials}")
-    if workers < 1:
-        raise BadInput(f"--workers must be at least 1, got {workers}")
-    if search_seed < 0:
-        raise BadInput(f"--search-seed must be >= 0, got {search_seed}")
     base, file_values = _fixed_options(env, fixed, config_file, no_averaging)
     env = base.get("env") or file_values.get("env")
     if env is None:
@@ -247,18 +241,15 @@ class _between_runs:
     run's trainer handles the signals while it trains, and saves)."""
 
     def __enter__(self):
-        self.signum, self._old = None, {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
+        self.signum, self._handling = None, handling(self._handle)
+        self._handling.__enter__()
         return self
 
     def _handle(self, signum, frame):
         self.signum = signum
 
     def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
+        self._handling.__exit__(*exc)
         return False
 
 

@@ -16,7 +16,7 @@ from functools import partial
 import torch
 
 from agents.averaging import BEMA, EMA
-from agents.checkpoint import averaged_states, ema_name, model_from_checkpoint
+from agents.checkpoint import averaged_states, ema_name, first_line, model_from_checkpoint
 from agents.config import preset
 from agents.model import GPT, param_groups
 from train.data.tasks import make_task
@@ -134,9 +134,8 @@ def restore(parts: Parts, ckpt: dict, task, rank: int = 0) -> int:
             obj.load_state_dict(state)
         except (RuntimeError, KeyError, TypeError, AttributeError, IndexError,
                 ValueError) as e:  # a corrupted or hand-edited checkpoint
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ValueError(f"the checkpoint's {name} state does not fit this run: "
-                             f"{msg[:200]}") from None
+                             f"{first_line(e)}") from None
     task.load_state_dict(ckpt["data"])
     ranks = ckpt.get("rng_ranks") or [ckpt["rng"]]
     if rank < len(ranks):

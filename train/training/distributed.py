@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-import torch.distributed as dist
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions: Dist and dist_from_env serve lgagent train's and
+# sweep's option checks, which must not wait seconds for torch (see tests/benchmarks/test_cli.py)
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ def dist_from_env() -> Dist:
 
 def resolve_device(pref: str, d: Dist) -> torch.device:
     """``auto``: CUDA when available, else CPU; one GPU per local rank. ValueError if none."""
+    import torch
+
     if pref not in ("auto", "cpu", "cuda"):
         raise ValueError(f"unknown device {pref!r}; choose from auto, cpu, cuda")
     if pref == "auto":
@@ -62,6 +68,9 @@ def resolve_device(pref: str, d: Dist) -> torch.device:
 
 def init_distributed(d: Dist, device: torch.device) -> None:
     """Start the process group (NCCL on GPU, gloo on CPU) when running under torchrun."""
+    import torch
+    import torch.distributed as dist
+
     if d.enabled and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
@@ -71,19 +80,31 @@ def init_distributed(d: Dist, device: torch.device) -> None:
 
 def barrier(d: Dist) -> None:
     """Wait for every rank (no-op for one process)."""
-    if d.enabled and dist.is_initialized():
+    if not d.enabled:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
         dist.barrier()
 
 
 def abandon_distributed(d: Dist) -> None:
     """Tear the process group down without waiting for the other ranks (after an error)."""
-    if d.enabled and dist.is_initialized():
+    if not d.enabled:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
         dist.destroy_process_group()
 
 
 def shutdown_distributed(d: Dist) -> None:
     """Barrier, then tear the process group down."""
-    if d.enabled and dist.is_initialized():
+    if not d.enabled:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
 
@@ -91,6 +112,8 @@ def shutdown_distributed(d: Dist) -> None:
 def mean_over_ranks(t: torch.Tensor, d: Dist) -> torch.Tensor:
     """``t`` averaged over every rank, in place (unchanged for one process)."""
     if d.enabled:
+        import torch.distributed as dist
+
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         t /= d.world_size
     return t
@@ -100,6 +123,9 @@ def max_over_ranks(value: int, d: Dist, device: torch.device) -> int:
     """The largest ``value`` any rank holds (``value`` itself for one process)."""
     if not d.enabled:
         return value
+    import torch
+    import torch.distributed as dist
+
     t = torch.tensor([value], device=device if device.type == "cuda" else "cpu")
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return int(t.item())
@@ -109,6 +135,8 @@ def gather(obj, d: Dist) -> list:
     """Every rank's ``obj`` (picklable, CPU tensors), in rank order (``[obj]`` for one process)."""
     if not d.enabled:
         return [obj]
+    import torch.distributed as dist
+
     out = [None] * d.world_size
     dist.all_gather_object(out, to_cpu(obj))
     return out
@@ -118,6 +146,8 @@ def params_in_sync(model: torch.nn.Module, d: Dist) -> bool | None:
     """Under DDP: True when every rank holds bitwise-identical parameters (None otherwise)."""
     if not d.enabled:
         return None
+    import torch
+
     flat = torch.cat([p.detach().reshape(-1).double().cpu() for p in model.parameters()])
     digest = torch.tensor([float(flat.sum()), float((flat * flat).sum()),
                            float(flat[::7].sum())], dtype=torch.float64)
@@ -127,6 +157,8 @@ def params_in_sync(model: torch.nn.Module, d: Dist) -> bool | None:
 
 def to_cpu(obj):
     """``obj`` with every tensor inside (dicts, lists) copied to the CPU."""
+    import torch
+
     if isinstance(obj, torch.Tensor):
         return obj.cpu()
     if isinstance(obj, dict):

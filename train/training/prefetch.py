@@ -40,6 +40,8 @@ import threading
 
 import torch
 
+from agents.checkpoint import first_line
+
 # the producer's thread name (tests look for leaked threads by it)
 THREAD_NAME = "lgagent-prefetch"
 # seconds between checks that the producer is alive while the step waits for a batch
@@ -70,8 +72,7 @@ def pinned(batch):
 
 def one_line(e: BaseException) -> str:
     """``Type: first line of the message`` (at most 200 characters of it)."""
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0][:200]}" if text else type(e).__name__
+    return f"{type(e).__name__}: {first_line(e)}" if str(e).strip() else type(e).__name__
 
 
 class Prefetcher:

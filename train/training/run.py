@@ -138,7 +138,7 @@ def run_dir_state(out: Path) -> str:
     ancestor must then be a writable directory, checked here so that the run does
     not die with a traceback after its checks passed.
     """
-    from train.atomic import path_problem, short_path
+    from train.atomic import nearest_existing, path_problem, short_path
 
     if not str(out).strip():
         raise BadInput("--out is empty: give a run directory")
@@ -146,9 +146,7 @@ def run_dir_state(out: Path) -> str:
     if problem:
         raise BadInput(f"--out {short_path(out)}: {problem}")
     if not out.exists():
-        parent = out.absolute().parent
-        while not parent.exists():
-            parent = parent.parent
+        parent = nearest_existing(out.absolute().parent)
         if not parent.is_dir():
             raise BadInput(f"--out {short_path(out)}: {parent} is not a directory")
         if not os.access(parent, os.W_OK | os.X_OK):
@@ -213,14 +211,44 @@ def clear_run_dir(out: Path) -> None:
                 p.unlink()
 
 
+def is_run_file(name: str) -> bool:
+    """Whether a file named ``name`` inside RUN_DIR is one a run writes (:data:`RUN_FILES`,
+    :data:`RUN_GLOBS`: what :func:`clear_run_dir` removes)."""
+    import fnmatch
+
+    return name in RUN_FILES or any(fnmatch.fnmatchcase(name, g) for g in RUN_GLOBS)
+
+
+def killed_before_first_save(out: Path) -> bool:
+    """Whether ``out`` is what a run killed before its first checkpoint leaves behind: a
+    directory without ``checkpoint.pt`` that holds at least one file a run writes (the
+    checkpoint's temporary file, config.toml, TensorBoard events; :func:`is_run_file`) and
+    nothing else. ``--resume`` starts such a run fresh; a missing or empty directory, or one
+    with any other entry, is not one."""
+    try:
+        entries = list(out.iterdir()) if out.is_dir() else []
+    except OSError:
+        return False
+    if not entries or any(p.name == RUN_FILES[0] for p in entries):  # checkpoint.pt
+        return False
+    return all(p.is_file() and not p.is_symlink() and is_run_file(p.name) for p in entries)
+
+
 def prepare(cli_values: dict, *, config_file=None, resume=False, force=False, dist_info=None):
     """Turn options into a checked run: ``(cfg, task, model_cfg, ckpt | None)``. Writes nothing.
 
     BadInput for anything unusable. ``cli_values`` holds only the options given.
+
+    ``resume`` on a RUN_DIR that a run killed before its first checkpoint left behind
+    (:func:`killed_before_first_save`) starts that run fresh from the options given, saying
+    so on stderr: ``ckpt`` is None then, and the caller passes ``force=True`` to
+    :func:`run_training` so that the dead run's files go once the new run starts. Without
+    ``--env`` (or another required option) that is BadInput naming what is missing.
+
+    The options are checked before torch and numba are imported, so that an option error
+    answers at once.
     """
-    from agents import checkpoint
     from train.training import distributed as D
-    from train.training.assemble import build
 
     if resume and force:
         raise BadInput("--resume and --force exclude each other")
@@ -233,10 +261,18 @@ def prepare(cli_values: dict, *, config_file=None, resume=False, force=False, di
         if "out" in values and not str(values["out"]).strip():
             raise BadInput("--out is empty: give a run directory")
     out = cli_values.get("out") or file_values.get("out")
-    ckpt = None
+    ckpt, restart = None, False
+    if resume and not out:
+        raise BadInput("--resume needs --out RUN_DIR (the run to continue)")
+    if resume and killed_before_first_save(Path(out)):
+        resume, restart = False, True
+
+    def fresh(msg: str) -> str:  # an option error of a killed run that --resume starts fresh
+        return (f"{out} holds no checkpoint (a run killed before its first save) and cannot "
+                f"start fresh: {msg}") if restart else msg
     if resume:
-        if not out:
-            raise BadInput("--resume needs --out RUN_DIR (the run to continue)")
+        from agents import checkpoint
+
         try:
             ckpt = checkpoint.load(Path(out) / checkpoint.CHECKPOINT)
         except ValueError as e:
@@ -252,8 +288,9 @@ def prepare(cli_values: dict, *, config_file=None, resume=False, force=False, di
             C.validate(C.merge(saved))
             cfg = C.merge(saved, file_values, cli_values)
         except (ValueError, TypeError) as e:
-            raise BadInput(f"{out}: the checkpoint's config is invalid: "
-                           f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+            from agents.checkpoint import first_line
+
+            raise BadInput(f"{out}: the checkpoint's config is invalid: {first_line(e)}") from None
         bad = C.incompatible(saved, cfg, given)
         if bad:
             raise BadInput(f"cannot resume {out} with a different {'; '.join(bad)} "
@@ -262,11 +299,16 @@ def prepare(cli_values: dict, *, config_file=None, resume=False, force=False, di
         try:
             cfg = C.merge(file_values, cli_values)
         except ValueError as e:
-            raise BadInput(str(e)) from None
+            raise BadInput(fresh(str(e))) from None
     try:
         C.validate(cfg)
         check_upper_bounds(cfg)
         cfg = C.resolve(cfg)
+    except (ValueError, BadInput) as e:
+        raise BadInput(fresh(e.format_message() if isinstance(e, BadInput) else str(e))) from None
+    from train.training.assemble import build  # torch and numba: only once the options are valid
+
+    try:
         d = dist_info or D.dist_from_env()
         device = D.resolve_device(cfg.device, d)
         cfg, task, model_cfg = build(cfg, rank=d.rank)
@@ -288,9 +330,12 @@ def prepare(cli_values: dict, *, config_file=None, resume=False, force=False, di
                            f"{ckpt['step']}")
     else:
         state = run_dir_state(Path(cfg.out))
-        if state == "used" and not force:
+        if state == "used" and not (force or restart):
             raise BadInput(f"--out {cfg.out} is not empty: --resume to continue it, --force to "
                            "start over, or choose another directory")
+    if restart and d.is_main:
+        click.echo(f"{out} holds no checkpoint (a run killed before its first save): starting "
+                   "it fresh", err=True)
     return cfg, task, model_cfg, ckpt
 
 

@@ -20,7 +20,7 @@ RUN_DIR (``out``) holds
 * TensorBoard events: ``loss/train``, ``charts/grad_norm``, ``charts/lr``,
   ``charts/tokens_per_s``, ``charts/data_share`` (the share of step time spent
   waiting for the batch), ``eval/<raw|ema|bema>/<seen|unseen>/<metric>`` and
-  ``eval/<weights>/play/<win|draw|loss|first_choice_legal>``; the config as a
+  ``eval/<weights>/play/<win|draw|loss|score|first_choice_legal>`` (rates); the config as a
   text table and the hyperparameters (HParams tab) at the start.
 
 Data: with ``prefetch`` > 0 (the default, 2) the batches are built ahead in a
@@ -53,7 +53,6 @@ import errno
 import math
 import shutil
 import signal
-import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -62,10 +61,12 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
-from agents.checkpoint import CHECKPOINT, FORMAT, VERSION, averages_to_save, checksum
+from agents.checkpoint import CHECKPOINT, FORMAT, VERSION, averages_to_save, checksum, first_line
 from agents.losses import loss as loss_fn
 from train.analysis import evaluate as ev
-from train.atomic import atomic_path, atomic_write_text, remove_stale_temps
+from train.atomic import atomic_path, atomic_write_text, nearest_existing, remove_stale_temps
+from train.progress import progress_bar
+from train.signals import handling
 from train.training.assemble import assemble, restore
 from train.training.config import RunConfig, to_toml
 from train.training.distributed import Dist, gather, max_over_ranks, mean_over_ranks, params_in_sync
@@ -106,7 +107,7 @@ class WriteFailed(Exception):
            full: bool = False) -> "WriteFailed":
         full = full or getattr(e, "errno", None) == errno.ENOSPC
         what = "no space left on device" if full else (
-            getattr(e, "strerror", None) or str(e).strip().splitlines()[0][:200])
+            getattr(e, "strerror", None) or first_line(e))
         kept = (f"the previous checkpoint at step {previous_step} is intact"
                 if previous_step is not None else "no checkpoint was written")
         return cls(f"{what} writing {path}; {kept}")
@@ -140,12 +141,10 @@ class StopFlag:
     def __init__(self):
         self.signum = None
         self.abort = False
-        self._old = {}
+        self._handling = handling(self._handle)
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
+        self._handling.__enter__()
         return self
 
     def _handle(self, signum, frame):
@@ -164,8 +163,7 @@ class StopFlag:
             raise Stopped(self.signum)
 
     def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
+        self._handling.__exit__(*exc)
         return False
 
 
@@ -254,8 +252,10 @@ class Trainer:
         first_step, results, evaluated_at, stop = self.step, None, None, None
         if d.is_main:
             self._open_logs(fresh=self.step == 0)
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (self.progress and d.is_main),
-                   dynamic_ncols=True, desc=f"{cfg.env}/{cfg.preset}")
+        # on a terminal tqdm's bar; in a pipe or a log file a plain line every 10% (>= 10 s apart)
+        bar = progress_bar(total=cfg.steps, initial=self.step,
+                           disable=not (self.progress and d.is_main), dynamic_ncols=True,
+                           desc=f"{cfg.env}/{cfg.preset}")
         t_start = time.perf_counter()
         self._new_window(t_start)
         self.model.train()
@@ -388,9 +388,7 @@ class Trainer:
     def _check_disk_space(self) -> None:
         """ValueError (one line) when RUN_DIR's disk cannot hold two checkpoints (the old one
         stays until the new one is renamed onto it)."""
-        base = self.out.absolute()
-        while not base.exists():
-            base = base.parent
+        base = nearest_existing(self.out)
         need = 2 * checkpoint_bytes(self.model, len(self.averages))
         free = shutil.disk_usage(base).free
         if need > free:
@@ -411,11 +409,18 @@ class Trainer:
                                    chunk_size=self.cfg.batch_size, device=self.device)
 
     def play(self) -> dict | None:
-        """Games against a random player for every kept weights (Othello with play_games > 0)."""
+        """Games against a random player for every kept weights (Othello with play_games > 0).
+
+        :func:`train.analysis.play.play_models` with seed :data:`train.analysis.PLAY_SEED`:
+        the games (and results, ``{weights: match result}``) of ``lgagent play RUN --games
+        N`` and ``lgagent eval RUN --play-games N`` on the saved weights.
+        """
         if self.cfg.env != "othello" or self.cfg.play_games <= 0:
             return None
-        return {name: ev.play_vs_random(m, self.cfg.play_games, seed=self.cfg.eval_seed)
-                for name, m in self.averaged().items()}
+        from train.analysis import PLAY_SEED
+        from train.analysis.play import play_models
+
+        return play_models(self.averaged(), "random", self.cfg.play_games, PLAY_SEED)
 
     # -- logging (TensorBoard and the progress bar; rank 0 writes) ----------------------------
 
@@ -497,9 +502,13 @@ class Trainer:
         self.writer.file_writer.add_summary(ssi)
 
     def _close_logs(self, play: dict | None, finished: bool) -> None:
-        for w, r in (play or {}).items():
-            for k in ("win", "draw", "loss", "first_choice_legal"):
-                self.writer.add_scalar(f"eval/{w}/play/{k}", r[k], self.step)
+        for w, r in (play or {}).items():  # rates of the match counts, the score, legality
+            rates = {"win": r["wins"] / r["games"], "draw": r["draws"] / r["games"],
+                     "loss": r["losses"] / r["games"], "score": r["score"],
+                     "first_choice_legal": r["first_choice_legal"]}
+            for k, v in rates.items():
+                if v is not None:
+                    self.writer.add_scalar(f"eval/{w}/play/{k}", v, self.step)
         if finished and self._hparams_end is not None:
             self.writer.file_writer.add_summary(self._hparams_end)
         self.writer.flush()

@@ -150,18 +150,26 @@ def test_evaluate_model_rejects_bad_arguments():
         ev.evaluate_model(_PositionModel(), _batch(), pad_id=PAD, train_max_len=1, chunk_size=0)
 
 
-def test_play_vs_random_is_reproducible_and_well_formed():
+def test_play_models_is_reproducible_and_format_results_prints_its_counts():
+    """The one model-vs-random player (train.analysis.play.play_models, as lgagent play) on an
+    untrained GPT in train mode: the same seed, the same games; the mode is left as it was;
+    format_results prints match's counts."""
+    from train.analysis.play import play_models
+
     torch.manual_seed(0)
     model = GPT(preset("tiny")).train()
-    a = ev.play_vs_random(model, 4, seed=5)
-    b = ev.play_vs_random(model, 4, seed=5)
-    assert a == b
-    assert a["games"] == 4
-    assert a["win"] + a["draw"] + a["loss"] == pytest.approx(1.0)
-    assert 0.0 <= a["first_choice_legal"] <= 1.0 and a["decisions"] >= 4 * 25
+    a = play_models({"raw": model}, "random", 4, seed=5)
+    assert a == play_models({"raw": model}, "random", 4, seed=5)
+    r = a["raw"]
+    assert r["games"] == 4 and r["wins"] + r["draws"] + r["losses"] == 4
+    assert 0.0 <= r["first_choice_legal"] <= 1.0 and r["decisions"] >= 4 * 25
     assert model.training  # mode restored
-    with pytest.raises(ValueError, match="n_games"):
-        ev.play_vs_random(model, 0)
+    line = ev.format_results(None, a)[0]
+    assert line.startswith("play raw vs random (4 games): W-D-L "
+                           f"{r['wins']}-{r['draws']}-{r['losses']}, score {r['score']:.3f}")
+    assert line.endswith(f"first choice legal {r['first_choice_legal']:.4f}")
+    with pytest.raises(ValueError, match="games must be a positive integer"):
+        play_models({"raw": model}, "random", 0)
 
 
 def test_evaluate_checkpoint_and_eval_command_match_the_runs_last_evaluation(tmp_path):
@@ -195,6 +203,8 @@ def test_evaluate_checkpoint_and_eval_command_match_the_runs_last_evaluation(tmp
         ev.evaluate_checkpoint(out, play_games=2)
     with pytest.raises(ValueError, match="play_games must be >= 0, got -1"):
         ev.evaluate_checkpoint(out, play_games=-1)
+    with pytest.raises(ValueError, match="play_seed must be a non-negative integer, got -1"):
+        ev.evaluate_checkpoint(out, play_seed=-1)
     with pytest.raises(ValueError, match="train_max_len must lie"):
         ev.evaluate_checkpoint(out, train_max_len=8)
 
@@ -237,7 +247,7 @@ def test_eval_command_on_a_checkpoint_whose_weights_do_not_fit_its_config(tmp_pa
 
 
 def test_a_run_without_an_eval_seed_is_evaluated_on_the_training_default(tmp_path):
-    # issue 10: `lgagent eval` fell back to held-out seed 0 while training used 1234
+    # regression: `lgagent eval` fell back to held-out seed 0 while training used 1234
     from click.testing import CliRunner
 
     from train.cli.main import main

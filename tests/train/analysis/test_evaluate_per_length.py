@@ -1,4 +1,4 @@
-"""issue 10: per-length evaluation, the mechanism metrics, the lenient Othello error, plots.
+"""train.analysis.evaluate per length: the mechanism metrics, the lenient Othello error, plots.
 
 Every metric is checked on hand-made logits and attention with known answers;
 the per-length values must add up to the seen/unseen summaries; `lgagent eval`
@@ -315,8 +315,9 @@ def test_training_writes_the_per_length_figure_into_tensorboard(runs):
 
 @pytest.mark.slow
 def test_evaluating_1024_othello_games_costs_less_than_10_training_steps(tmp_path):
-    # issue 10.6: tiny preset, batch 64 (the trainer evaluates in chunks of the batch size),
-    # every length with attention entropies; medians of interleaved repetitions (busy machines)
+    # cheap enough to run during training: tiny preset, batch 64 (the trainer evaluates in
+    # chunks of the batch size), every length with attention entropies; medians of interleaved
+    # repetitions (busy machines)
     import statistics
     import time
 

@@ -132,13 +132,13 @@ def test_color_black_and_white(runs):
     ("missing", "no checkpoint at"),
     ("bema", "no BEMA weights"),
     ("unknown_weights", "unknown weights 'best'"),
-    ("games0", "--games must be at least 1"),
-    ("games_neg", "--games must be at least 1"),
+    ("games0", "'--games': 0 is not in the range x>=1"),
+    ("games_neg", "'--games': -3 is not in the range x>=1"),
     ("setcomp", "is a setcomp run; play needs an Othello run"),
     ("opponent_missing", "no checkpoint at"),
     ("opponent_setcomp", "is a setcomp run"),
     ("opponent_weights_random", "--opponent-weights needs a model --opponent"),
-    ("seed_neg", "--seed must be non-negative"),
+    ("seed_neg", "'--seed': -1 is not in the range x>=0"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(runs, tmp_path, case, match_):
     oth = runs["othello"]
@@ -257,6 +257,43 @@ def test_play_run_returns_the_step_and_held_weights(runs):
     assert res["step"] == 2 and list(res["play"]) == held_weights(CK.load(runs["othello"]))
 
 
+def test_the_trainers_play_lgagent_eval_and_lgagent_play_report_the_same_games(tmp_path):
+    """One player, one seed rule: a run's end-of-run play (``play_games = N``), ``lgagent eval
+    RUN --play-games N --json`` and ``lgagent play RUN --games N --json`` (every seed at its
+    default, PLAY_SEED) report identical results for every weights; ``lgagent eval
+    --play-seed S`` equals ``lgagent play --seed S``."""
+    from train.analysis import PLAY_SEED
+    from train.training.run import run_to_result
+
+    run = tmp_path / "run"
+    result = run_to_result({"env": "othello", "preset": "tiny", "steps": 30, "batch_size": 8,
+                            "eval_size": 16, "train_max_len": 20, "ema": True, "bema": True,
+                            "play_games": 8, "num_threads": 1, "log_every": 10}, run)
+    trained = json.loads(json.dumps(result["play"]))  # as result.json holds it
+    assert list(trained) == ["raw", "ema", "bema"]
+
+    def eval_play(*args):
+        r = CliRunner().invoke(main, ["eval", str(run), "--play-games", "8", *map(str, args),
+                                      "--json"])
+        assert r.exit_code == 0, r.output + r.stderr
+        return json.loads(r.stdout)["play"]
+
+    def play_play(*args):
+        r = play(run, "--games", 8, *args, "--json")
+        assert r.exit_code == 0, r.output + r.stderr
+        res = json.loads(r.stdout)
+        assert res["opening"] == 0 and res["colors"] == "both"
+        return res["seed"], res["play"]
+
+    assert play_play() == (PLAY_SEED, trained)
+    assert eval_play() == trained
+    for w, m in trained.items():
+        _assert_counts(m, 8)
+        assert 0 <= m["first_choice_legal"] <= 1 and m["decisions"] > 0, w
+    seed, other = play_play("--seed", 7)
+    assert seed == 7 and eval_play("--play-seed", 7) == other != trained
+
+
 # ----------------------------------------------------------------------------------------------
 # Built-in opponents by name (othello_env.opponents)
 
@@ -310,8 +347,8 @@ def test_play_against_greedy_and_alphabeta(runs):
 @pytest.mark.parametrize("args, match_", [
     (["--opponent", "greedy", "--depth", 2], "--depth applies to --opponent alphabeta, not greedy"),
     (["--depth", 2], "--depth applies to --opponent alphabeta, not random"),
-    (["--opponent", "alphabeta", "--depth", 0], "--depth must lie in 1..8"),
-    (["--opponent", "alphabeta", "--depth", 9], "--depth must lie in 1..8"),
+    (["--opponent", "alphabeta", "--depth", 0], "'--depth': 0 is not in the range 1<=x<=8"),
+    (["--opponent", "alphabeta", "--depth", 9], "'--depth': 9 is not in the range 1<=x<=8"),
     (["--opponent", "greedy", "--opponent-weights", "raw"],
      "--opponent-weights needs a model --opponent (RUN2), not greedy"),
     (["--opponent", "minimax"], "--opponent minimax is neither a built-in player (random, greedy, "

@@ -271,7 +271,7 @@ def test_probe_table_colour_coding_and_all_lengths(runs):
     (["SETCOMP"], "set complement run"),
     (["OTH", "--weights", "foo"], "unknown weights 'foo'"),
     (["OTH", "--weights", "bema"], "no bema weights"),
-    (["OTH", "--games", "0"], "--games must be at least 2"),
+    (["OTH", "--games", "0"], "'--games': 0 is not in the range x>=2"),
     (["OTH", "--layers", "3"], "out of range 0..2"),
     (["OTH", "--layers", "0,x"], "--layers must be"),
     (["OTH", "--layers", ""], "--layers must be"),

@@ -1,5 +1,5 @@
-"""Training options derived from RunConfig reach the run: the three dropout placements
-(issue 10), their record in config.toml and the checkpoint, resume checks, sweep parsing."""
+"""Training options derived from RunConfig reach the run: the three dropout placements,
+their record in config.toml and the checkpoint, resume checks, sweep parsing."""
 
 import os
 
@@ -60,7 +60,7 @@ def test_resid_and_embd_dropout_from_a_config_file(tmp_path):
 
 
 @pytest.mark.parametrize("args, match", [
-    (["--attn-dropout", 1], "--attn-dropout must lie in [0, 1), got 1.0"),
+    (["--attn-dropout", 1], "'--attn-dropout': 1.0 is not in the range 0<=x<1"),
     (["--embd-dropout", "x"], "'x' is not a valid float"),
     (["--bema-lag", 0.5, "--bema-multiplier", 0.25], "--bema-lag + --bema-multiplier must be >= 1"),
     (["--ema-decay", 1.01], "--ema-decay must lie in [0, 1], got 1.01"),

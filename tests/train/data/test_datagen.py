@@ -1,4 +1,6 @@
-"""`lgagent datagen` through click's CliRunner: output, chunking, refusals, atomicity."""
+"""`lgagent datagen` through click's CliRunner: the corpus it writes (.npy and parquet), chunking,
+one-line refusals (bad arguments, unusable paths, too little disk), and atomicity: Ctrl-C,
+SIGTERM or a full disk leave the previous file and no temporary behind."""
 
 import os
 
@@ -49,12 +51,13 @@ def test_datagen_refuses_to_overwrite_without_force(tmp_path):
 @pytest.mark.parametrize(
     "args, match",
     [
-        (["--games", "0"], "--games must be positive"),
-        (["--games", "-5"], "--games must be positive"),
+        (["--games", "0"], "'--games': 0 is not in the range x>=1"),
+        (["--games", "-5"], "'--games': -5 is not in the range x>=1"),
         (["--games", "x"], "'--games'"),
         (["--games", "5", "--env", "chess"], "unknown --env 'chess'"),
-        (["--games", "5", "--seed", "-1"], "--seed must lie"),
-        (["--games", "5", "--seed", str(2**64)], "--seed must lie"),
+        (["--games", "5", "--seed", "-1"], f"'--seed': -1 is not in the range 0<=x<={2**64 - 1}"),
+        (["--games", "5", "--seed", str(2**64)],
+         f"'--seed': {2**64} is not in the range 0<=x<={2**64 - 1}"),
     ],
 )
 def test_datagen_bad_arguments(tmp_path, args, match):
@@ -215,3 +218,65 @@ def test_parquet_table_refuses_an_unfinished_or_illegal_game():
     illegal[1, 0] = 0  # a1 is not a first move
     with pytest.raises(ValueError, match="game 1 is not"):
         train.data.datagen.parquet_table(illegal)
+
+
+# ----------------------------------------------------------------------------------------------
+# Faults: SIGTERM, a full disk, unusable output paths
+
+
+def test_datagen_sigterm_removes_its_temp_and_a_rerun_removes_a_stale_one(tmp_path,
+                                                                          monkeypatch):
+    import signal
+
+    from tests.conftest import temps
+
+    out = tmp_path / "games.npy"
+    stale = tmp_path / ".games.npy.dead1234.tmp"  # what a SIGKILLed run left
+    stale.write_bytes(b"\0" * 1000)
+
+    def terminated(arr, seed, offset):
+        assert not stale.exists()  # removed before this run wrote anything
+        assert len(temps(tmp_path)) == 1  # this run's own
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr("othello_env.games.generate_into", terminated)
+    r = run(["--games", "10", "--out", str(out)])
+    assert r.exit_code == 143, (r.output, r.stderr)
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"datagen stopped by SIGTERM; {out} was not written")  # after the progress bar
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is restored
+
+
+def test_datagen_full_disk_while_reserving_is_one_line(tmp_path, monkeypatch):
+    import errno
+
+    def no_space(fd, offset, size):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(train.data.datagen.os, "posix_fallocate", no_space)
+    r = run(["--games", "100", "--out", str(tmp_path / "g.npy")])
+    one_line_error(r, f"no space left on device writing {tmp_path / 'g.npy'} (6 kB)")
+    assert list(tmp_path.iterdir()) == []
+    assert train.data.datagen.human_bytes(10_000_000) == "10 MB"
+    assert train.data.datagen.human_bytes(12_345_678) != train.data.datagen.human_bytes(12_000_000)
+
+
+def test_datagen_on_a_real_small_disk_is_refused_before_reserving(tiny_disk):
+    # checked and reserved up front: one line, nothing written, no bus error
+    r = run(["--games", "20000", "--out", str(tiny_disk / "a.npy")])
+    one_line_error(r, "not enough disk space")
+    assert list(tiny_disk.iterdir()) == []
+
+
+def test_unusable_datagen_outputs_are_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for out, match in (("", "--out . is a directory"), ("g" * 250 + ".npy", "file name is longer"),
+                       ("/proc/games.npy", "cannot create files in /proc")):
+        one_line_error(run(["--games", "5", "--out", out]), match)
+    assert list(tmp_path.iterdir()) == []
+    # a name that fits with the temporary's suffix is accepted
+    name = "g" * (255 - 14)
+    r = run(["--games", "5", "--out", name])
+    assert r.exit_code == 0, r.output
+    assert [p.name for p in tmp_path.iterdir()] == [name]

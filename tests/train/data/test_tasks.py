@@ -12,57 +12,20 @@ import torch
 
 from othello_env import tokens as T
 from othello_env.games import generate_games
+from tests.othello_env.reference import ref_game
 from train.data import tasks
 from train.data.tasks import Batch, load_corpus, make_task
 
 # ---------------------------------------------------------------- a plain-Python Othello oracle
 
-DIRS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
-
-
-def _flips(board, me, sq):
-    r, c = divmod(sq, 8)
-    out = []
-    for dr, dc in DIRS:
-        line, rr, cc = [], r + dr, c + dc
-        while 0 <= rr < 8 and 0 <= cc < 8 and board[rr * 8 + cc] == -me:
-            line.append(rr * 8 + cc)
-            rr, cc = rr + dr, cc + dc
-        if line and 0 <= rr < 8 and 0 <= cc < 8 and board[rr * 8 + cc] == me:
-            out += line
-    return out
-
-
-def _legal(board, me):
-    return {s for s in range(64) if board[s] == 0 and _flips(board, me, s)}
-
 
 def oracle_legal_sets(game, passes=None):
-    """Legal squares for the side to move after each move (empty once the game is over).
-
-    Appends to ``passes`` (a list) the ply after which a forced pass happened.
-    """
-    board = [0] * 64
-    board[28] = board[35] = 1  # black
-    board[27] = board[36] = -1  # white
-    me, out = 1, []
-    for sq in game:
-        if sq < 0:
-            out.append(set())
-            continue
-        assert sq in _legal(board, me)
-        for f in _flips(board, me, sq):
-            board[f] = me
-        board[sq] = me
-        me = -me
-        legal = _legal(board, me)
-        if not legal:
-            me = -me  # pass (or game over when this is empty too)
-            legal = _legal(board, me)
-            if legal and passes is not None:
-                passes.append(len(out))
-        out.append(legal)
-    return out
+    """Legal squares for the side to move after each move (empty once the game is over,
+    and at the -1 padding after it). Appends to ``passes`` (a list) the ply after which a
+    forced pass happened."""
+    moves = [sq for sq in game if sq >= 0]
+    _, legal, _ = ref_game(moves, passes)
+    return legal + [set()] * (len(game) - len(moves))
 
 
 def tokens_of(squares):
@@ -124,7 +87,7 @@ def test_setcomp_tokens_and_legal_unchanged_by_the_extra_next_token():
 
 @pytest.mark.parametrize("name", ["setcomp", "othello"])
 def test_next_loss_trains_the_position_that_has_seen_L_tokens(name):
-    # Regression (issue 10, "off by one"): with --loss next and --train-max-len L, position
+    # Regression (an off-by-one): with --loss next and --train-max-len L, position
     # L - 1 (L tokens seen, counted as a seen length by evaluation) has a next target and
     # the next-token loss reaches its logits, for both tasks alike.
     from agents.losses import loss as loss_fn
@@ -491,7 +454,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_data_benchmark_prints_json():
-    """benchmarks/data.py (the issue's 5% target) runs end to end; figures are not checked."""
+    """benchmarks/data.py (target: a fresh batch under 5% of a training step) runs end to end;
+    its figures are not checked."""
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "data.py"), "--batch-size", "8",
                         "--repeats", "1", "--corpus-games", "20", "--device", "cpu"],
                        capture_output=True, text=True, timeout=300, check=False)

@@ -99,7 +99,57 @@ def test_plot_and_empty(rep, tmp_path):
     R.plot(r, R.table(R.load_results(root)), out)
     assert out.stat().st_size > 10_000
     empty = R.report(tmp_path)
-    assert empty == {"trials": 0, "failed": 0, "effects": {}, "means": {}, "curve": {}}
+    assert empty == {"trials": 0, "failed": 0, "effects": {}, "means": {}, "curve": {},
+                     "regression_note": None}
+
+
+def write_small_sweep(root, n):
+    """``n`` trials (n <= 5) in which norm and attention dropout vary: the regression has two
+    coefficients and the intercept, so it needs 4 trials; the paired effects need 3."""
+    for i in range(n):
+        norm, drop = ("pre", "post")[i % 2], (0.0, 0.1, 0.2, 0.1, 0.0)[i]
+        v = 0.5 + 0.2 * (norm == "post") + 0.01 * i
+        ev = {w: {"unseen": {"top1_err": 1 - v - g, "sep_acc": v + g, "illegal_mass": 1 - v - g}}
+              for w, g in (("raw", 0.0), ("ema", 0.05 + 0.001 * i * i), ("bema", 0.01 * i))}
+        d = root / f"trial_{i}"
+        d.mkdir(parents=True)
+        cfg = {"norm": norm, "attn_dropout": drop, "train_max_len": 3, "min_lr_ratio": 0.1}
+        (d / "result.json").write_text(json.dumps({"name": d.name, "config": cfg, "eval": ev}))
+
+
+def test_too_few_trials_for_the_regression_say_how_many_it_needs(tmp_path):
+    from click.testing import CliRunner
+
+    from train.cli.main import main
+
+    few, enough = tmp_path / "few", tmp_path / "enough"
+    write_small_sweep(few, 3)
+    write_small_sweep(enough, 4)
+    note = ("factor effects left out: the regression on attn_dropout, norm needs at least 4 "
+            "trials, there are 3")
+    rep = R.report(few)
+    assert rep["regression_note"] == note
+    assert "unseen.sep_acc: ema - raw" in rep["effects"]  # the paired effects are there
+    assert not any("norm=" in k or "dropout" in k for k in rep["effects"])
+    assert R.regression_shortfall(R.table(R.load_results(few)), "raw:unseen.sep_acc") == {
+        "factors": ["attn_dropout", "norm"], "needed": 4, "trials": 3}
+    r = CliRunner().invoke(main, ["report", str(few)])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines().count(note) == 1  # one line of the table
+    r = CliRunner().invoke(main, ["report", str(few), "--json"])
+    assert json.loads(r.stdout)["regression_note"] == note
+    # one trial more: the regression runs and nothing is left out
+    rep = R.report(enough)
+    assert rep["regression_note"] is None
+    assert "unseen.sep_acc: norm=post (vs pre)" in rep["effects"]
+    assert not any(line.startswith("factor effects left out") for line in R.format_report(rep))
+    # only seeds vary: there is no factor to leave out, and no note
+    (tmp_path / "seeds").mkdir()
+    for i in range(3):
+        (tmp_path / "seeds" / f"s{i}").mkdir()
+        src = json.loads((few / "trial_0" / "result.json").read_text())
+        (tmp_path / "seeds" / f"s{i}" / "result.json").write_text(json.dumps(src))
+    assert R.report(tmp_path / "seeds")["regression_note"] is None
 
 
 def test_curve_from_real_runs_with_several_decays(tmp_path):

@@ -66,8 +66,9 @@ def test_bad_space_files_exit_2_with_one_line(tmp_path, text, msg):
 
 
 @pytest.mark.parametrize("args, msg", [
-    (["--trials", "0"], "--trials must be at least 1"),
-    (["--trials", "2", "--workers", "0"], "--workers must be at least 1"),
+    (["--trials", "0"], "'--trials': 0 is not in the range x>=1"),
+    (["--trials", "2", "--workers", "0"], "'--workers': 0 is not in the range x>=1"),
+    (["--trials", "2", "--search-seed", "-1"], "'--search-seed': -1 is not in the range x>=0"),
     (["--trials", "2", "--grid", "norm=pre,post"], "--grid and --seeds belong to a grid"),
     (["--workers", "2", "--set", "train_max_len=2"], "apply to a random search"),
 ])

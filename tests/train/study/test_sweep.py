@@ -1,4 +1,6 @@
-"""`lgagent sweep`: grid runs, results table and file, skip/resume on rerun, bad input."""
+"""`lgagent sweep`: grid runs, the results table and file, skip and exact resume on rerun (also of
+a run stopped by SIGTERM in its final evaluation), and one-line refusals that write nothing: bad,
+oversized or contradictory input, and a second sweep in a directory already in use."""
 
 import json
 
@@ -96,3 +98,58 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, matc
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error:") and match in lines[0], r.stderr
     assert not out.exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# Faults: SIGTERM, a second sweep, oversized and contradictory settings
+
+
+def test_a_sweep_run_stopped_in_its_final_evaluation_is_finished_by_the_rerun(tmp_path,
+                                                                              monkeypatch):
+    from tests.conftest import sigterm_in_evaluation
+
+    sigterm_in_evaluation(monkeypatch)
+    # a sweep's run stopped in its final evaluation: saved, no result; the rerun finishes it
+    out = tmp_path / "sweep"
+    args = ["--env", "setcomp", "--out", out, "--grid", "dropout=0.0",
+            "--no-averaging", "--no-progress", *[f"--set={k}={v}" for k, v in (
+                ("vocab_size", 8), ("preset", "tiny"), ("batch_size", 8), ("eval_size", 16),
+                ("steps", 2), ("train_max_len", 4), ("num_threads", 1))]]
+    r = sweep(*args)
+    assert r.exit_code == 143, (r.output, r.stderr)
+    name = "dropout=0.0__seed=0"
+    assert CK.load(out / name)["step"] == 2 and not (out / name / "result.json").exists()
+    monkeypatch.undo()
+    r = sweep(*args)
+    assert r.exit_code == 0, (r.output, r.stderr)
+    assert (out / name / "result.json").exists()
+
+
+def test_a_second_sweep_in_the_same_directory_exits_2(tmp_path):
+    from tests.conftest import hold_lock, one_line_error
+
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / ".sweep.lock").touch()
+    holder = hold_lock(out / ".sweep.lock")
+    try:
+        r = sweep("--env", "setcomp", "--out", out, "--grid", "dropout=0.0",
+                  "--set", "vocab_size=8", "--set", "preset=tiny", "--set", "steps=1",
+                  "--set", "train_max_len=4", "--no-progress")
+        one_line_error(r, f"another lgagent sweep is running in {out}")
+        assert [p.name for p in out.iterdir()] == [".sweep.lock"]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_oversized_and_contradictory_settings_are_one_line_and_write_nothing(tmp_path):
+    from tests.conftest import one_line_error
+
+    r = sweep("--env", "setcomp", "--out", tmp_path / "s", "--grid", "dropout=0.0",
+              "--set", "eval_size=1000000000000", "--set", "train_max_len=4")
+    one_line_error(r, "--eval-size must lie in 1..16777216")
+    r = sweep("--env", "setcomp", "--out", tmp_path / "s", "--set", "env=othello",
+              "--set", "train_max_len=4")
+    one_line_error(r, "--env setcomp and --set env=othello disagree")
+    assert list(tmp_path.iterdir()) == []

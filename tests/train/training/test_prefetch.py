@@ -1,4 +1,4 @@
-"""Batches built ahead in a background thread (train/training/prefetch.py, issue 14): the same stream as
+"""Batches built ahead in a background thread (train.training.prefetch): the same stream as
 the synchronous loop, exact resume, one-line errors and no thread left behind on errors and
 Ctrl-C."""
 
