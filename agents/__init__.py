@@ -20,6 +20,7 @@ _HOMES = {
     "loss": "agents.losses",
     "next_token_loss": "agents.losses",
     "GPT": "agents.model",
+    "KVCache": "agents.model",
     "param_groups": "agents.model",
     "ModelPolicy": "agents.policies",
     "RandomPolicy": "agents.policies",

@@ -132,29 +132,73 @@ class EMA(_Averager):
         self.n_updates = int(state["n_updates"])
 
 
+CLOCKS = ("since-snapshot", "global", "authors")
+THETA0 = ("burn-in", "initial")
+ANCHORS = ("tau", "tau+1")
+# what a BEMA state saved before these options existed meant (lgagent's first protocol)
+LEGACY_BEMA = {"clock": "since-snapshot", "theta0_at": "burn-in", "anchor": "tau+1",
+               "min_ema_multiplier": 0.0}
+
+
+def bema_coefficients(*, clock: str, k: int, step: int, ema_power: float, bias_power: float,
+                      lag: float, multiplier: float, burn_in: int,
+                      min_ema_multiplier: float = 0.0) -> tuple[float, float]:
+    """(beta, alpha) of a BEMA update: the k-th update (k >= 1) after the snapshot, made at
+    global step ``step`` (the weights after ``step`` optimizer steps). One function for the
+    online :class:`BEMA` and the post-hoc replay (``agents.posthoc``), so both compute the
+    same Python floats.
+
+    With kappa = ema_power, eta = bias_power, rho = lag, gamma = multiplier, tau = burn_in,
+    floor = min_ema_multiplier:
+
+    * ``since-snapshot`` (lgagent's first protocol): t = k, base = rho + gamma t,
+      beta = base^-kappa, alpha = base^-eta;
+    * ``global`` (TRL's ``BEMACallback``): t = step, the same base and powers;
+    * ``authors`` (the BEMA authors' offline code, abblock/bema ``core_offline.py``):
+      s = max(step - tau + rho, 1), beta = (1 + gamma s)^-kappa, alpha = (1 + s)^-eta.
+
+    Then beta = max(beta, floor) (TRL's and the authors' ``min_ema_multiplier``).
+    bias_power = inf gives alpha = 0.
+    """
+    if clock == "authors":
+        s = max(step - burn_in + lag, 1)
+        b_base, a_base = 1 + multiplier * s, 1 + s
+    else:
+        t = k if clock == "since-snapshot" else step
+        b_base = a_base = lag + multiplier * t
+    beta = max(b_base**-ema_power, min_ema_multiplier)
+    alpha = 0.0 if math.isinf(bias_power) else a_base**-bias_power
+    return beta, alpha
+
+
 class BEMA(_Averager):
-    """Bias-corrected EMA: ``.module`` = EMA + alpha_t (theta_t - theta_0).
+    """Bias-corrected EMA: ``.module`` = EMA + alpha (theta_t - theta_0).
 
-    Counting: ``update`` is called once per optimizer step; call n (1-based) does
+    Counting: the BEMA is built from the weights at step 0 (the initial weights) and
+    ``update`` is called once per optimizer step; call n (n = 1, 2, ...) sees the weights
+    after n steps, theta_n. The snapshot step is a = tau (``anchor="tau"``, TRL's and the
+    authors' choice) or a = tau + 1 (``anchor="tau+1"``, lgagent's first protocol, kept so
+    that runs saved with it resume unchanged):
 
-    * n <= burn_in (burn-in): theta_0, the EMA and ``.module`` all track the weights.
-    * n == burn_in + 1 (snapshot): theta_0 = EMA = ``.module`` = theta, and k = 0.
-    * n > burn_in + 1: only when (n - burn_in - 1) is a multiple of ``update_every``
-      (the cadence) is this an update, the k-th one after the snapshot (k = 1, 2, ...,
-      counting cadence updates only), with t = k:
-      beta = (lag + multiplier * t) ** -ema_power, alpha = (lag + multiplier * t) ** -bias_power,
-      EMA <- (1 - beta) EMA + beta theta, ``.module`` <- EMA + alpha (theta - theta_0).
+    * n <= a (burn-in and the snapshot): the EMA and ``.module`` track the weights, and so
+      does theta_0 unless ``theta0="initial"`` (theta_0 = the weights at step 0, TRL's
+      burn-in-0 case). At n = a they hold theta_a; with a = 0 that is the construction.
+    * n > a: only when (n - a) is a multiple of ``update_every`` (the cadence phi) is this
+      an update, the k-th one after the snapshot (k = 1, 2, ...), with (beta, alpha) from
+      :func:`bema_coefficients` (``clock``: since-snapshot t = k, global t = n, or the
+      authors' s = max(n - tau + rho, 1); floor ``min_ema_multiplier`` on beta):
+      EMA <- (1 - beta) EMA + beta theta_n, ``.module`` <- EMA + alpha (theta_n - theta_0).
       Off-cadence calls only count; ``.module`` keeps the last update's value.
+
+    So TRL's BEMACallback defaults are ``update_every=400, clock="global"`` (burn_in 0,
+    anchor tau: theta_0 = the initial weights) and the authors' offline defaults
+    ``update_every=400, clock="authors", min_ema_multiplier=1e-4``; lgagent's first
+    protocol is ``anchor="tau+1"`` with the since-snapshot clock, every step.
 
     Ranges: ema_power, bias_power >= 0; lag, multiplier >= 0 with lag + multiplier >= 1,
     so that the base is >= 1 at every t >= 1 and beta_t, alpha_t lie in (0, 1]: lag = 0,
-    multiplier = 1, ema_power = 1 is the exact running mean; multiplier = 0 a fixed step.
-
-    With update_every = 1, t is the number of optimizer steps since the snapshot (the
-    paper's "steps since burn-in"). The authors' reference code (TRL's BEMACallback) uses
-    t = the global step instead, which is burn_in + k * update_every; here t counts
-    updates, so to reproduce that schedule for its (rho, gamma, tau, phi) pass
-    lag = rho + gamma * tau and multiplier = gamma * phi.
+    multiplier = 1, ema_power = 1 is the exact running mean; multiplier = 0 a fixed step;
+    min_ema_multiplier in [0, 1].
     bias_power = inf gives alpha = 0: a plain EMA with a polynomially shrinking step.
     Buffers are copied at every burn-in call, the snapshot and every update.
     """
@@ -170,6 +214,10 @@ class BEMA(_Averager):
         multiplier: float = 1.0,
         burn_in: int = 0,
         update_every: int = 1,
+        clock: str = "since-snapshot",
+        theta0: str = "burn-in",
+        anchor: str = "tau",
+        min_ema_multiplier: float = 0.0,
     ):
         for name, value in (("ema_power", ema_power), ("bias_power", bias_power)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
@@ -187,6 +235,15 @@ class BEMA(_Averager):
             raise ValueError(f"BEMA burn_in must be an integer >= 0, got {burn_in!r}")
         if isinstance(update_every, bool) or not isinstance(update_every, int) or update_every < 1:
             raise ValueError(f"BEMA update_every must be an integer >= 1, got {update_every!r}")
+        for name, value, choices in (("clock", clock, CLOCKS), ("theta0", theta0, THETA0),
+                                     ("anchor", anchor, ANCHORS)):
+            if value not in choices:
+                raise ValueError(f"BEMA {name} must be one of {', '.join(choices)}, "
+                                 f"got {value!r}")
+        if (isinstance(min_ema_multiplier, bool) or not isinstance(min_ema_multiplier, (int, float))
+                or not 0 <= min_ema_multiplier <= 1):
+            raise ValueError(f"BEMA min_ema_multiplier must be a number in [0, 1], "
+                             f"got {min_ema_multiplier!r}")
         super().__init__(model)
         self.ema_power = float(ema_power)
         self.bias_power = float(bias_power)
@@ -194,31 +251,40 @@ class BEMA(_Averager):
         self.multiplier = float(multiplier)
         self.burn_in = burn_in
         self.update_every = update_every
+        self.clock, self.theta0_at, self.anchor = clock, theta0, anchor
+        self.min_ema_multiplier = float(min_ema_multiplier)
+        self.anchor_step = burn_in + (anchor == "tau+1")  # a: the snapshot's step
         self.k = 0  # cadence updates since the snapshot (t of the last update)
-        # float32 copies of the weights; the snapshot overwrites them
+        # float32 copies of the weights at step 0; the snapshot overwrites them
         self.ema = [p.detach().clone() for p in self._params()]
         self.theta0 = [p.detach().clone() for p in self._params()]
 
-    def coefficients(self, t: int) -> tuple[float, float]:
-        """(beta_t, alpha_t) for the t-th update after the snapshot (t >= 1)."""
-        base = self.lag + self.multiplier * t
-        return base**-self.ema_power, (
-            0.0 if math.isinf(self.bias_power) else base**-self.bias_power
-        )
+    def coefficients(self, t: int, step: int | None = None) -> tuple[float, float]:
+        """(beta_t, alpha_t) of the t-th update after the snapshot (t >= 1), made at global
+        step ``step`` (default: where this BEMA's cadence puts it)."""
+        if step is None:
+            step = self.anchor_step + t * self.update_every
+        return bema_coefficients(
+            clock=self.clock, k=t, step=step, ema_power=self.ema_power,
+            bias_power=self.bias_power, lag=self.lag, multiplier=self.multiplier,
+            burn_in=self.burn_in, min_ema_multiplier=self.min_ema_multiplier)
 
     @torch.no_grad()
     def update(self, model: nn.Module):
         """Count one optimizer step and, on the cadence, update the average (see class doc)."""
         src = self._sources(model)
         self.n_updates += 1
-        since = self.n_updates - self.burn_in - 1  # calls since the snapshot; < 0 in burn-in
+        since = self.n_updates - self.anchor_step  # calls since the snapshot; <= 0: burn-in
         if since <= 0:  # burn-in or the snapshot itself
-            for dst in (self.theta0, self.ema, self._params()):
+            tracked = [self.ema, self._params()]
+            if self.theta0_at == "burn-in":
+                tracked.append(self.theta0)
+            for dst in tracked:
                 torch._foreach_copy_(dst, src)
             self.k = 0
         elif since % self.update_every == 0:
             self.k += 1
-            beta, alpha = self.coefficients(self.k)
+            beta, alpha = self.coefficients(self.k, self.n_updates)
             torch._foreach_lerp_(self.ema, src, beta)  # (1 - beta) EMA + beta theta
             out = self._params()
             torch._foreach_copy_(out, self.ema)
@@ -236,6 +302,10 @@ class BEMA(_Averager):
             "multiplier": self.multiplier,
             "burn_in": self.burn_in,
             "update_every": self.update_every,
+            "clock": self.clock,
+            "theta0_at": self.theta0_at,
+            "anchor": self.anchor,
+            "min_ema_multiplier": self.min_ema_multiplier,
         }
 
     def state_dict(self) -> dict:
@@ -251,7 +321,11 @@ class BEMA(_Averager):
 
     @torch.no_grad()
     def load_state_dict(self, state: dict):
-        """Restore from ``state_dict()``; raises ValueError if a hyperparameter differs."""
+        """Restore from ``state_dict()``; raises ValueError if a hyperparameter differs. A
+        state saved before ``clock``, ``theta0_at``, ``anchor`` and ``min_ema_multiplier``
+        existed holds lgagent's first protocol (:data:`LEGACY_BEMA`)."""
+        if isinstance(state, dict):
+            state = {**LEGACY_BEMA, **state}
         self._check_state(state, self._hyper())
         for key, dst in (("ema", self.ema), ("theta0", self.theta0)):
             if sorted(state[key]) != sorted(self._names):

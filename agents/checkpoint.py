@@ -29,6 +29,9 @@ VERSION = 1
 KEYS = ("format", "version", "step", "config", "model_config", "model", "optimizer",
         "scheduler", "ema", "bema", "rng", "data")
 WEIGHTS = ("raw", "ema", "bema")  # the names of a run with one EMA decay
+# optional key: named weights that ``lgagent average --save NAME`` added,
+# {NAME: {"kind": "average", "scheme": spec, "step": int, "module": state dict}}
+SAVED = "saved_averages"
 
 
 def ema_name(decay: float, count: int = 1) -> str:
@@ -51,7 +54,22 @@ def averaged_states(ckpt: dict) -> dict:
         out["ema"] = ema
     if ckpt.get("bema") is not None:
         out["bema"] = ckpt["bema"]
+    out.update(ckpt.get(SAVED) or {})
     return out
+
+
+def saved_name_problem(name: str, ckpt: dict) -> str | None:
+    """Why ``name`` cannot name weights that ``lgagent average --save`` adds to ``ckpt``; None
+    when it can (a name saved before is replaced)."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,63}", name or ""):
+        return (f"{name!r} is not a weights name (a letter, then up to 63 letters, digits, "
+                "'_', '.' or '-')")
+    kept = set(weights_of(ckpt)) - set(ckpt.get(SAVED) or {})
+    if name in WEIGHTS or name in kept or name.startswith("ema_"):
+        return f"{name!r} names weights the run keeps itself (raw, ema, ema_<decay>, bema)"
+    return None
 
 
 def averages_to_save(averages: dict) -> dict:
@@ -244,6 +262,15 @@ def validate(ckpt: dict) -> None:
         _averager(ema, "ema", shapes)
     if ckpt["bema"] is not None:
         _averager(ckpt["bema"], "bema", shapes)
+    saved = ckpt.get(SAVED)
+    if saved is not None:
+        _need(isinstance(saved, dict) and all(isinstance(k, str) for k in saved),
+              f"{SAVED} is not a dict of named weights")
+        for name, st in saved.items():
+            _need(isinstance(st, dict) and st.get("kind") == "average"
+                  and isinstance(st.get("scheme"), str) and _is_int(st.get("step"))
+                  and isinstance(st.get("module"), dict), f"{SAVED}[{name!r}] is damaged")
+            _same_shapes(_tensors(st["module"], f"{name}.module"), shapes, f"{name}.module")
     if ckpt["rng"] != {}:
         _rng(ckpt["rng"], "rng")
     _need(isinstance(ckpt["data"], dict), "data is not a dict")

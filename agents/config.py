@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 NORMS = ("pre", "post", "none")
-POSITIONS = ("learned", "none", "rope")
+POSITIONS = ("learned", "none", "rope", "alibi", "learned-random", "rope-random")
+# the randomized schemes (Ruoss et al. 2023): training draws each sequence's positions as a
+# sorted sample from 0..pos_range-1; evaluation and play use 0..T-1 (agents.model)
+RANDOM_POSITIONS = ("learned-random", "rope-random")
 LOSSES = ("legal", "next")  # agents.losses: cross-entropy to the legal set, next token
 
 
@@ -29,14 +32,17 @@ class GPTConfig:
     mlp: bool = True  # False: attention-only blocks
     mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * n_embd
     norm: str = "pre"  # "pre" | "post" | "none"
-    pos: str = "learned"  # "learned" | "none" | "rope"
+    pos: str = "learned"  # "learned" | "none" | "rope" | "alibi" | "learned-random" | "rope-random"
     dropout: float = 0.1
     attn_dropout: float | None = None  # on attention probabilities
     resid_dropout: float | None = None  # on each residual branch's output
     embd_dropout: float | None = None  # on token (+ position) embeddings
     bias: bool = True  # biases in Linear layers and LayerNorms (GPT-1/2 have them)
     tie_weights: bool = False  # share the token embedding with the output head
-    rope_base: float = 10000.0  # rotary frequency base (pos="rope" only)
+    rope_base: float = 10000.0  # rotary frequency base (pos="rope" / "rope-random")
+    # randomized schemes only: training positions are drawn from 0..pos_range-1 (None: the
+    # block size, filled in on construction); learned-random's table has pos_range rows
+    pos_range: int | None = None
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "mlp_ratio"):
@@ -51,8 +57,19 @@ class GPTConfig:
             raise ValueError(f"GPTConfig.norm must be one of {NORMS}, got {self.norm!r}")
         if self.pos not in POSITIONS:
             raise ValueError(f"GPTConfig.pos must be one of {POSITIONS}, got {self.pos!r}")
-        if self.pos == "rope" and (self.n_embd // self.n_head) % 2:
-            raise ValueError("GPTConfig.pos='rope' needs an even head size n_embd // n_head")
+        if self.pos in ("rope", "rope-random") and (self.n_embd // self.n_head) % 2:
+            raise ValueError(f"GPTConfig.pos={self.pos!r} needs an even head size "
+                             "n_embd // n_head")
+        if self.pos in RANDOM_POSITIONS and self.pos_range is None:
+            self.pos_range = self.block_size
+        if self.pos_range is not None:
+            r = self.pos_range
+            if self.pos not in RANDOM_POSITIONS:
+                raise ValueError(f"GPTConfig.pos_range applies to pos in {RANDOM_POSITIONS} "
+                                 f"only, not pos={self.pos!r}")
+            if isinstance(r, bool) or not isinstance(r, int) or r < self.block_size:
+                raise ValueError(f"GPTConfig.pos_range must be an integer >= block_size "
+                                 f"({self.block_size}), got {r!r}")
         for name in ("dropout", "attn_dropout", "resid_dropout", "embd_dropout"):
             value = getattr(self, name)
             if value is None and name != "dropout":

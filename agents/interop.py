@@ -1,4 +1,5 @@
-"""Interoperability: lgagent models to and from TransformerLens, and safetensors weights.
+"""Interoperability: lgagent models to and from TransformerLens, Hugging Face transformers
+(GPT2LMHeadModel, see the section near the end) and safetensors weights.
 
 TransformerLens 4 removed ``HookedTransformer``; its replacement for a model built from a
 config is the ``TransformerBridge`` around a TL-native model
@@ -19,7 +20,11 @@ state-dict keys; checked numerically in tests/agents/test_interop.py):
   with an all-zero ``pos_embed`` (read back as ``"none"``); ``"rope"`` -> ``"rotary"``: the
   native model rotates adjacent channel pairs (2i, 2i+1) by position x base^(-2i/d_head),
   as lgagent does (``rotary_dim = d_head``, ``rotary_base = rope_base``, which
-  TransformerLens stores as an integer: a non-integer base is refused).
+  TransformerLens stores as an integer: a non-integer base is refused). ``"learned-random"``
+  and ``"rope-random"`` export as their evaluation-time model (positions 0..T-1: the first
+  ``block_size`` rows of ``wpe``, or rotary), and read back as themselves from an lgagent
+  export when the table fits (``pos_range == block_size``), else as ``"learned"``.
+  ``"alibi"`` is refused: TransformerLens 4's native model has no ALiBi.
 * ``mlp=False`` -> ``attn_only=True``; ``mlp_ratio`` -> ``d_mlp = mlp_ratio * n_embd``;
   exact GELU -> ``act_fn="gelu"`` (``"gelu_new"``, the tanh approximation, is refused).
 * attention ``c_attn`` (3C, C) -> ``attn.q``/``k``/``v`` (C, C) each, ``c_proj`` -> ``attn.o``;
@@ -89,7 +94,11 @@ def tl_config(cfg: GPTConfig, device="cpu") -> dict:
     if cfg.norm == "post":
         raise ValueError("a Post-Norm model (norm='post', LayerNorm after each residual add as in "
                          "GPT-1) has no HookedTransformer/TransformerBridge equivalent")
-    if cfg.pos == "rope" and cfg.rope_base != int(cfg.rope_base):
+    if cfg.pos == "alibi":
+        raise ValueError("an ALiBi model (pos='alibi') has no TransformerBridge equivalent: "
+                         "TransformerLens 4's native model has standard and rotary positions only")
+    rotary = cfg.pos in ("rope", "rope-random")  # a randomized scheme exports as its eval model
+    if rotary and cfg.rope_base != int(cfg.rope_base):
         raise ValueError(f"rope_base {cfg.rope_base!r} is not an integer; TransformerLens stores "
                          "rotary_base as an integer")
     d_head = cfg.n_embd // cfg.n_head
@@ -98,8 +107,8 @@ def tl_config(cfg: GPTConfig, device="cpu") -> dict:
         "n_ctx": cfg.block_size, "d_vocab": cfg.vocab_size, "d_vocab_out": cfg.vocab_size,
         "d_mlp": cfg.mlp_ratio * cfg.n_embd, "attn_only": not cfg.mlp, "act_fn": "gelu",
         "normalization_type": "LN" if cfg.norm == "pre" else None, "eps": EPS,
-        "positional_embedding_type": "rotary" if cfg.pos == "rope" else "standard",
-        "rotary_dim": d_head if cfg.pos == "rope" else None,
+        "positional_embedding_type": "rotary" if rotary else "standard",
+        "rotary_dim": d_head if rotary else None,
         "rotary_base": int(cfg.rope_base), "original_architecture": "lgagent",
         "architecture": "TransformerLensNative", "model_name": "lgagent",
         "device": str(device), "init_weights": False,
@@ -109,7 +118,7 @@ def tl_config(cfg: GPTConfig, device="cpu") -> dict:
 def tl_state_dict(model: GPT) -> dict:
     """The state dict, in TransformerBridge (TL-native) keys, of a model equal to ``model``."""
     cfg = model.config
-    if cfg.norm == "post":
+    if cfg.norm == "post" or cfg.pos == "alibi":
         tl_config(cfg)  # raises the one-line refusal
     sd = {k: v.detach() for k, v in model.state_dict().items()}
     C = cfg.n_embd
@@ -119,8 +128,8 @@ def tl_state_dict(model: GPT) -> dict:
                                                      device=sd["wte.weight"].device)
 
     out = {"embed.weight": sd["wte.weight"]}
-    if cfg.pos == "learned":
-        out["pos_embed.weight"] = sd["wpe.weight"]
+    if cfg.pos in ("learned", "learned-random"):  # the rows of positions 0..block_size-1
+        out["pos_embed.weight"] = sd["wpe.weight"][: cfg.block_size]
     elif cfg.pos == "none":
         out["pos_embed.weight"] = torch.zeros(cfg.block_size, C, dtype=sd["wte.weight"].dtype,
                                               device=sd["wte.weight"].device)
@@ -405,6 +414,10 @@ def _infer(c, sd: dict, hint: dict | None) -> tuple[GPTConfig, dict]:
         pos = "none" if not bool(sd["pos_embed.weight"].abs().max() > 0) else "learned"
         if pos == "none" and hmc.get("pos") == "learned":
             pos = "learned"
+    pos_range = None  # a randomized scheme's export comes back as one when its table fits
+    if {"learned-random": "learned", "rope-random": "rope"}.get(hmc.get("pos")) == pos and (
+            pos == "rope" or hmc.get("pos_range") == c.n_ctx):
+        pos, pos_range = hmc["pos"], hmc.get("pos_range")
     tie = bool(torch.equal(sd["embed.weight"], W_u)) and shift is None
     if tie and hmc.get("tie_weights") is False:
         tie = False
@@ -417,7 +430,8 @@ def _infer(c, sd: dict, hint: dict | None) -> tuple[GPTConfig, dict]:
     try:
         cfg = GPTConfig(vocab_size=c.d_vocab, block_size=c.n_ctx, n_layer=L, n_head=c.n_heads,
                         n_embd=C, mlp=mlp, mlp_ratio=(c.d_mlp // C) if mlp else 4, norm=norm,
-                        pos=pos, bias=has_bias, tie_weights=tie, rope_base=rope_base,
+                        pos=pos, pos_range=pos_range, bias=has_bias, tie_weights=tie,
+                        rope_base=rope_base,
                         **{"dropout": 0.0, **drops})
     except ValueError as e:
         raise ValueError(f"cannot import: {first_line(e)}") from None
@@ -425,7 +439,7 @@ def _infer(c, sd: dict, hint: dict | None) -> tuple[GPTConfig, dict]:
         cfg = dataclasses.replace(cfg, mlp_ratio=hmc["mlp_ratio"])
 
     out = {"wte.weight": sd["embed.weight"], "lm_head.weight": W_u}
-    if pos == "learned":
+    if pos in ("learned", "learned-random"):
         out["wpe.weight"] = sd["pos_embed.weight"]
     for i in range(L):
         p = f"blocks.{i}."
@@ -549,7 +563,7 @@ class Imported:
     task: str  # "othello" | "setcomp"
     config: dict  # the run config to store (the exported run's, or a minimal one)
     step: int
-    source: str  # "transformer-lens" | "safetensors"
+    source: str  # "transformer-lens" | "safetensors" | "hf"
 
 
 def task_for(cfg: GPTConfig, task: str | None, meta_task: str | None) -> str:
@@ -568,7 +582,7 @@ def task_for(cfg: GPTConfig, task: str | None, meta_task: str | None) -> str:
     if t == "setcomp" and V < 3:
         raise ValueError(f"a set complement model needs vocabulary >= 3, this one has {V}")
     need = 59 if t == "othello" else V - 2
-    if cfg.pos == "learned" and T < need:
+    if cfg.pos in ("learned", "learned-random") and T < need:
         raise ValueError(f"the model's context {T} is shorter than the {t} task's {need}")
     return t
 
@@ -578,18 +592,22 @@ def _minimal_config(cfg: GPTConfig, task: str) -> dict:
     trained here)."""
     return {"env": task, "vocab_size": cfg.vocab_size - 1 if task == "setcomp" else None,
             "n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_embd": cfg.n_embd,
-            "norm": cfg.norm, "pos": cfg.pos, "dropout": cfg.dropout}
+            "norm": cfg.norm, "pos": cfg.pos, "pos_range": cfg.pos_range,
+            "dropout": cfg.dropout}
 
 
 def read_interop_file(path, task: str | None = None) -> Imported:
     """Read a TransformerLens export (``torch.save`` of ``{"config", "state_dict"}``, ours or
-    anyone's) or an lgagent safetensors file into an lgagent model and its task.
+    anyone's), an lgagent safetensors file or a Hugging Face GPT-2 model directory
+    (:func:`read_hf_dir`) into an lgagent model and its task.
 
     Torch files are read with ``weights_only=True`` (no code runs; NumPy scalars, which a
     TransformerLens ``cfg.to_dict()`` holds, are allowed); a pickled model object is refused
     with a hint to save its state dict and config instead. ValueError, one line.
     """
     path = os.fspath(path)
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, HF_CONFIG)):
+        return read_hf_dir(path, task)  # a Hugging Face model directory
     if not os.path.isfile(path):
         raise ValueError(f"no file at {path}")
     with open(path, "rb") as f:
@@ -713,3 +731,279 @@ def checkpoint_of(imported: Imported) -> dict:
             "optimizer": {}, "scheduler": {}, "ema": None, "bema": None, "rng": {}, "data": {}}
     ckpt["checksum"] = checksum(ckpt)
     return check(ckpt, "the imported checkpoint")
+
+
+# ---------------------------------------------------------------------------------------------
+# Hugging Face transformers: GPT2LMHeadModel
+#
+# lgagent's pre-norm, learned-position model with an MLP is GPT-2's architecture; the map
+# (checked numerically in tests/agents/test_interop_hf.py):
+#
+# * wte/wpe -> transformer.wte/wpe (vocab_size, n_positions = block_size); ln_1/ln_2/ln_f ->
+#   transformer.h.{l}.ln_1/ln_2, transformer.ln_f (layer_norm_epsilon 1e-5, torch's default);
+# * c_attn (3C, C), q, k, v stacked, heads side by side -> attn.c_attn, a Conv1D (C, 3C): the
+#   transpose, same order and head split; c_proj, mlp.c_fc, mlp.c_proj: transposed likewise;
+#   scores scaled by 1/sqrt(d_head) (scale_attn_weights, not by layer index);
+# * exact GELU -> activation_function="gelu" (GPT-2's default "gelu_new" is the tanh
+#   approximation: not lgagent's); n_inner = mlp_ratio * n_embd;
+# * lm_head (no bias in either) -> lm_head; untied -> tie_word_embeddings=False, tied -> True;
+# * bias=False -> zero biases (GPT-2 always has them; read back as bias=False);
+# * dropouts -> resid_pdrop (residual branches: attention and MLP output), embd_pdrop,
+#   attn_pdrop (attention probabilities).
+#
+# GPT-2 cannot express Post-Norm or no LayerNorm (its LayerNorms sit before each sublayer),
+# rotary or no positions (it always adds learned positions) or attention-only blocks (it
+# always has an MLP): those are refused (TransformerLens takes all but Post-Norm).
+
+HF_INSTALL = 'pip install "lgagent[hf]"'
+HF_CONFIG, HF_WEIGHTS = "config.json", "model.safetensors"
+TOKEN_MAP = "lgagent_tokens.json"  # the token map of an export: id -> name, PAD
+
+
+def _transformers():
+    try:
+        import transformers
+    except ImportError:
+        raise MissingExtra(f"transformers is not installed; {HF_INSTALL}") from None
+    return transformers
+
+
+def hf_config(cfg: GPTConfig, meta: dict | None = None) -> dict:
+    """The ``GPT2Config`` fields of a GPT2LMHeadModel equal to ``cfg`` (``meta``, the lgagent
+    metadata, goes in as ``lgagent``). ValueError, one line, for what GPT-2 cannot express."""
+    why = {("norm", "post"): "Post-Norm (norm='post'): GPT-2's LayerNorms sit before each "
+                             "sublayer",
+           ("norm", "none"): "no LayerNorm (norm='none'): GPT-2 always normalises before each "
+                             "sublayer",
+           ("pos", "rope"): "rotary positions (pos='rope'): GPT-2 adds learned positions",
+           ("pos", "none"): "no positions (pos='none'): GPT-2 always adds learned positions",
+           ("pos", "rope-random"): "rotary positions (pos='rope-random'): GPT-2 adds learned "
+                                   "positions",
+           ("pos", "alibi"): "ALiBi (pos='alibi'): GPT-2 has no attention bias by distance"}
+    for key in (("norm", cfg.norm), ("pos", cfg.pos)):
+        if key in why:
+            raise ValueError(f"cannot export to Hugging Face GPT-2: {why[key]} (lgagent export "
+                             "--to transformer-lens or safetensors can)")
+    if not cfg.mlp:
+        raise ValueError("cannot export to Hugging Face GPT-2: an attention-only model (mlp "
+                         "False): every GPT-2 block has an MLP (lgagent export --to "
+                         "transformer-lens or safetensors can)")
+    meta = meta or {}
+    if cfg.pos == "learned-random" and meta.get("model_config"):
+        # what is exported is the evaluation-time model: learned positions 0..block_size-1
+        meta = {**meta, "model_config": {**meta["model_config"], "pos": "learned",
+                                         "pos_range": None}}
+    vocab = meta.get("vocab") or {}
+    return {
+        "vocab_size": cfg.vocab_size, "n_positions": cfg.block_size, "n_embd": cfg.n_embd,
+        "n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_inner": cfg.mlp_ratio * cfg.n_embd,
+        "activation_function": "gelu", "layer_norm_epsilon": EPS,
+        "resid_pdrop": cfg.drop("resid"), "embd_pdrop": cfg.drop("embd"),
+        "attn_pdrop": cfg.drop("attn"), "scale_attn_weights": True,
+        "scale_attn_by_inverse_layer_idx": False, "reorder_and_upcast_attn": False,
+        "tie_word_embeddings": cfg.tie_weights, "bos_token_id": None, "eos_token_id": None,
+        "pad_token_id": vocab.get("pad_id"), "architectures": ["GPT2LMHeadModel"],
+        "lgagent": meta,
+    }
+
+
+def hf_state_dict(model: GPT) -> dict:
+    """A GPT2LMHeadModel's state dict (``transformer.*`` and ``lm_head.weight`` keys) equal to
+    ``model``'s weights (Conv1D weights are the transposed Linear ones)."""
+    cfg = model.config
+    hf_config(cfg)  # the one-line refusal of what GPT-2 lacks
+    sd = {k: v.detach() for k, v in model.state_dict().items()}
+    ref = sd["wte.weight"]
+
+    def bias(key, n):
+        return sd[key] if key in sd else torch.zeros(n, dtype=ref.dtype, device=ref.device)
+
+    C, H = cfg.n_embd, cfg.mlp_ratio * cfg.n_embd
+    # learned-random: the evaluation-time model, positions 0..block_size-1 (the first rows)
+    out = {"transformer.wte.weight": ref,
+           "transformer.wpe.weight": sd["wpe.weight"][: cfg.block_size]}
+    for i in range(cfg.n_layer):
+        p, q = f"blocks.{i}.", f"transformer.h.{i}."
+        for ln in ("ln_1", "ln_2"):
+            out[f"{q}{ln}.weight"] = sd[f"{p}{ln}.weight"]
+            out[f"{q}{ln}.bias"] = bias(f"{p}{ln}.bias", C)
+        for ours, n in (("attn.c_attn", 3 * C), ("attn.c_proj", C), ("mlp.c_fc", H),
+                        ("mlp.c_proj", C)):
+            out[f"{q}{ours}.weight"] = sd[f"{p}{ours}.weight"].t()
+            out[f"{q}{ours}.bias"] = bias(f"{p}{ours}.bias", n)
+    out["transformer.ln_f.weight"] = sd["ln_f.weight"]
+    out["transformer.ln_f.bias"] = bias("ln_f.bias", C)
+    out["lm_head.weight"] = sd["lm_head.weight"]
+    return {k: v.clone().contiguous() for k, v in out.items()}
+
+
+def to_hf(model_or_checkpoint, weights: str = "raw"):
+    """A ``transformers`` GPT2LMHeadModel (eval mode, CPU) computing the same logits as an
+    lgagent model (a GPT, an EMA/BEMA, a checkpoint dict or path: see
+    :func:`to_hooked_transformer`); ``model.config.lgagent`` holds :func:`meta_of`'s metadata.
+    ValueError, one line, for what GPT-2 cannot express; MissingExtra without transformers."""
+    return _hf_of(*_model_and_meta(model_or_checkpoint, weights))
+
+
+def _hf_of(model: GPT, meta: dict):
+    fields = hf_config(model.config, meta)  # refused before the slow import
+    tf = _transformers()
+    hf = tf.GPT2LMHeadModel(tf.GPT2Config(**fields))
+    missing, unexpected = hf.load_state_dict(hf_state_dict(model), strict=False)
+    if missing or unexpected:  # a tied lm_head shares wte: nothing else may be left out
+        raise ValueError(f"the GPT-2 model does not take the weights (missing {missing}, "
+                         f"unexpected {unexpected}): a bug, please report it")
+    return hf.eval()
+
+
+def token_names(task: str | None, vocab_size: int) -> list[str] | None:
+    """Each token's name: Othello ``<pad>``, then the squares ``a1`` ... ``h8`` of tokens 1..60
+    (othello_env.tokens); set complement ``0`` ... ``v-1``, then ``<pad>``; None otherwise."""
+    if task == "othello":
+        from othello_env.tokens import TOKEN_TO_SQUARE
+
+        return ["<pad>"] + [f"{'abcdefgh'[s % 8]}{s // 8 + 1}" for s in TOKEN_TO_SQUARE[1:]]
+    if task == "setcomp":
+        return [str(i) for i in range(vocab_size - 1)] + ["<pad>"]
+    return None
+
+
+def save_hf(model_or_checkpoint, directory, weights: str = "raw") -> dict:
+    """Write a Hugging Face model directory that ``from_pretrained(directory)`` loads offline:
+    ``config.json`` (GPT2Config, with the lgagent metadata as ``lgagent``),
+    ``model.safetensors``, ``generation_config.json``, the token map ``lgagent_tokens.json``
+    (``{"task", "pad_id", "tokens": [name of each id]}``) and, for a known task, a word-level
+    tokenizer over those names (``tokenizer.json``: ``"d3 c5"`` -> ids) for pipelines.
+    Returns the metadata."""
+    model, meta = _model_and_meta(model_or_checkpoint, weights)
+    hf = _hf_of(model, meta)
+    directory = os.fspath(directory)
+    hf.save_pretrained(directory)
+    names = token_names(meta["task"], model.config.vocab_size)
+    pad = (meta.get("vocab") or {}).get("pad_id")
+    with open(os.path.join(directory, TOKEN_MAP), "w") as f:
+        json.dump({"task": meta["task"], "pad_id": pad, "tokens": names,
+                   "note": (meta.get("vocab") or {}).get("tokens")}, f, indent=1)
+    if names is not None:
+        _save_tokenizer(directory, names, names[pad])
+    return meta
+
+
+def _save_tokenizer(directory: str, names: list[str], pad: str) -> None:
+    """A word-level tokenizer over ``names`` (whitespace-separated), saved for AutoTokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    tf = _transformers()
+    tok = Tokenizer(models.WordLevel({n: i for i, n in enumerate(names)}, unk_token=pad))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins with spaces
+    fast = tf.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=pad, unk_token=pad,
+                                      model_max_length=None)
+    fast.save_pretrained(directory)
+
+
+@torch.no_grad()
+def max_hf_logit_difference(model: GPT, hf, tokens: torch.Tensor | None = None, n: int = 4,
+                            seed: int = 0) -> float:
+    """max |lgagent logits - GPT2LMHeadModel logits| over ``tokens`` (default: ``n`` random
+    full-length sequences), relative to the largest |logit| when that exceeds 1."""
+    if tokens is None:
+        g = torch.Generator().manual_seed(seed)
+        tokens = torch.randint(model.config.vocab_size, (n, model.config.block_size), generator=g)
+    theirs = hf(input_ids=tokens).logits.float()
+    ours = model.to("cpu").eval()(tokens).float()
+    return float((ours - theirs).abs().max() / ours.abs().max().clamp(min=1.0))
+
+
+_HF_MUST = {"model_type": "gpt2", "scale_attn_weights": True,
+            "scale_attn_by_inverse_layer_idx": False, "add_cross_attention": False}
+
+
+def read_hf_dir(path, task: str | None = None) -> Imported:
+    """A Hugging Face GPT-2 model directory (``config.json`` + ``model.safetensors``: an
+    export of :func:`save_hf`, or any GPT2LMHeadModel that lgagent can represent) as an
+    lgagent model. The lgagent metadata in ``config.json``, when there, gives the exact
+    config (dropouts, biases) and run config; else it is read off the GPT-2 config and the
+    weights (all biases zero -> ``bias=False``). The logits are checked against
+    transformers' model (:data:`ATOL`). ValueError, one line."""
+    from safetensors.torch import load_file
+
+    path = os.fspath(path)
+    try:
+        with open(os.path.join(path, HF_CONFIG)) as f:
+            c = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: no readable {HF_CONFIG}: {first_line(e)}") from None
+    weights_file = os.path.join(path, HF_WEIGHTS)
+    if not os.path.isfile(weights_file):
+        sharded = os.path.isfile(weights_file + ".index.json")
+        raise ValueError(f"{path}: no {HF_WEIGHTS}" + (" (sharded weights are not supported)"
+                                                      if sharded else ""))
+    for k, want in _HF_MUST.items():
+        if c.get(k, want) != want:
+            raise ValueError(f"cannot import {path}: {k}={c.get(k)!r} has no lgagent equivalent "
+                             f"(lgagent imports GPT-2 models: {k}={want!r})")
+    act = c.get("activation_function", "gelu_new")
+    if act != "gelu":
+        raise ValueError(f"cannot import {path}: activation_function={act!r} (lgagent's MLP "
+                         "uses exact GELU, 'gelu'; 'gelu_new' is the tanh approximation)")
+    eps = c.get("layer_norm_epsilon", 1e-5)
+    if not math.isclose(eps, EPS, rel_tol=1e-9, abs_tol=0.0):
+        raise ValueError(f"cannot import {path}: layer_norm_epsilon={eps!r} (lgagent uses {EPS})")
+    try:
+        sd = load_file(weights_file)
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
+        raise ValueError(f"{weights_file}: not a readable safetensors file: "
+                         f"{first_line(e)}") from None
+    sd = {(k if k.startswith(("transformer.", "lm_head.")) else f"transformer.{k}"): v
+          for k, v in sd.items()}
+    meta = c.get("lgagent") if isinstance(c.get("lgagent"), dict) else {}
+    try:
+        C, L, heads = int(c["n_embd"]), int(c["n_layer"]), int(c["n_head"])
+        inner = c.get("n_inner") or 4 * C
+        if inner % C:
+            raise ValueError(f"n_inner={inner} is not a multiple of n_embd={C}")
+        tied = bool(c.get("tie_word_embeddings", True)) or "lm_head.weight" not in sd
+        biases = [v for k, v in sd.items() if k.endswith(".bias")]
+        inferred = GPTConfig(
+            vocab_size=int(c["vocab_size"]), block_size=int(c["n_positions"]), n_layer=L,
+            n_head=heads, n_embd=C, mlp=True, mlp_ratio=inner // C, norm="pre", pos="learned",
+            dropout=float(c.get("resid_pdrop", 0.1)), attn_dropout=float(c.get("attn_pdrop", 0.1)),
+            embd_dropout=float(c.get("embd_pdrop", 0.1)),
+            bias=any(bool(b.any()) for b in biases), tie_weights=tied)
+        cfg = GPTConfig(**meta["model_config"]) if meta.get("model_config") else inferred
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"cannot import {path}: {first_line(e)}") from None
+    dims = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "mlp_ratio", "tie_weights")
+    if any(getattr(cfg, k) != getattr(inferred, k) for k in dims):
+        raise ValueError(f"{path}: its lgagent metadata does not describe its GPT-2 config")
+    state = {"wte.weight": sd["transformer.wte.weight"], "wpe.weight": sd["transformer.wpe.weight"],
+             "ln_f.weight": sd["transformer.ln_f.weight"]}
+    names = [("ln_1.weight", False), ("ln_2.weight", False)] + [
+        (f"{m}.weight", True) for m in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")]
+    try:
+        for i in range(L):
+            p, q = f"blocks.{i}.", f"transformer.h.{i}."
+            for name, conv in names:
+                w = sd[q + name]
+                state[p + name] = w.t().contiguous() if conv else w
+        if not cfg.tie_weights:
+            state["lm_head.weight"] = sd["lm_head.weight"]
+        bias_keys = [k for k in sd if k.endswith(".bias")]
+        for k in bias_keys:
+            ours = k.replace("transformer.h.", "blocks.").replace("transformer.", "")
+            if cfg.bias:
+                state[ours] = sd[k]
+            elif sd[k].any():
+                raise ValueError(f"{k} is nonzero but the lgagent metadata says bias=False")
+    except KeyError as e:
+        raise ValueError(f"cannot import {path}: the weights lack {first_line(e)}") from None
+    model = _gpt(cfg, state)
+    hf = _transformers().GPT2LMHeadModel.from_pretrained(path).eval()
+    diff = max_hf_logit_difference(model, hf)
+    if not diff <= ATOL:
+        raise ValueError(f"cannot import {path}: the converted model's logits differ from "
+                         f"transformers' by {diff:.3g} (> {ATOL})")
+    t = task_for(cfg, task, meta.get("task"))
+    config = meta.get("config") or _minimal_config(cfg, t)
+    return Imported(model, t, dict(config), int(meta.get("step") or 0), "hf")

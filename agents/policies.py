@@ -18,28 +18,12 @@ import torch.nn as nn
 
 from agents import checkpoint
 from agents.averaging import BEMA, EMA, unwrap
-from agents.model import GPT
+from agents.model import GPT, KVCache
+from othello_env.opponents import action_mask
 
 TASKS = ("othello", "setcomp")
 WEIGHTS = ("ema", "bema", "raw")
 OTHELLO_PASS = 64
-
-
-def action_mask(observation, info) -> np.ndarray:
-    """The legal-action mask as a bool array, from info or a PettingZoo dict observation."""
-    mask = None
-    if isinstance(info, dict) and "action_mask" in info:
-        mask = info["action_mask"]
-    elif isinstance(observation, dict) and "action_mask" in observation:
-        mask = observation["action_mask"]
-    if mask is None:
-        raise ValueError(
-            'no action mask: expected info["action_mask"] or observation["action_mask"]'
-        )
-    mask = np.asarray(mask)
-    if mask.ndim != 1:
-        raise ValueError(f"action mask must be 1-D, got shape {mask.shape}")
-    return mask.astype(bool)
 
 
 class RandomPolicy:
@@ -55,6 +39,174 @@ class RandomPolicy:
         return int(legal[self.rng.integers(legal.size)])
 
     __call__ = act
+
+
+class _LastLogits:
+    """A model's logits at the last position of many token histories: float32 (n, V), CPU.
+
+    With ``use_cache`` each history is read once: a :class:`agents.model.KVCache` row per
+    game holds the keys and values of the tokens the model has seen, found again by
+    their content (a dict from a row's tokens to the row), so a history that continues
+    a cached one costs only its new tokens, and one asked again (the same position)
+    costs nothing. A history that continues no cached one (a new game, another game's
+    position) starts a fresh row. Rows of games that have not come back for ``IDLE``
+    calls are reused (a game that ended); the cache grows when there are too few.
+    Histories longer than ``block_size`` are read as without the cache: the last
+    ``block_size`` tokens, one full forward pass. Cached keys and values belong to the
+    weights they came from: a change of the model's parameters (an optimiser step,
+    ``load_state_dict``: PyTorch counts in-place writes in ``Tensor._version``) empties
+    the cache.
+    """
+
+    IDLE = 4  # calls a cache row may go unused before its game counts as over
+
+    def __init__(self, model: GPT, device, use_cache: bool):
+        self.model, self.device, self.use_cache = model, device, bool(use_cache)
+        self.params = list(model.parameters())
+        self.clear()
+
+    def clear(self):
+        """Forget every cached game (frees the cache's memory)."""
+        self.cache = None  # KVCache, built on first use
+        self.row_of: dict[bytes, int] = {}  # a row's tokens -> the row
+        self.key: list[bytes | None] = []  # row -> its tokens (None: empty)
+        self.logits = torch.empty(0, self.model.config.vocab_size)  # (rows, V) at the last token
+        self.used = np.zeros(0, dtype=np.int64)  # row -> the call that last used it
+        self.calls = 0
+        self.weights = self._weights()  # what the cached keys and values were computed with
+
+    def _weights(self) -> list[int]:
+        return [p._version for p in self.params]
+
+    def __call__(self, seqs: list[np.ndarray]) -> torch.Tensor:
+        """``seqs``: n non-empty int64 token arrays -> their last-position logits (n, V)."""
+        was_training = self.model.training
+        if was_training:  # train()/eval() walk every module: not on each move
+            self.model.eval()
+        try:
+            T = self.model.config.block_size
+            short = [i for i, s in enumerate(seqs) if len(s) <= T] if self.use_cache else []
+            if short and self._weights() != self.weights:  # new weights: the cache is stale
+                self.clear()
+            if len(short) == len(seqs):
+                return self._cached(seqs)
+            if not short:  # the last block_size tokens, no cache
+                return self._full([s[-T:] for s in seqs])
+            out = torch.empty(len(seqs), self.model.config.vocab_size)
+            long = sorted(set(range(len(seqs))) - set(short))
+            out[long] = self._full([seqs[i][-T:] for i in long])
+            out[short] = self._cached([seqs[i] for i in short])
+            return out
+        finally:
+            if was_training:
+                self.model.train()
+
+    def _full(self, seqs) -> torch.Tensor:
+        """One forward pass over the right-padded histories: attention is causal, so the
+        padding after a history changes nothing at its last position."""
+        lengths = np.array([len(s) for s in seqs])
+        x = np.zeros((len(seqs), lengths.max()), dtype=np.int64)  # (n, T): token 0 after each
+        for r, s in enumerate(seqs):
+            x[r, : len(s)] = s
+        logits = self.model(torch.from_numpy(x).to(self.device))  # (n, T, V)
+        return _last(logits, lengths)
+
+    def _cached(self, seqs) -> torch.Tensor:
+        self.calls += 1
+        groups: dict[bytes, list[int]] = {}  # equal histories are read once
+        for i, s in enumerate(seqs):
+            groups.setdefault(s.tobytes(), []).append(i)
+        row_of_seq = [0] * len(seqs)  # each history's row, once known
+        jobs = []  # [history, key, cached prefix length, row it continues or None, indices]
+        kept = set()  # rows asked again: their logits are read after this call's forward pass
+        for key, idx in groups.items():
+            s = seqs[idx[0]]
+            row = self.row_of.get(key)
+            if row is not None:  # the same position again: its logits are kept
+                kept.add(row)
+                for i in idx:
+                    row_of_seq[i] = row
+            else:
+                # a cached prefix: two moves back first (a player's previous decision in a
+                # two-player game), then the longest (k = 0: none)
+                for k in (len(s) - 2, *range(len(s) - 1, -1, -1)):
+                    row = self.row_of.get(s[:k].tobytes()) if k > 0 else None
+                    if row is not None:
+                        break
+                jobs.append([s, key, k, row, idx])
+            if row is not None:
+                self.used[row] = self.calls  # not reused for another game in this call
+        if jobs:
+            self._extend(jobs, kept)
+            for job in jobs:
+                for i in job[4]:
+                    row_of_seq[i] = job[3]
+        if len(seqs) == 1:
+            return self.logits[row_of_seq[0]][None].clone()  # (1, V)
+        return self.logits.index_select(0, torch.as_tensor(row_of_seq))  # (n, V)
+
+    def _extend(self, jobs, kept):
+        """Read each job's new tokens into its cache row (one forward pass); its row is the
+        one it continues (in place: the first job continuing it, unless its logits are
+        ``kept`` for this call), a copy of that (the others) or a fresh one."""
+        claimed, fresh = set(kept), []
+        for job in jobs:
+            if job[3] is None or job[3] in claimed:
+                fresh.append(job)
+            else:
+                claimed.add(job[3])
+        if fresh:
+            new_rows = self._free_rows(len(fresh))
+            copies = [(job[3], r) for job, r in zip(fresh, new_rows) if job[3] is not None]
+            if copies:
+                self.cache.copy_rows(*zip(*copies))
+            self.cache.reset([r for job, r in zip(fresh, new_rows) if job[3] is None])
+            for job, r in zip(fresh, new_rows):
+                job[3] = r
+        rows = [job[3] for job in jobs]
+        for r in rows:  # their content changes
+            if self.key[r] is not None and self.row_of.get(self.key[r]) == r:
+                del self.row_of[self.key[r]]
+        n_new = np.array([len(job[0]) - job[2] for job in jobs])
+        x = np.zeros((len(jobs), n_new.max()), dtype=np.int64)  # (b, T): the new tokens
+        for r, job in enumerate(jobs):
+            x[r, : n_new[r]] = job[0][job[2]:]
+        logits = self.model(torch.from_numpy(x).to(self.device), cache=self.cache, rows=rows,
+                            n_new=n_new)  # (b, T, V)
+        self.logits[rows] = _last(logits, n_new)
+        for job, r in zip(jobs, rows):
+            self.key[r] = job[1]
+            self.row_of[job[1]] = r
+        self.used[rows] = self.calls
+
+    def _free_rows(self, n: int) -> list[int]:
+        """``n`` cache rows to (re)use: empty or idle ones, oldest first; grows the cache."""
+        if self.cache is None:
+            self.cache = KVCache(self.model, 0)
+        idle = np.flatnonzero(self.used <= self.calls - self.IDLE)
+        idle = idle[np.argsort(self.used[idle], kind="stable")][:n].tolist()
+        if len(idle) < n:
+            grow = max(n - len(idle), len(self.cache) // 4)
+            first = len(self.cache)
+            self.cache.grow(grow)
+            self.key += [None] * grow
+            self.logits = torch.cat([self.logits, self.logits.new_zeros(grow, self.logits.shape[1])])
+            self.used = np.concatenate([self.used, np.full(grow, -self.IDLE, dtype=np.int64)])
+            idle += list(range(first, first + n - len(idle)))
+        for r in idle:  # the game it held is over
+            if self.key[r] is not None and self.row_of.get(self.key[r]) == r:
+                del self.row_of[self.key[r]]
+            self.key[r] = None
+            self.used[r] = self.calls
+        return idle
+
+
+def _last(logits: torch.Tensor, lengths: np.ndarray) -> torch.Tensor:
+    """Each row's logits at position ``lengths - 1``: (n, T, V) -> float32 (n, V) on the CPU."""
+    if (lengths == logits.shape[1]).all():
+        return logits[:, -1].float().cpu()
+    last = torch.from_numpy(lengths - 1).to(logits.device)
+    return logits[torch.arange(len(lengths), device=logits.device), last].float().cpu()
 
 
 class ModelPolicy:
@@ -76,6 +228,17 @@ class ModelPolicy:
     PAD = vocab_size - 1 of the model, never an action). The model reads the last
     ``block_size`` moves of ``info["moves"]`` and its logits at the last position give
     the next move.
+
+    Cache: with ``use_cache=True`` (default) the policy keeps the keys and values of the
+    games it plays (:class:`agents.model.KVCache`, a row per game, found again by the
+    history it holds), so each move costs the model only the moves played since its last
+    decision in that game, not the whole history; a history that extends no cached one
+    (a new game after ``reset``, a position set up by hand) starts a fresh row, and rows
+    of finished games are reused. Past ``block_size`` moves it reads the last
+    ``block_size`` moves without the cache, as ``use_cache=False`` always does. The
+    decisions are the same either way (the logits agree up to float rounding, about 1e-6
+    in float32). Memory: a row holds n_layer * 2 * block_size * n_embd floats
+    (othello-gpt: 1.9 MB, 2 GB for 1024 games at once); ``clear_cache()`` frees it.
 
     Decisions: ``greedy=True`` takes the most probable legal action; ``greedy=False``
     samples from the model's distribution restricted to the legal actions (softmax of
@@ -101,6 +264,7 @@ class ModelPolicy:
         device=None,
         seed: int | None = None,
         temperature: float = 1.0,
+        use_cache: bool = True,
     ):
         if weights not in WEIGHTS and not str(weights).startswith("ema_"):  # ema_<decay>: several
             raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
@@ -131,6 +295,8 @@ class ModelPolicy:
             if self.device != own:  # never move the caller's (training) model
                 model = copy.deepcopy(model).to(self.device)
         self.model = model
+        self.use_cache = bool(use_cache)
+        self._last_logits = _LastLogits(model, self.device, self.use_cache)
         self.task = task or "othello"
         self.greedy = bool(greedy)
         self.temperature = float(temperature)
@@ -164,6 +330,10 @@ class ModelPolicy:
         self.n_illegal_choices = 0
         self.last_choice_legal: bool | None = None
 
+    def clear_cache(self):
+        """Forget the cached games (the next decision of each reads its whole history)."""
+        self._last_logits.clear()
+
     def _setcomp_tokens(self, moves) -> np.ndarray:
         tok = np.asarray(moves, dtype=np.int64)
         if tok.size and (tok.min() < 0 or tok.max() >= self.n_actions):
@@ -179,22 +349,15 @@ class ModelPolicy:
         """The model's logits at the last position after ``moves``: float32 ``(V,)`` on the CPU.
 
         ``moves``: the history (a list, or the envs' array padded with -1; entries < 0 are
-        dropped), its last ``block_size`` tokens read. None for an empty history (the
-        model never saw an empty prefix). The model runs in eval mode; the caller's mode
-        is restored.
+        dropped), its last ``block_size`` tokens read (with the cache: only the tokens
+        since the cached part of it). None for an empty history (the model never saw an
+        empty prefix). The model runs in eval mode; the caller's mode is restored.
         """
         moves = np.asarray(moves).ravel()
-        tokens = self._encode(moves[moves >= 0].tolist())
+        tokens = self._encode(moves[moves >= 0])
         if tokens.size == 0:
             return None
-        tokens = tokens[-self.model.config.block_size :]
-        x = torch.as_tensor(tokens, dtype=torch.long, device=self.device)[None]  # (1, T)
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            return self.model(x)[0, -1].float().cpu()  # (V,)
-        finally:
-            self.model.train(was_training)
+        return self._last_logits([tokens])[0]  # (V,)
 
     @torch.no_grad()
     def act(self, observation, info) -> int:
@@ -242,16 +405,20 @@ class BatchedModelPolicy(ModelPolicy):
     """:class:`ModelPolicy` (Othello, greedy) deciding for many games with one forward pass.
 
     Same arguments, codec and single-game ``act`` as :class:`ModelPolicy` (of which it
-    is a subclass); :meth:`act_batch` takes the positions of several games at once. The
-    histories are right-padded with PAD and the logits read at each row's last real
-    position: attention is causal, so the padding after it changes nothing and each
-    row's decision equals the one-game forward pass (up to float rounding).
+    is a subclass); :meth:`act_batch` takes the positions of several games at once. With
+    ``use_cache`` (default) each game has its own cache row, found again by its
+    history: rows are at different lengths, a game whose history does not continue its
+    row's (an autoreset, another game in that slot) gets a fresh one, and one forward
+    pass reads every game's new moves. Without it, the histories are right-padded with
+    PAD and the logits read at each row's last real position: attention is causal, so
+    the padding after it changes nothing. Either way each row's decision equals the
+    one-game forward pass (up to float rounding).
     """
 
     def __init__(self, model_or_checkpoint, weights: str = "ema", task: str | None = None,
-                 device=None, seed: int | None = None):
+                 device=None, seed: int | None = None, use_cache: bool = True):
         super().__init__(model_or_checkpoint, weights=weights, greedy=True, task=task,
-                         device=device, seed=seed)
+                         device=device, seed=seed, use_cache=use_cache)
         if self.task != "othello":
             raise ValueError(f"BatchedModelPolicy plays Othello; this model is a {self.task} "
                              "model")
@@ -277,36 +444,24 @@ class BatchedModelPolicy(ModelPolicy):
         if n and not masks.any(axis=1).all():
             raise ValueError("no legal action: an action mask row is all zero")
         out = np.full(n, OTHELLO_PASS, dtype=np.int64)
-        T = self.model.config.block_size
+        forced = masks[:, OTHELLO_PASS] & (masks.sum(axis=1) == 1)  # nothing to decide
+        decide = np.flatnonzero(~forced)
+        tokens = self._encode_rows(histories[decide] if isinstance(histories, np.ndarray)
+                                   else [histories[i] for i in decide])
         rows, seqs = [], []
-        for i in range(n):
-            legal = np.flatnonzero(masks[i])
-            if legal.tolist() == [OTHELLO_PASS]:
-                continue  # forced pass: nothing to decide
-            moves = np.asarray(histories[i]).ravel()
-            tokens = self._encode(moves[moves >= 0].tolist())
-            if tokens.size == 0:  # the model never saw an empty prefix
+        for i, tok in zip(decide.tolist(), tokens):
+            if tok.size == 0:  # the model never saw an empty prefix
+                legal = np.flatnonzero(masks[i])
                 if rngs is None:
                     out[i] = self._random(legal)
                 else:
                     out[i] = int(legal[rngs[i].integers(legal.size)])
                 continue
             rows.append(i)
-            seqs.append(tokens[-T:])
+            seqs.append(tok)  # the last block_size read (_LastLogits)
         if not rows:
             return out
-        lengths = np.array([len(s) for s in seqs])
-        x = np.zeros((len(rows), lengths.max()), dtype=np.int64)  # PAD = 0 after each history
-        for r, s in enumerate(seqs):
-            x[r, : len(s)] = s
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            logits = self.model(torch.as_tensor(x, device=self.device))  # (B, T, V)
-        finally:
-            self.model.train(was_training)
-        last = torch.as_tensor(lengths - 1, device=logits.device)
-        logits = logits[torch.arange(len(rows), device=logits.device), last].float().cpu()  # (B, V)
+        logits = self._last_logits(seqs)  # (B, V)
 
         # action -> logit, -inf for actions without a token (centre squares, pass)
         has_token = self._action_token >= 0
@@ -324,3 +479,22 @@ class BatchedModelPolicy(ModelPolicy):
             raise ValueError("an action mask allows no move the model can name")
         out[rows] = scores.argmax(dim=1).numpy()
         return out
+
+    def _encode_rows(self, histories) -> list[np.ndarray]:
+        """The token arrays of ``histories`` (entries < 0 dropped), encoded at once when
+        they come as one array (the vector env's int8 (k, 60)) or stack into one."""
+        if not isinstance(histories, np.ndarray):
+            shapes = {np.shape(h) for h in histories}
+            if len(shapes) != 1 or len(next(iter(shapes))) != 1:  # ragged: row by row
+                return [self._encode(np.asarray(h).ravel()[np.asarray(h).ravel() >= 0])
+                        for h in histories]
+            histories = np.stack(histories)
+        sq = histories.reshape(len(histories), -1)  # (k, L)
+        if sq.dtype == np.bool_:
+            raise ValueError("square indices must be integers, got dtype bool")
+        tok = self._encode(np.maximum(sq, -1) if sq.size else sq)  # (k, L), PAD where no move
+        played = sq >= 0
+        n = played.sum(axis=1)
+        if (played == (np.arange(sq.shape[1]) < n[:, None])).all():  # -1 only after the moves
+            return [t[:k] for t, k in zip(tok, n.tolist())]
+        return [t[p] for t, p in zip(tok, played)]

@@ -216,6 +216,39 @@ def apply_move(me, opp, sq):
     return me | f | (U1 << np.uint64(sq)), opp & ~f
 
 
+# Square states of :func:`edit_square` / :func:`legal_after_edit` (the probes' "mover" classes).
+EMPTY, MINE, THEIRS = 0, 1, 2
+
+
+@njit(types.UniTuple(_B, 2)(_B, _B, types.int64, types.int64), cache=True)
+def edit_square(me, opp, sq, state):
+    """Boards with square ``sq`` (0..63) set to ``state``: 0 empty, 1 mine, 2 theirs.
+
+    Nothing else changes (no flips): the result need not be reachable in a game.
+    Out-of-range ``sq`` or ``state`` return the boards unchanged.
+    """
+    me = np.uint64(me)
+    opp = np.uint64(opp)
+    if sq < 0 or sq > 63 or state < 0 or state > 2:
+        return me, opp
+    bit = U1 << np.uint64(sq)
+    me &= ~bit
+    opp &= ~bit
+    if state == 1:
+        me |= bit
+    elif state == 2:
+        opp |= bit
+    return me, opp
+
+
+@njit(_B(_B, _B, types.int64, types.int64), cache=True)
+def legal_after_edit(me, opp, sq, state):
+    """Legal moves of the mover (``me``) once square ``sq`` is set to ``state``
+    (0 empty, 1 mine, 2 theirs; :func:`edit_square`): the board of a probe intervention."""
+    a, b = edit_square(me, opp, sq, state)
+    return legal_moves(a, b)
+
+
 @njit(types.boolean(_B, _B), cache=True)
 def is_game_over(me, opp):
     """True when neither side has a legal move."""

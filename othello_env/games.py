@@ -13,7 +13,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from othello_env.engine import BLACK_START, U0, U1, WHITE_START, describe, flips_bit, legal_moves
+from othello_env.engine import (
+    BLACK_START,
+    U0,
+    U1,
+    WHITE_START,
+    describe,
+    flips_bit,
+    legal_after_edit,
+    legal_moves,
+)
 from othello_env.rng import game_state, random_square
 
 MAX_MOVES = 60  # 64 squares minus the 4 centre discs
@@ -264,3 +273,47 @@ def board_states(games: np.ndarray) -> np.ndarray:
     (ValueError as :func:`validate_games`).
     """
     return _replay_checked(games, False, True)[1]
+
+
+@njit(cache=True, parallel=True)
+def _legal_after_edits(boards, squares, states, out):
+    for i in prange(boards.shape[0]):
+        me = U0
+        opp = U0
+        for s in range(64):
+            if boards[i, s] == 1:
+                me |= U1 << np.uint64(s)
+            elif boards[i, s] == -1:
+                opp |= U1 << np.uint64(s)
+        m = legal_after_edit(me, opp, squares[i], states[i])
+        for s in range(64):
+            out[i, s] = (m >> np.uint64(s)) & U1 == U1
+
+
+def legal_after_edits(boards: np.ndarray, squares, states) -> np.ndarray:
+    """Legal moves of the mover on boards with one square changed each: bool (N, 64).
+
+    ``boards``: int (N, 64), relative to the player to move (1 mine, -1 theirs, 0 empty;
+    ``board_states(games) * mover``); ``squares`` (N,) in 0..63 and ``states`` (N,) in
+    0 (empty), 1 (mine), 2 (theirs): row i's square ``squares[i]`` is set to ``states[i]``
+    (no flips, :func:`othello_env.engine.edit_square`), then the mover's legal moves are
+    listed (no pass resolution: an empty row means the mover must pass). Setting a square
+    to its own state gives the board's own legal moves. ValueError for bad shapes or values.
+    """
+    b = np.asarray(boards)
+    if b.ndim != 2 or b.shape[1] != 64 or not np.issubdtype(b.dtype, np.integer):
+        raise ValueError(f"boards must be an integer array of shape (N, 64), got {describe(b)}")
+    if b.size and (b.min() < -1 or b.max() > 1):
+        raise ValueError("boards must hold 1 (mine), -1 (theirs) or 0 (empty)")
+    sq = np.asarray(squares)
+    st = np.asarray(states)
+    for name, a, hi in (("squares", sq, 63), ("states", st, 2)):
+        if a.shape != (b.shape[0],) or not np.issubdtype(a.dtype, np.integer):
+            raise ValueError(f"{name} must be an integer array of shape ({b.shape[0]},), got "
+                             f"{describe(a)}")
+        if a.size and (a.min() < 0 or a.max() > hi):
+            raise ValueError(f"{name} must lie in 0..{hi}")
+    out = np.empty((b.shape[0], 64), dtype=np.bool_)
+    _legal_after_edits(np.ascontiguousarray(b, dtype=np.int8), sq.astype(np.int64),
+                       st.astype(np.int64), out)
+    return out

@@ -18,6 +18,7 @@ CENTRE = (27, 28, 35, 36)
 TOKEN_TO_SQUARE = np.array([-1] + [s for s in range(64) if s not in CENTRE], dtype=np.int64)
 SQUARE_TO_TOKEN = np.full(64, -1, dtype=np.int64)
 SQUARE_TO_TOKEN[TOKEN_TO_SQUARE[1:]] = np.arange(1, VOCAB_SIZE)
+_SQUARE_OR_NONE_TO_TOKEN = np.append(SQUARE_TO_TOKEN, PAD)  # index -1 (no move) -> PAD
 
 
 def _as_int64(values, what: str) -> np.ndarray:
@@ -36,8 +37,8 @@ def squares_to_tokens(squares) -> np.ndarray:
     sq = _as_int64(squares, "square indices")
     if sq.size and (sq.min() < -1 or sq.max() > 63):
         raise ValueError("square indices must lie in -1..63")
-    tok = np.where(sq >= 0, SQUARE_TO_TOKEN[np.clip(sq, 0, 63)], PAD)
-    if np.any(tok < 0):
+    tok = _SQUARE_OR_NONE_TO_TOKEN[sq]  # one lookup: a play's move lists are long
+    if tok.size and tok.min() < 0:
         raise ValueError("centre squares 27, 28, 35, 36 are never played")
     return tok
 

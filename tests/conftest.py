@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -114,3 +116,18 @@ KILL_DURING_SAVE = textwrap.dedent("""
     T.torch.save = dying_save if os.environ.get("DIE") else T.torch.save
     main(sys.argv[1:])
 """)
+
+
+def start_and_kill(cmd, out: Path):
+    """Start a sweep, SIGKILL it (and its trial's worker) once trial 0 has a checkpoint."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while not (out / "trial_0000" / "checkpoint.pt").exists():
+            assert time.time() < deadline and proc.poll() is None
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (out / "trial_0000" / "result.json").exists()

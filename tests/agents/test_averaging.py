@@ -20,6 +20,9 @@ class One(nn.Module):
         self.register_buffer("seen", torch.tensor(0))
 
 
+LEGACY = dict(anchor="tau+1")  # lgagent's first protocol: the snapshot one call after tau
+
+
 def drive(avg, thetas, model=None):
     """Set the weight to each theta in turn, update, record the averaged weight."""
     model = model or One()
@@ -48,7 +51,9 @@ def test_ema_hand_computed():
 
 
 def test_bema_hand_computed_defaults():
-    bema = BEMA(One())  # ema_power 0.5, bias_power 0.2, lag 10, multiplier 1, burn_in 0, every 1
+    # ema_power 0.5, bias_power 0.2, lag 10, multiplier 1, burn_in 0, every 1; the snapshot at
+    # call tau + 1 (lgagent's first protocol, LEGACY)
+    bema = BEMA(One(), **LEGACY)
     got = drive(bema, [1.0, 2.0])
     # update 1: snapshot theta0 = EMA = 1. update 2 (t = 1): beta = 11^-0.5, alpha = 11^-0.2
     # EMA = (1 - beta) + 2 beta = 1.3015113..., BEMA = EMA + alpha (2 - 1) = 1.9205552...
@@ -59,7 +64,7 @@ def test_bema_hand_computed_defaults():
 
 
 def test_bema_hand_computed_burn_in_and_cadence():
-    bema = BEMA(One(), burn_in=1, update_every=2)
+    bema = BEMA(One(), burn_in=1, update_every=2, **LEGACY)
     got = drive(bema, [5.0, 1.0, 2.0, 4.0, 3.0, 6.0])
     # call 1: burn-in, tracks (5). call 2: snapshot theta0 = EMA = 1. call 3: off-cadence.
     # call 4: t = 1: EMA = 1 + 11^-.5 * 3 = 1.9045340; BEMA = EMA + 11^-.2 * 3 = 3.7616658
@@ -98,7 +103,7 @@ def bema_reference(thetas, ema_power, bias_power, lag, multiplier, burn_in, upda
 )
 def test_bema_matches_plain_python_schedule(hyper):
     thetas = [math.sin(i) * 3 + i * 0.1 for i in range(20)]
-    bema = BEMA(One(), **hyper)
+    bema = BEMA(One(), **hyper, **LEGACY)
     assert drive(bema, thetas) == pytest.approx(bema_reference(thetas, **hyper), abs=1e-5)
 
 
@@ -107,7 +112,7 @@ def test_bema_degenerate_settings_reduce_to_tracking_and_plain_ema():
     # beta = 1 (ema_power 0) and alpha = 0 (bias_power inf): the module follows the weights
     assert drive(BEMA(One(), ema_power=0.0, bias_power=math.inf), thetas) == pytest.approx(thetas)
     # alpha = 0: an EMA with step (10 + t)^-0.5
-    got = drive(BEMA(One(), bias_power=math.inf), thetas)
+    got = drive(BEMA(One(), bias_power=math.inf, **LEGACY), thetas)
     ema, ref = 3.0, [3.0]
     for t, th in enumerate(thetas[1:], start=1):
         beta = (10 + t) ** -0.5
@@ -122,7 +127,7 @@ def test_averages_are_float32_eval_frozen_and_independent():
         torch.bfloat16
     )
     model.train()
-    for avg in (EMA(model), BEMA(model)):
+    for avg in (EMA(model), BEMA(model, burn_in=1)):  # call 1 copies the weights
         assert all(p.dtype == torch.float32 for p in avg.module.parameters())
         assert not avg.module.training
         assert not any(p.requires_grad for p in avg.module.parameters())
@@ -229,7 +234,7 @@ def test_ema_decay_boundaries_0_and_1_are_averages():
 
 def test_bema_lag_boundaries():
     # lag 0 with multiplier 1 and ema_power 1: beta_t = 1/t, the exact running mean
-    bema = BEMA(One(), ema_power=1.0, bias_power=math.inf, lag=0.0, multiplier=1.0)
+    bema = BEMA(One(), ema_power=1.0, bias_power=math.inf, lag=0.0, multiplier=1.0, **LEGACY)
     assert drive(bema, [9.0, 1.0, 2.0, 3.0]) == pytest.approx([9.0, 1.0, 1.5, 2.0])
     # multiplier 0: a constant step lag ** -ema_power; lag + multiplier = 1 is the smallest base
     assert BEMA(One(), lag=1.0, multiplier=0.0).coefficients(5) == (1.0, 1.0)
@@ -250,7 +255,7 @@ def test_compiled_model_is_unwrapped():
     model = _tiny()
     compiled = torch.compile(model)  # not called: no compilation happens
     assert unwrap(compiled) is model
-    for avg in (EMA(compiled, decay=0.5), BEMA(compiled)):
+    for avg in (EMA(compiled, decay=0.5), BEMA(compiled, **LEGACY)):
         assert type(avg.module) is GPT
         assert all(not k.startswith("_orig_mod") for k in avg.module.state_dict())
         _step(model, 0)
@@ -288,3 +293,129 @@ def test_ddp_model_is_unwrapped():
         )
     finally:
         dist.destroy_process_group()
+
+
+# -- the reference protocols (TRL's BEMACallback, the BEMA authors' offline code) ---------------
+
+def trl_reference(theta_init, thetas, *, update_freq=400, ema_power=0.5, bias_power=0.2, lag=10,
+                  update_after=0, multiplier=1.0, min_ema_multiplier=0.0):
+    """TRL's BEMACallback.on_step_end in plain floats: theta_0 = EMA = the initial weights;
+    at global step == update_after both snapshot theta_step; at (step - update_after) % freq
+    == 0 (step > update_after) an update with t = the global step. The running model holds
+    the initial weights until the first update."""
+    theta0 = ema = running = theta_init
+    out = []
+    for step, th in enumerate(thetas, start=1):
+        if step == update_after:
+            theta0 = ema = th
+        elif step > update_after and (step - update_after) % update_freq == 0:
+            base = lag + multiplier * step
+            beta = max(base**-ema_power, min_ema_multiplier)
+            alpha = base**-bias_power
+            ema = (1 - beta) * ema + beta * th
+            running = ema + alpha * (th - theta0)
+        out.append(running)
+    return out
+
+
+def authors_reference(theta_init, thetas, *, update_freq=400, ema_power=0.5, eta_power=0.2,
+                      scaling_lag=10, update_after=0, ema_gamma=1.0, min_ema_multiplier=1e-4):
+    """The authors' offline BEMA (abblock/bema core_offline.py, update_after 0): theta_0 = EMA =
+    the initial weights; every update_freq steps s = max(step - tau + rho, 1),
+    beta = max((1 + gamma s)^-kappa, floor), EMA <- (1 - beta) EMA + beta theta,
+    out = EMA + (1 + s)^-eta (theta - theta_0)."""
+    assert update_after == 0
+    theta0 = ema = running = theta_init
+    out = []
+    for step, th in enumerate(thetas, start=1):
+        if step % update_freq == 0:
+            s = max(step - update_after + scaling_lag, 1)
+            beta = max((1 + ema_gamma * s) ** -ema_power, min_ema_multiplier)
+            ema = (1 - beta) * ema + beta * th
+            running = ema + (1 + s) ** -eta_power * (th - theta0)
+        out.append(running)
+    return out
+
+
+THETAS = [math.sin(i) * 3 + i * 0.1 for i in range(1, 25)]
+
+
+def test_bema_global_clock_matches_trl_hand_computed():
+    # TRL's defaults at cadence 2: updates at steps 2, 4 with t = 2, 4
+    bema = BEMA(One(7.0), update_every=2, clock="global")
+    got = drive(bema, [1.0, 2.0, 3.0, 5.0], One(7.0))
+    b2, a2, b4, a4 = 12**-0.5, 12**-0.2, 14**-0.5, 14**-0.2
+    ema2 = (1 - b2) * 7 + b2 * 2
+    out2 = ema2 + a2 * (2 - 7)
+    ema4 = (1 - b4) * ema2 + b4 * 5
+    out4 = ema4 + a4 * (5 - 7)
+    assert got == pytest.approx([7.0, out2, out2, out4], abs=1e-5)
+    assert got == pytest.approx(trl_reference(7.0, [1.0, 2.0, 3.0, 5.0], update_freq=2), abs=1e-5)
+
+
+@pytest.mark.parametrize("kw", [dict(update_freq=1), dict(update_freq=3),
+                                dict(update_freq=4, update_after=5),
+                                dict(update_freq=2, min_ema_multiplier=0.3, lag=2, multiplier=2.0)])
+def test_bema_global_clock_matches_trl_formulas(kw):
+    ref = trl_reference(0.0, THETAS, **kw)
+    bema = BEMA(One(0.0), ema_power=0.5, bias_power=0.2, lag=float(kw.get("lag", 10)),
+                multiplier=kw.get("multiplier", 1.0), burn_in=kw.get("update_after", 0),
+                update_every=kw["update_freq"], clock="global",
+                min_ema_multiplier=kw.get("min_ema_multiplier", 0.0))
+    got = drive(bema, THETAS, One(0.0))
+    tau = kw.get("update_after", 0)
+    # during TRL's burn-in its running model holds the initial weights, lgagent's the current ones;
+    # from the first update on they agree
+    first = tau + kw["update_freq"]
+    assert got[first - 1:] == pytest.approx(ref[first - 1:], abs=1e-5)
+
+
+@pytest.mark.parametrize("freq", [1, 3, 5])
+def test_bema_authors_clock_matches_the_authors_formulas(freq):
+    ref = authors_reference(0.5, THETAS, update_freq=freq)
+    bema = BEMA(One(0.5), update_every=freq, clock="authors", min_ema_multiplier=1e-4)
+    assert drive(bema, THETAS, One(0.5)) == pytest.approx(ref, abs=1e-5)
+    # hand-computed first update at step freq: s = freq + 10
+    s = freq + 10
+    assert bema.coefficients(1) == pytest.approx((max((1 + s) ** -0.5, 1e-4), (1 + s) ** -0.2))
+
+
+def test_bema_floor_theta0_initial_and_anchor():
+    # floor: beta = max((10 + t)^-0.5, 0.5) = 0.5 for every t >= 0
+    bema = BEMA(One(0.0), min_ema_multiplier=0.5)
+    assert bema.coefficients(3)[0] == 0.5
+    # theta0 = initial with burn-in 2 (anchor tau): calls 1, 2 track the EMA (theta_0 stays 4);
+    # call 3: t = 1, beta = 11^-.5, EMA = 2 + beta (6 - 2), out = EMA + 11^-.2 (6 - 4)
+    bema = BEMA(One(4.0), burn_in=2, theta0="initial")
+    got = drive(bema, [1.0, 2.0, 6.0], One(4.0))
+    ema = 2 + 11**-0.5 * 4
+    assert got == pytest.approx([1.0, 2.0, ema + 11**-0.2 * 2], abs=1e-5)
+    assert bema.theta0[0].item() == 4.0
+    # anchor tau vs tau + 1 with burn-in 0: tau snapshots the initial weights (no call), so call 1
+    # is already an update; tau + 1 snapshots call 1
+    assert drive(BEMA(One(0.0)), [1.0], One(0.0))[0] == pytest.approx(
+        (1 - 11**-0.5) * 0 + 11**-0.5 + 11**-0.2, abs=1e-6)
+    assert drive(BEMA(One(0.0), anchor="tau+1"), [1.0], One(0.0)) == [1.0]
+
+
+def test_bema_state_saved_before_the_options_loads_as_the_first_protocol():
+    model = _tiny()
+    old = BEMA(model, burn_in=2, anchor="tau+1")
+    for s in range(5):
+        _step(model, s)
+        old.update(model)
+    state = old.state_dict()
+    for key in ("clock", "theta0_at", "anchor", "min_ema_multiplier"):  # as older files hold it
+        del state[key]
+    fresh = BEMA(_tiny(), burn_in=2, anchor="tau+1")
+    fresh.load_state_dict(_roundtrip(state))
+    assert fresh.n_updates == 5
+    with pytest.raises(ValueError, match="anchor"):
+        BEMA(_tiny(), burn_in=2).load_state_dict(_roundtrip(state))
+
+
+@pytest.mark.parametrize("bad", [dict(clock="wall"), dict(theta0="end"), dict(anchor="tau+2"),
+                                 dict(min_ema_multiplier=1.5), dict(min_ema_multiplier=-0.1)])
+def test_bema_bad_reference_options(bad):
+    with pytest.raises(ValueError):
+        BEMA(One(), **bad)

@@ -240,6 +240,33 @@ def test_post_norm_export_is_refused_in_one_line():
         assert "\n" not in str(e.value)
 
 
+def test_alibi_export_is_refused_in_one_line():
+    model = random_gpt(pos="alibi")
+    for f in (interop.to_hooked_transformer, interop.transformer_lens_payload):
+        with pytest.raises(ValueError, match="ALiBi .* no TransformerBridge equivalent") as e:
+            f(model)
+        assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("pos, pos_range, back", [
+    ("rope-random", 30, "rope-random"),  # rotary: nothing but the draw differs
+    ("learned-random", T, "learned-random"),  # the table fits n_ctx: read back as itself
+    ("learned-random", 30, "learned"),  # rows 0..T-1 of 30: its evaluation model
+])
+def test_randomized_schemes_export_as_their_evaluation_model(pos, pos_range, back):
+    pytest.importorskip("transformer_lens")
+    model = random_gpt(3, pos=pos, pos_range=pos_range)
+    bridge = interop.to_hooked_transformer(model)
+    x = tokens()
+    with torch.no_grad():
+        assert close(model(x), bridge(x))  # positions 0..T-1 on both sides
+    got = interop.from_hooked_transformer(bridge)
+    assert got.config.pos == back
+    assert got.config.pos_range == (pos_range if back != "learned" else None)
+    with torch.no_grad():
+        assert torch.equal(got(x), model(x))
+
+
 # ---------------------------------------------------------------------------------------------
 # TransformerLens hooks see lgagent's activations
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from agents import GPT, PRESETS, GPTConfig, param_groups, preset
+from agents.config import POSITIONS
 from agents.losses import legal_loss, next_token_loss
 
 
@@ -19,7 +20,7 @@ def small(**kw) -> GPTConfig:
 ALL_SWITCHES = [
     dict(norm=n, pos=p, mlp=m)
     for n in ("pre", "post", "none")
-    for p in ("learned", "none", "rope")
+    for p in POSITIONS  # learned, none, rope, alibi, learned-random, rope-random
     for m in (True, False)
 ]
 
@@ -235,7 +236,10 @@ def test_bad_config_and_preset_raise_value_error():
         preset("tiny", n_layers=3)
     for bad in (
         dict(norm="middle"),
-        dict(pos="alibi"),
+        dict(pos="fire"),
+        dict(pos="learned", pos_range=20),  # pos_range is the randomized schemes' only
+        dict(pos="learned-random", pos_range=5),  # shorter than block_size 10
+        dict(pos="rope-random", n_embd=6, n_head=2),
         dict(n_embd=15, n_head=2),
         dict(n_layer=0),
         dict(dropout=1.0),
@@ -372,3 +376,111 @@ def test_setcomp_1l_is_the_papers_closed_form():
     expected = B[s] + a @ D[t]
     with torch.no_grad():
         torch.testing.assert_close(model(t[None])[0, -1], expected, rtol=1e-4, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------------------------
+# ALiBi and the randomized position schemes
+
+
+def test_alibi_slopes_are_the_papers():
+    from agents.model import alibi_slopes
+
+    # H = 8: 2^-1 .. 2^-8 (Press et al. 2022); H = 6 (not a power of two): those of 4 heads,
+    # then every other one of 8 heads' (the paper's interpolation)
+    assert alibi_slopes(8).tolist() == [2.0 ** -(h + 1) for h in range(8)]
+    assert alibi_slopes(1).tolist() == [2.0 ** -8]
+    assert alibi_slopes(6).tolist() == [2.0 ** -2, 2.0 ** -4, 2.0 ** -6, 2.0 ** -8,
+                                        2.0 ** -1, 2.0 ** -3]
+
+
+def _reference_attention_logits(model, tokens, bias_of):
+    """The forward pass in plain Python loops over heads, queries and keys: score(h, i, j) =
+    q_i . k_j / sqrt(D) + bias_of(h, i, j) over keys j <= i (norm none, no MLP, one layer)."""
+    cfg = model.config
+    attn = model.blocks[0].attn
+    H, D = cfg.n_head, cfg.n_embd // cfg.n_head
+    x = model.wte(tokens)  # (B, T, C)
+    q, k, v = attn.c_attn(x).split(cfg.n_embd, dim=2)
+    B, T, _ = x.shape
+    y = torch.zeros(B, T, cfg.n_embd)
+    for b in range(B):
+        for h in range(H):
+            s = slice(h * D, (h + 1) * D)
+            for i in range(T):
+                scores = [float(q[b, i, s] @ k[b, j, s]) / math.sqrt(D) + bias_of(h, i, j)
+                          for j in range(i + 1)]  # keys j > i are masked out
+                m = max(scores)
+                w = [math.exp(sc - m) for sc in scores]
+                y[b, i, s] = sum(wj / sum(w) * v[b, j, s] for j, wj in enumerate(w))
+    x = x + attn.c_proj(y)
+    return model.lm_head(x)
+
+
+@pytest.mark.parametrize("n_head", [2, 3, 4])
+def test_alibi_logits_equal_a_plain_python_attention_bias_reference(n_head):
+    torch.manual_seed(3)
+    model = _sharpen(GPT(small(pos="alibi", n_layer=1, n_head=n_head, n_embd=12 * n_head,
+                               norm="none", mlp=False)).eval(), 3.0)
+    slopes = [2.0 ** (-8.0 * (h + 1) / n_head) for h in range(n_head)] if n_head != 3 else \
+        [2.0 ** -4, 2.0 ** -8, 2.0 ** -2]  # 3 heads: 2 heads' slopes, then 4 heads' first
+    x = torch.randint(0, 13, (2, 7))
+    with torch.no_grad():
+        model.lm_head.weight.mul_(10.0)  # logits of order 1: the bias's effect well above atol
+        want = _reference_attention_logits(model, x, lambda h, i, j: -slopes[h] * (i - j))
+        got = model(x)
+        got_attn, att = model(x, return_attn=True)
+        plain = _reference_attention_logits(model, x, lambda h, i, j: 0.0)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    torch.testing.assert_close(got_attn, want, rtol=0, atol=1e-5)
+    assert (got - plain).abs().max() > 1e-3  # the bias matters here
+    upper = torch.ones(7, 7, dtype=torch.bool).triu(1)
+    assert (att[0][..., upper] == 0).all()  # causal: no weight on later keys
+
+
+def test_alibi_bias_in_a_hand_computed_case():
+    # zero queries and keys: the scores are the bias alone, so query i's attention over keys
+    # 0..i is softmax(-m (i - j)); one head: m = 2^-8
+    torch.manual_seed(0)
+    model = GPT(small(pos="alibi", n_layer=1, n_head=1, norm="none", mlp=False)).eval()
+    with torch.no_grad():
+        model.blocks[0].attn.c_attn.weight[: 2 * 16].zero_()  # q = k = 0
+        _, att = model(torch.zeros(1, 3, dtype=torch.long), return_attn=True)
+    m = 2.0 ** -8
+    e = [math.exp(-m * d) for d in (2, 1, 0)]  # query 2 over keys 0, 1, 2
+    want = torch.tensor([[1, 0, 0], [math.exp(-m) / (math.exp(-m) + 1), 1 / (math.exp(-m) + 1), 0],
+                         [w / sum(e) for w in e]])
+    torch.testing.assert_close(att[0][0, 0], want.float(), rtol=0, atol=1e-6)
+
+
+def test_alibi_has_no_position_weights_and_no_saved_buffer():
+    model = GPT(small(pos="alibi"))
+    assert model.wpe is None and "alibi_slopes" not in model.state_dict()
+    assert GPT(small(pos="none")).state_dict().keys() == model.state_dict().keys()
+
+
+@pytest.mark.parametrize("scheme", ["learned-random", "rope-random", "alibi", "learned", "rope"])
+def test_given_positions_replace_0_to_T_minus_1(scheme):
+    torch.manual_seed(4)
+    model = _sharpen(GPT(small(pos=scheme, **({"pos_range": 30} if "random" in scheme else {})))
+                     .eval(), 5.0)  # attention far from uniform: positions matter
+    x = torch.randint(0, 13, (2, 6))
+    with torch.no_grad():
+        default = model(x)
+        same = model(x, pos=torch.arange(6).expand(2, 6))
+        shifted = model(x, pos=torch.arange(6).expand(2, 6) + 3)
+        spread = model(x, pos=torch.tensor([[0, 2, 5, 7, 8, 9], [1, 3, 4, 6, 8, 9]]))
+    torch.testing.assert_close(same, default, rtol=0, atol=1e-5)
+    if scheme in ("rope", "rope-random", "alibi"):  # relative: a common shift changes nothing
+        torch.testing.assert_close(shifted, default, rtol=0, atol=1e-4)
+    else:
+        assert (shifted - default).abs().max() > 1e-4
+    assert (spread - default).abs().max() > 1e-4  # other gaps, other logits
+    with pytest.raises(ValueError, match="pos must have"):
+        model(x, pos=torch.arange(6))
+
+
+def test_learned_random_table_has_pos_range_rows_and_the_config_records_it():
+    cfg = small(pos="learned-random")
+    assert cfg.pos_range == cfg.block_size == 10  # default: the block size
+    assert GPT(small(pos="learned-random", pos_range=40)).wpe.weight.shape == (40, 16)
+    assert GPTConfig(**dataclasses.asdict(small(pos="rope-random", pos_range=25))).pos_range == 25

@@ -61,6 +61,8 @@ def test_option_errors_of_every_command_import_no_heavy_module(tmp_path):
         ["sweep", "--out", missing, "--env", "setcomp", "--seeds", "a"],
         ["report", missing],
         ["report", missing, "--nosuch"],
+        ["average", missing, "--scheme", "bema:phi=0"],
+        ["average", missing, "--scheme", "nosuch"],
         ["eval", missing, "--weights"],
         ["eval", missing, "--device", "tpu"],
         ["eval", missing, "--eval-size", "0"],
@@ -68,6 +70,10 @@ def test_option_errors_of_every_command_import_no_heavy_module(tmp_path):
         ["play", missing, "--games", "0"],
         ["probe", missing, "--coding", "x"],
         ["probe", missing, "--games", "1"],
+        ["probe", missing, "--save", ""],
+        ["intervene", missing],  # no --probe
+        ["intervene", missing, "--probe", missing, "--lengths", "long"],
+        ["intervene", missing, "--probe", missing, "--margin", "0"],
         ["export", missing, "--to", "onnx"],
         ["export", missing],  # no --to: click lists the choices, on one line here
         ["import", missing],
@@ -83,7 +89,7 @@ def test_option_errors_are_one_line_in_the_console_script():
                        capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert r.returncode == 2
     assert r.stderr.strip() == ("Error: Missing option '--to'. Choose from: transformer-lens, "
-                                "safetensors")
+                                "safetensors, hf")
 
 
 def test_benchmark_script_prints_json():

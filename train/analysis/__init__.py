@@ -12,3 +12,6 @@ COLORS = ("both", "black", "white")  # the model's colour in play (train.analysi
 PLAY_SEED = 0
 CODINGS = ("mover", "colour")  # board coding of the probes (train.analysis.probe)
 FIT_LENGTHS = ("seen", "all")  # positions the probes are fitted on (train.analysis.probe)
+LENGTH_BANDS = ("seen", "unseen", "all")  # where interventions are made (train.analysis.intervene)
+MARGIN = 2.0  # the probe logit margin an intervention edits to (train.analysis.intervene)
+EDIT_METHODS = ("margin", "gradient")  # how an intervention edits (train.analysis.intervene)

@@ -379,6 +379,11 @@ def format_results(results: dict | None, play: dict | None = None,
                 h = _mean_nested(m["attn_entropy_norm"]) if "attn_entropy_norm" in m else None
                 line += f" {'-' if h is None else num(h, '9.3f'):>9}"
             lines.append(line)
+        for w, res in results.items():
+            if res.get("balance"):  # one-layer attention-only set complement models
+                from train.analysis.theory import format_balance
+
+                lines.append(f"balance {w}: {format_balance(res['balance'])}")
         lines += reading(results)
     for w, r in (play or {}).items():  # train.analysis.play.match results
         fcl = r["first_choice_legal"]
@@ -403,16 +408,17 @@ def evaluate_checkpoint(path, *, weights=None, eval_size: int | None = None,
     ``play_seed`` (default :data:`train.analysis.PLAY_SEED`, never the held-out seed):
     the same games and results as ``lgagent play RUN --games N --seed S`` and, with the
     default, as the run's own end-of-run play. Returns ``{"step", "env", "train_max_len",
-    "eval", "play"}`` (and the run's ``"config"`` with ``with_config``).
-    ValueError for an unusable checkpoint or argument.
+    "eval", "play"}`` (and the run's ``"config"`` with ``with_config``). For a set
+    complement model of one attention-only layer (the paper's minimal model's shape), each
+    weights' ``eval`` entry also holds ``"balance"``: the logit displacement at lengths 1
+    and 2 (:func:`train.analysis.theory.logit_balance`, docs/THEORY.md); other models have
+    no ``balance`` key. ValueError for an unusable checkpoint or argument.
     """
     from pathlib import Path
 
     from agents.checkpoint import CHECKPOINT, WEIGHTS, load, model_from_checkpoint, weights_of
     from train.analysis import PLAY_SEED
     from train.analysis.play import play_models
-    from train.data import DEFAULT_VOCAB, EVAL_SEED, EVAL_SIZE
-    from train.data.tasks import make_task
 
     path = Path(path)
     if path.is_dir():
@@ -427,15 +433,7 @@ def evaluate_checkpoint(path, *, weights=None, eval_size: int | None = None,
         if w not in available:
             raise ValueError(f"{path} holds no {w} weights (trained without --{w})")
     env = cfg.get("env")
-    if env == "setcomp":
-        task = make_task("setcomp", vocab_size=cfg.get("vocab_size") or DEFAULT_VOCAB)
-    elif env == "othello":
-        task = make_task("othello")
-    else:
-        raise ValueError(f"{path}: unknown env {env!r} in the checkpoint config")
-    L = train_max_len if train_max_len is not None else cfg.get("train_max_len") or task.block_size
-    if not 1 <= L <= task.block_size:
-        raise ValueError(f"train_max_len must lie in 1..{task.block_size}, got {L}")
+    task, L = held_out_task(cfg, train_max_len, where=path)
     if play_games < 0:
         raise ValueError(f"play_games must be >= 0, got {play_games}")
     if play_games and env != "othello":
@@ -443,17 +441,49 @@ def evaluate_checkpoint(path, *, weights=None, eval_size: int | None = None,
     play_seed = PLAY_SEED if play_seed is None else play_seed
     if isinstance(play_seed, bool) or not isinstance(play_seed, int) or play_seed < 0:
         raise ValueError(f"play_seed must be a non-negative integer, got {play_seed!r}")
-    # a run's own values, else the training defaults (a config may predate a field)
-    n = eval_size if eval_size is not None else cfg.get("eval_size", EVAL_SIZE)
-    seed = eval_seed if eval_seed is not None else cfg.get("eval_seed", EVAL_SEED)
-    batch = task.eval_batch(n, seed=seed)
+    batch = held_out_batch(task, cfg, eval_size, eval_seed)
     device = torch.device(device)
     models = {w: model_from_checkpoint(ckpt, w).to(device) for w in weights}
     results = evaluate_weights(models, batch, pad_id=task.pad_id, train_max_len=L,
                                chunk_size=cfg.get("batch_size") or 512,
                                device=device)
+    if env == "setcomp" and task.v >= 3:
+        from train.analysis.theory import is_minimal_shape, logit_balance
+
+        if is_minimal_shape(ckpt.get("model_config")):  # one layer, attention only
+            for w, m in models.items():
+                results[w]["balance"] = logit_balance(m, task.v)
     play = play_models(models, "random", play_games, play_seed) if play_games else None
     out = {"step": ckpt["step"], "env": env, "train_max_len": L, "eval": results, "play": play}
     if with_config:
         out["config"] = cfg
     return out
+
+
+def held_out_task(cfg: dict, train_max_len: int | None = None, where="checkpoint"):
+    """``(task, train_max_len)`` of a saved run's config (``checkpoint["config"]``): its task
+    and seen/unseen boundary (``train_max_len`` when given). ValueError when unusable."""
+    from train.data import DEFAULT_VOCAB
+    from train.data.tasks import make_task
+
+    env = cfg.get("env")
+    if env == "setcomp":
+        task = make_task("setcomp", vocab_size=cfg.get("vocab_size") or DEFAULT_VOCAB)
+    elif env == "othello":
+        task = make_task("othello")
+    else:
+        raise ValueError(f"{where}: unknown env {env!r} in the checkpoint config")
+    L = train_max_len if train_max_len is not None else cfg.get("train_max_len") or task.block_size
+    if not 1 <= L <= task.block_size:
+        raise ValueError(f"train_max_len must lie in 1..{task.block_size}, got {L}")
+    return task, L
+
+
+def held_out_batch(task, cfg: dict, eval_size: int | None = None, eval_seed: int | None = None):
+    """The run's held-out batch: its own ``eval_size`` and ``eval_seed`` unless given, else the
+    training defaults (a config may predate a field)."""
+    from train.data import EVAL_SEED, EVAL_SIZE
+
+    n = eval_size if eval_size is not None else cfg.get("eval_size", EVAL_SIZE)
+    seed = eval_seed if eval_seed is not None else cfg.get("eval_seed", EVAL_SEED)
+    return task.eval_batch(n, seed=seed)

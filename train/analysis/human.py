@@ -175,7 +175,8 @@ def human_game(policy, human_black: bool, read, write, top: int = 5) -> dict:
 
 
 def human_session(run, *, weights: str | None = None, colors: str = "both", games: int = 1,
-                  seed: int = 0, device="cpu", read, write, gif=None, top: int = 5) -> list[dict]:
+                  seed: int = 0, device="cpu", read, write, gif=None, top: int = 5,
+                  use_cache: bool = True) -> list[dict]:
     """Load RUN's model and play ``games`` games against a person (:func:`human_game`).
 
     ``colors`` is the model's colour as in ``lgagent play`` (black, white, or both:
@@ -183,7 +184,9 @@ def human_session(run, *, weights: str | None = None, colors: str = "both", game
     the run holds (raw, ema, ema_<decay>, bema; default: its first EMA weights, else raw). ``gif``: a path; each
     game (also an unfinished one) is written there as a GIF (several games:
     ``NAME-1.gif``, ``NAME-2.gif``, ...). Stops early on ``quit`` or the end of input.
-    ValueError, one line, for unusable input (checked before any game).
+    ``use_cache``: the model's key/value cache (False: ``--no-cache``, each move reads the
+    whole history; the same moves). ValueError, one line, for unusable input (checked
+    before any game).
     """
     from agents import checkpoint
     from agents.policies import ModelPolicy
@@ -202,7 +205,7 @@ def human_session(run, *, weights: str | None = None, colors: str = "both", game
         raise ValueError(f"unknown weights {w!r}; choose from {', '.join(held)}")
     paths = gif_paths(gif, games) if gif is not None else [None] * games
     policy = ModelPolicy(checkpoint.model_from_checkpoint(ckpt, w, device), greedy=True,
-                         task="othello", seed=seed)
+                         task="othello", seed=seed, use_cache=use_cache)
     write(f"{run} (step {int(ckpt['step'])}, {w} weights)")
     out = []
     for i in range(games):

@@ -208,22 +208,23 @@ def _only_pass(env) -> bool:
 
 
 def play_models(models: dict, opponent="random", games: int = 100, seed: int = PLAY_SEED, *,
-                colors: str = "both", opening: int = 0) -> dict:
+                colors: str = "both", opening: int = 0, use_cache: bool = True) -> dict:
     """``{weights: match result}``: each model of ``{weights: model}`` against ``opponent``.
 
     Each model (a GPT, or an EMA/BEMA's module; on any device, left there and in its
     train/eval mode) plays greedily through a
     :class:`agents.policies.BatchedModelPolicy` seeded with ``seed``, in
     :func:`match` (``games``, ``seed``, ``colors``, ``opening`` as there; ``opponent``:
-    a built-in name or a policy). The one model-vs-player path: :func:`play_run`
+    a built-in name or a policy; ``use_cache``: the policy's key/value cache, False to
+    read every history whole, with the same results). The one model-vs-player path: :func:`play_run`
     (``lgagent play``), :func:`train.analysis.evaluate.evaluate_checkpoint` (``lgagent
     eval --play-games``) and the trainer's end-of-run play all call it, so the same
     weights and seed give the same games and results in all three.
     """
     from agents.policies import BatchedModelPolicy
 
-    return {w: match(BatchedModelPolicy(m, task="othello", seed=seed), opponent, games, seed,
-                     colors=colors, opening=opening)
+    return {w: match(BatchedModelPolicy(m, task="othello", seed=seed, use_cache=use_cache),
+                     opponent, games, seed, colors=colors, opening=opening)
             for w, m in models.items()}
 
 
@@ -246,7 +247,8 @@ def _othello_checkpoint(run, what: str, device) -> dict:
 
 def play_run(run, *, opponent: str = "random", weights=None, opponent_weights: str | None = None,
              games: int = 100, colors: str = "both", seed: int = PLAY_SEED,
-             opening: int | None = None, device="cpu", depth: int | None = None) -> dict:
+             opening: int | None = None, device="cpu", depth: int | None = None,
+             use_cache: bool = True) -> dict:
     """Play a run's model (each of ``weights``) against ``opponent`` with :func:`play_models`.
 
     ``run``/``opponent``: a RUN_DIR or checkpoint file (``opponent`` may also be a
@@ -259,7 +261,9 @@ def play_run(run, *, opponent: str = "random", weights=None, opponent_weights: s
     alphabeta: two deterministic players otherwise replay the same few games).
     ``seed``: default :data:`train.analysis.PLAY_SEED`, the seed of ``lgagent eval
     --play-games`` and of the trainer's play, so against random (colours both, no
-    opening) the results equal theirs for the same weights. Everything is checked
+    opening) the results equal theirs for the same weights. ``use_cache=False``
+    (``lgagent play --no-cache``): the models read every history whole instead of
+    through their key/value cache; the games are the same. Everything is checked
     before a game is played; ValueError, one line, for unusable input.
 
     Returns ``{"run", "step", "opponent", "opponent_weights", "opponent_depth",
@@ -308,12 +312,13 @@ def play_run(run, *, opponent: str = "random", weights=None, opponent_weights: s
             raise ValueError(f"unknown --opponent-weights {opp_w!r}; "
                              f"choose from {', '.join(held)}")
         opp_policy = BatchedModelPolicy(checkpoint.model_from_checkpoint(opp_ckpt, opp_w, device),
-                                        task="othello", seed=seed)
+                                        task="othello", seed=seed, use_cache=use_cache)
     elif opponent_weights is not None:
         raise ValueError("--opponent-weights needs a model --opponent (RUN2), not random")
     if opening is None:
         opening = 0 if opponent == "random" else 4
-    results = play_models(models, opp_policy, games, seed, colors=colors, opening=opening)
+    results = play_models(models, opp_policy, games, seed, colors=colors, opening=opening,
+                          use_cache=use_cache)
     return {"run": str(run), "step": int(ckpt["step"]), "opponent": str(opponent),
             "opponent_weights": opp_w, "opponent_depth": opp_depth, "games": games, "colors": colors, "seed": seed,
             "opening": opening, "play": results}

@@ -73,6 +73,36 @@ def per_length_figure(runs: list[tuple[str, dict, int]]):
     return fig
 
 
+CURVE_PANELS = (("unseen", "top1_err"), ("unseen", "sep_acc"), ("seen", "top1_err"),
+                ("seen", "sep_acc"))
+
+
+def curve_figure(curves: dict, title: str = ""):
+    """A Figure (2 x 2 panels: top-1 error and separation at unseen and seen lengths) of each
+    weights' metrics against the training step: ``curves`` = ``{label: {step: {"seen": {...},
+    "unseen": {...}}}}`` (``lgagent average --curve``)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 8))
+    axes = fig.subplots(2, 2, squeeze=False)
+    for label, by_step in curves.items():
+        xs = sorted(by_step)
+        for ax, (split, key) in zip(axes.flat, CURVE_PANELS):
+            ys = [by_step[x].get(split, {}).get(key, math.nan) for x in xs]
+            if any(math.isfinite(y) for y in ys):
+                ax.plot(xs, ys, marker=".", ms=3, label=label)
+    for ax, (split, key) in zip(axes.flat, CURVE_PANELS):
+        ax.set_title(f"{key}, {split} lengths", fontsize=9)
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
+    fig.suptitle(title or "averaging schemes against training steps", fontsize=10)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.97))
+    return fig
+
+
 def save(fig, path) -> None:
     """Write a figure as PNG atomically (a temporary file, then rename)."""
     from train.atomic import atomic_path

@@ -24,6 +24,10 @@ zero initial weights. Baselines that make the numbers meaningful: the same probe
 randomly initialised model of the same shape (``"random_init"``) and the majority class of
 each square on the fit positions (``"majority"``, a probe that ignores the activations).
 
+``probe_run(..., save=PATH)`` (``lgagent probe --save``) writes the fitted probes to a probe
+file (:func:`check_probes` documents its format; :func:`load_probes` reads it) for the
+interventions of :mod:`train.analysis.intervene`.
+
 Accuracy is the fraction of squares classified right, averaged over positions;
 ``*_occupied`` counts only squares holding a disc (for the mover coding: mine vs theirs,
 the part that needs the game's rules; empty vs occupied follows from the tokens alone).
@@ -42,6 +46,8 @@ from train.analysis import CODINGS, FIT_LENGTHS
 CLASSES = {"mover": ("empty", "mine", "theirs"), "colour": ("empty", "black", "white")}
 SOLVER = "torch.optim.LBFGS (strong Wolfe, full batch, float32), L2 on W"
 _PROBE_KEY = 16  # SeedSequence spawn key of the probe games: disjoint from train/eval streams
+PROBE_FORMAT, PROBE_VERSION = "lgagent-probes", 1  # the probe file (:func:`save_probes`)
+L2 = 1e-4  # fit_probe's default L2 penalty, recorded in the probe file
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,7 +258,7 @@ def random_init_model(model_config: dict, seed: int = 0):
 
 def probe_run(run, *, weights=None, layers: str = "all", games: int = 2000,
               coding: str = "mover", fit_lengths: str = "seen", seed: int = 0,
-              max_iter: int = 100, device="cpu", chunk_size: int = 256) -> dict:
+              max_iter: int = 100, device="cpu", chunk_size: int = 256, save=None) -> dict:
     """Probe a run's checkpoint (a RUN_DIR or checkpoint file) per weights and layer.
 
     ``weights``: names among the checkpoint's (default: every one it holds); a randomly
@@ -262,7 +268,10 @@ def probe_run(run, *, weights=None, layers: str = "all", games: int = 2000,
     "all". Returns ``{"run", "step", "train_max_len", "coding", "fit_lengths", "classes",
     "layers", "games", "seed", "solver", "probe": {weights: {layer:
     summary}}, "majority": summary}`` (summary: :func:`summarise` plus ``"fit"``, the
-    accuracy on the fit positions). ValueError, one line, for unusable input.
+    accuracy on the fit positions). ``save``: a path; the fitted probes of the checkpoint's
+    weights (not random_init's) are written there (:func:`save_probes`, format
+    :data:`PROBE_FORMAT`) and the result gains ``"saved"``. ValueError, one line, for
+    unusable input.
     """
     from agents.checkpoint import WEIGHTS, load, model_from_checkpoint, task_of, weights_of
     from othello_env import tokens as othello_tokens
@@ -311,24 +320,129 @@ def probe_run(run, *, weights=None, layers: str = "all", games: int = 2000,
 
     models = {w: model_from_checkpoint(ckpt, w) for w in names}
     models["random_init"] = random_init_model(cfg, seed)
-    out_probe = {}
+    out_probe, fitted = {}, {}
     for w, model in models.items():
         acts = residuals(model, tokens, layer_ids, chunk_size=chunk_size, device=device)
-        out_probe[w] = {}
+        out_probe[w], fitted[w] = {}, {}
         for li, layer in enumerate(layer_ids):
             x = acts[li]  # (n, T, C)
             probe = fit_probe(x[fit_sel], y_fit, max_iter=max_iter)
             res = summarise(probe.predict(x[test_sel]) == y_test, occupied, len_test, L)
             res["fit"] = float((probe.predict(x[fit_sel]) == y_fit).double().mean())
             out_probe[w][str(layer)] = res
+            fitted[w][layer] = probe
     major = majority_classes(y_fit)
     maj = summarise(major.expand_as(y_test) == y_test, occupied, len_test, L)
     maj["fit"] = float((major.expand_as(y_fit) == y_fit).double().mean())
-    return {"run": str(run), "step": ckpt["step"], "train_max_len": L, "coding": coding,
-            "fit_lengths": fit_lengths,
-            "classes": list(CLASSES[coding]), "layers": layer_ids,
-            "games": {"fit": n_fit, "test": games - n_fit}, "seed": seed, "solver": SOLVER,
-            "probe": out_probe, "majority": maj}
+    out = {"run": str(run), "step": ckpt["step"], "train_max_len": L, "coding": coding,
+           "fit_lengths": fit_lengths,
+           "classes": list(CLASSES[coding]), "layers": layer_ids,
+           "games": {"fit": n_fit, "test": games - n_fit}, "seed": seed, "solver": SOLVER,
+           "probe": out_probe, "majority": maj}
+    if save is not None:
+        save_probes(save, {
+            "format": PROBE_FORMAT, "version": PROBE_VERSION, "run": str(run),
+            "step": int(ckpt["step"]), "checksum": str(ckpt.get("checksum") or ""),
+            "model_config": dict(cfg), "train_max_len": int(L), "coding": coding,
+            "classes": list(CLASSES[coding]), "fit_lengths": fit_lengths,
+            "games": int(n_fit), "seed": int(seed), "solver": SOLVER, "l2": L2,
+            "max_iter": int(max_iter), "layers": layer_ids,
+            "probes": {w: {str(layer): {
+                "mean": p.mean.contiguous(), "std": p.std.contiguous(),
+                "weight": p.weight.contiguous(), "bias": p.bias.contiguous(),
+                "acc_seen": out_probe[w][str(layer)]["seen"],
+                "acc_seen_occupied": out_probe[w][str(layer)]["seen_occupied"],
+                "acc_unseen": out_probe[w][str(layer)]["unseen"],
+                "acc_unseen_occupied": out_probe[w][str(layer)]["unseen_occupied"]}
+                for layer, p in by.items()} for w, by in fitted.items() if w != "random_init"},
+        })
+        out["saved"] = str(save)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The probe file
+
+
+def save_probes(path, payload: dict) -> None:
+    """Write a probe file (``torch.save`` of a plain dict, atomically); see :func:`load_probes`."""
+    from train.atomic import atomic_path
+
+    check_probes(payload, str(path))
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def check_probes(d, where: str = "probe file") -> dict:
+    """Check a probe file's dict (:data:`PROBE_FORMAT` version 1); ValueError, one line, if bad.
+
+    The layout (every tensor float32 on the CPU, C = n_embd, K = 3 classes)::
+
+        {"format": "lgagent-probes", "version": 1,
+         "run": str, "step": int, "checksum": str,   # the checkpoint the probes were fitted on
+         "model_config": {...GPTConfig fields...},   # its model's shape
+         "train_max_len": int, "coding": "mover" | "colour", "classes": [3 names],
+         "fit_lengths": "seen" | "all", "games": int (fit games), "seed": int,
+         "solver": str, "l2": float, "max_iter": int, "layers": [int, ...],
+         "probes": {weights: {str(layer): {
+             "mean": (C,), "std": (C,),              # the standardisation of the fit data
+             "weight": (C, 64, K), "bias": (64, K),  # logits = ((x - mean) / std) @ W + b
+             "acc_seen": float, "acc_seen_occupied": float | None,    # on the test games
+             "acc_unseen": float | None, "acc_unseen_occupied": float | None}}}}
+    """
+    def need(ok, what):
+        if not ok:
+            raise ValueError(f"{where}: not a probe file of lgagent ({what})")
+
+    need(isinstance(d, dict), "not a dict")
+    need(d.get("format") == PROBE_FORMAT, f"format is not {PROBE_FORMAT!r}")
+    if d.get("version") != PROBE_VERSION:
+        raise ValueError(f"{where}: probe file version {d.get('version')!r}; this lgagent reads "
+                         f"version {PROBE_VERSION}")
+    for key, typ in (("run", str), ("step", int), ("checksum", str), ("model_config", dict),
+                     ("train_max_len", int), ("coding", str), ("classes", list),
+                     ("fit_lengths", str), ("layers", list), ("probes", dict)):
+        need(isinstance(d.get(key), typ), f"{key} is missing or not a {typ.__name__}")
+    need(d["coding"] in CODINGS, f"unknown coding {d['coding']!r}")
+    cfg = d["model_config"]
+    need(isinstance(cfg.get("n_embd"), int) and isinstance(cfg.get("n_layer"), int),
+         "model_config lacks n_embd or n_layer")
+    C, K = cfg["n_embd"], len(CLASSES[d["coding"]])
+    need(bool(d["probes"]), "no probes")
+    for w, by in d["probes"].items():
+        need(isinstance(w, str) and isinstance(by, dict) and by, f"probes of {w!r}")
+        for layer, p in by.items():
+            need(isinstance(layer, str) and layer.isdigit() and int(layer) <= cfg["n_layer"],
+                 f"layer {layer!r} of {w!r}")
+            need(isinstance(p, dict), f"probe {w}/{layer}")
+            for key, shape in (("mean", (C,)), ("std", (C,)), ("weight", (C, 64, K)),
+                               ("bias", (64, K))):
+                t = p.get(key)
+                need(isinstance(t, torch.Tensor) and tuple(t.shape) == shape
+                     and t.dtype == torch.float32 and bool(torch.isfinite(t).all()),
+                     f"{w}/{layer}/{key} is not a finite float32 tensor of shape {shape}")
+            need(bool((p["std"] > 0).all()), f"{w}/{layer}/std is not positive")
+    return d
+
+
+def load_probes(path) -> dict:
+    """Read a probe file written by ``lgagent probe --save`` (``torch.load(weights_only=True)``)
+    and :func:`check_probes` it. ValueError, one line, for a missing or foreign file."""
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"no probe file at {path}")
+    try:
+        d = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle, zip or torch errors: one line
+        raise ValueError(f"{path}: cannot read a probe file ({type(e).__name__})") from None
+    return check_probes(d, str(path))
+
+
+def probe_of(entry: dict) -> LinearProbe:
+    """The :class:`LinearProbe` of one layer's entry of a probe file."""
+    return LinearProbe(entry["mean"], entry["std"], entry["weight"], entry["bias"])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import click
 
 from train.analysis import PLAY_SEED
 from train.cli.main import nan_to_none
-from train.cli.train import option_type  # the ranges of lgagent train's options
+from train.cli.train import held_out_options, option_type  # the ranges of lgagent train's options
 from train.errors import BadInput
 
 # config fields that name where or how a run was made, not what was trained
@@ -31,12 +31,7 @@ _NOT_A_LABEL = ("out", "device", "num_threads", "compile", "stop_at", "data")
 @click.option("--weights", default=None,
               help="Comma-separated weights names, e.g. raw,ema,bema (default: all the "
                    "checkpoint holds).")
-@click.option("--eval-size", type=option_type("eval_size"), default=None,
-              help="Held-out sequences (default: the run's).")
-@click.option("--eval-seed", type=option_type("eval_seed"), default=None,
-              help="Held-out seed (default: the run's).")
-@click.option("--train-max-len", type=option_type("train_max_len"), default=None,
-              help="Seen/unseen boundary (default: the run's).")
+@held_out_options
 @click.option("--play-games", type=option_type("play_games"), default=0,
               help="Othello games vs random per weights.")
 @click.option("--play-seed", type=option_type("eval_seed"), default=PLAY_SEED, show_default=True,

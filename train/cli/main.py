@@ -26,17 +26,39 @@ COMMANDS = {
               "Train a grid of runs (dropout, norm, ...) and tabulate unseen-length legality."),
     "report": ("train.cli.report:report",
                "Effects of each factor of a sweep on unseen-length legality, with 95% CIs."),
+    "average": ("train.cli.average:average",
+                "Average a run's weight snapshots (EMA, BEMA, tail) and evaluate each scheme."),
     "eval": ("train.cli.eval:eval_command",
              "Evaluate a run's checkpoint: legality at seen/unseen lengths, play vs random."),
     "play": ("train.cli.play:play",
              "Play a run's model at Othello vs random, greedy, alphabeta, another run or you."),
     "probe": ("train.cli.probe:probe",
               "Linear board probes per layer of a run's residual stream, seen vs unseen lengths."),
+    "intervene": ("train.cli.intervene:intervene",
+                  "Edit the board picture along saved probes: do the predicted moves follow?"),
     "export": ("train.cli.interop:export_command",
                "Export a run's weights for TransformerLens or as safetensors."),
     "import": ("train.cli.interop:import_command",
                "Import a TransformerLens or safetensors model as a run (eval, play, probe)."),
 }
+
+
+def show(res: dict, *, as_json: bool, lines, plot=None, figure=None) -> None:
+    """Print a command's result: ``figure(res)`` saved to ``plot`` first (when given), then
+    ``res`` as strict JSON with ``as_json``, else ``lines(res)`` and the figure's path."""
+    import json
+
+    if plot is not None:
+        from train.analysis.plots import save
+
+        save(figure(res), plot)
+    if as_json:
+        click.echo(json.dumps(nan_to_none(res), indent=2))
+        return
+    for line in lines(res):
+        click.echo(line)
+    if plot is not None:
+        click.echo(f"figure: {plot}")
 
 
 def nan_to_none(obj):

@@ -45,6 +45,9 @@ from train.errors import BadInput
 @click.option("--num-threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for torch.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--no-cache", is_flag=True,
+              help="Read each game's whole history at every move instead of the model's "
+                   "key/value cache (slower; the same games and results).")
 @click.option("--human", is_flag=True,
               help="Play against the model yourself in the terminal: type moves such as d3, "
                    "'pass' when you have none, 'quit' to stop. --color is still the model's "
@@ -55,19 +58,21 @@ from train.errors import BadInput
                    "(several games: NAME-1.gif, NAME-2.gif, ...; needs pillow).")
 @click.pass_context
 def play(ctx, run, opponent, depth, weights, opponent_weights, games, color, opening, seed, device,
-         num_threads, as_json, human, gif):
+         num_threads, as_json, no_cache, human, gif):
     """Play RUN's model at Othello (RUN is a RUN_DIR or a checkpoint file), or play it yourself.
 
     The model takes its most probable legal move; first_choice_legal is how often its
     unmasked top choice was legal. Per weights: wins, draws, losses, mean final disc
     difference and the score (win 1, draw 0.5) with a 95% Wilson interval. The games
-    of each weights run side by side, one forward pass per round.
+    of each weights run side by side, one forward pass per round, which reads only the
+    moves since the model's last decision in each game (its key/value cache; --no-cache
+    reads whole histories, with the same results).
     """
     if human:
         if depth is not None:
             raise BadInput("--depth does not apply to --human (you are the opponent)")
         return _human(ctx, run, opponent, weights, opponent_weights, games, color, opening, seed,
-                      device, num_threads, as_json, gif)
+                      device, num_threads, as_json, gif, no_cache)
     if depth is not None and opponent != "alphabeta":
         raise BadInput(f"--depth applies to --opponent alphabeta, not {opponent}")
     if gif is not None:
@@ -78,7 +83,7 @@ def play(ctx, run, opponent, depth, weights, opponent_weights, games, color, ope
     try:
         res = play_run(run, opponent=opponent, weights=names or None,
                        opponent_weights=opponent_weights, games=games, colors=color, seed=seed,
-                       opening=opening, device=device, depth=depth)
+                       opening=opening, device=device, depth=depth, use_cache=not no_cache)
     except ValueError as e:
         from agents.checkpoint import first_line
 
@@ -98,7 +103,7 @@ def _read_line(prompt: str):
 
 
 def _human(ctx, run, opponent, weights, opponent_weights, games, color, opening, seed, device,
-           num_threads, as_json, gif):
+           num_threads, as_json, gif, no_cache=False):
     from click.core import ParameterSource
 
     for flag, given in (("--opponent", opponent != "random"), ("--json", as_json),
@@ -115,7 +120,8 @@ def _human(ctx, run, opponent, weights, opponent_weights, games, color, opening,
 
     try:
         human_session(run, weights=names[0] if names else None, colors=color, games=games,
-                      seed=seed, device=device, read=_read_line, write=click.echo, gif=gif)
+                      seed=seed, device=device, read=_read_line, write=click.echo, gif=gif,
+                      use_cache=not no_cache)
     except ValueError as e:
         from agents.checkpoint import first_line
 

@@ -7,12 +7,10 @@ Unusable input exits 2 with one line and nothing is written.
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from train.analysis import CODINGS, FIT_LENGTHS  # not train.analysis.probe: torch
-from train.cli.main import machine_and_weights, nan_to_none
+from train.cli.main import machine_and_weights, show
 from train.errors import BadInput
 
 
@@ -40,8 +38,11 @@ from train.errors import BadInput
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Write accuracy against length (a line per layer) to this PNG.")
+@click.option("--save", type=click.Path(dir_okay=False), default=None,
+              help="Write the fitted probes (every layer and weights) to this file, for "
+                   "lgagent intervene (docs/PROBES.md: the format).")
 def probe(run, weights, layers, games, coding, fit_lengths, max_iter, seed, device, num_threads, as_json,
-          plot):
+          plot, save):
     """Fit linear board probes to RUN's residual stream (RUN is a RUN_DIR or checkpoint file).
 
     One multinomial logistic regression per layer over all 64 squares (3 classes), fitted
@@ -51,26 +52,24 @@ def probe(run, weights, layers, games, coding, fit_lengths, max_iter, seed, devi
     """
     if plot is not None and not plot.lower().endswith(".png"):
         raise BadInput(f"--plot must name a .png file, got {plot}")
+    from train.atomic import path_problem
+
+    problem = path_problem(save) if save is not None else None
+    if problem:
+        raise BadInput(f"--save {save}: {problem}")
     names = machine_and_weights(num_threads, device, weights)
     from train.analysis.probe import format_probe, probe_run
 
     try:
         res = probe_run(run, weights=names or None, layers=layers, games=games, coding=coding,
                         fit_lengths=fit_lengths,
-                        seed=seed, max_iter=max_iter, device=device)
+                        seed=seed, max_iter=max_iter, device=device, save=save)
     except ValueError as e:
         from agents.checkpoint import first_line
 
         raise BadInput(first_line(e)) from None
-    if plot is not None:
-        from train.analysis.plots import save
-        from train.analysis.probe import probe_figure
+    from train.analysis.probe import probe_figure
 
-        save(probe_figure(res), plot)
-    if as_json:
-        click.echo(json.dumps(nan_to_none(res), indent=2))
-        return
-    for line in format_probe(res):
-        click.echo(line)
-    if plot is not None:
-        click.echo(f"figure: {plot}")
+    show(res, as_json=as_json, lines=format_probe, plot=plot, figure=probe_figure)
+    if save is not None and not as_json:
+        click.echo(f"probes: {save}")

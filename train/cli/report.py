@@ -12,7 +12,11 @@ from train.errors import BadInput
 
 @click.command("report", context_settings={"help_option_names": ["-h", "--help"],
                                            "max_content_width": 100})
-@click.argument("sweep_dir", type=click.Path(path_type=Path))
+@click.argument("sweep_dirs", metavar="[SWEEP_DIR]...", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--storage", default=None, metavar="URL",
+              help="The study of a sweep shared through a database (lgagent sweep --storage "
+                   "URL): every finished trial's result is read from it, whichever machine ran "
+                   "it; SWEEP_DIRs given beside it add their runs' training curves.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: trials, failed, "
               "effects (name -> estimate, ci_low, ci_high, p_value, n, p_holm), means, curve, "
               "regression_note (null, or why the factors' effects are missing: the trials the "
@@ -20,7 +24,7 @@ from train.errors import BadInput
 @click.option("--plot", "plot_file", type=click.Path(path_type=Path), default=None,
               help="Write a PNG: each effect with its 95% interval, and each metric against "
                    "the training length.")
-def report(sweep_dir, as_json, plot_file):
+def report(sweep_dirs, storage, as_json, plot_file):
     """Effects of each factor on unseen-length legality, with 95% intervals and p-values.
 
     \b
@@ -29,21 +33,28 @@ def report(sweep_dir, as_json, plot_file):
     HC3-robust), which needs more trials than there are effects: with fewer, a
     line says how many it needs. See train/study/report.py for the definitions.
       lgagent report runs/search --plot runs/search/effects.png
+      lgagent report --storage postgresql+psycopg://user@host/db runs/search
     """
-    if not sweep_dir.is_dir():
-        raise BadInput(f"{sweep_dir} is not a sweep directory")
+    if not sweep_dirs and not storage:
+        raise BadInput("give a sweep directory, or --storage URL of a shared study")
+    for sweep_dir in sweep_dirs:
+        if not sweep_dir.is_dir():
+            raise BadInput(f"{sweep_dir} is not a sweep directory")
     if plot_file is not None and (plot_file.is_dir() or not plot_file.absolute().parent.is_dir()):
         raise BadInput(f"--plot {plot_file}: not a file in an existing directory")
     from train.study import report as R  # numpy, pandas, statsmodels: once the options are good
     from train.study.report import RESULT
     try:
-        rep = R.report(sweep_dir)
+        gathered = R.gather(sweep_dirs, storage)
+        rep = R.report(gathered=gathered)
     except ValueError as e:
         raise BadInput(str(e)) from None
     if rep["trials"] == 0:
-        raise BadInput(f"{sweep_dir} holds no finished run (no */{RESULT})")
+        where = " and ".join(map(str, sweep_dirs))
+        raise BadInput("the study holds no finished trial" if storage else
+                       f"{where} holds no finished run (no */{RESULT})")
     if plot_file is not None:
-        R.plot(rep, R.table(R.load_results(sweep_dir)), plot_file)
+        R.plot(rep, R.table(gathered[0]), plot_file)
     if as_json:
         click.echo(json.dumps(rep, indent=1, allow_nan=False))
     else:

@@ -47,8 +47,12 @@ from train.training.config import ENVS
                    "them unless --set num_threads=K).")
 @click.option("--search-seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="--trials: seed of the draws (trial k's options depend only on it and k).")
+@click.option("--heartbeat", type=click.IntRange(min=1), default=None, metavar="SECONDS",
+              help="--trials: seconds between a running trial's heartbeats in the study "
+                   "(default 30); a RUNNING trial of another sweep without one for 4 of them is "
+                   "taken as lost (its worker died): failed, and trained again as a new trial.")
 def sweep(env, out, grid, fixed, seeds, config_file, no_averaging, progress, trials, space_file,
-          storage, workers, search_seed):
+          storage, workers, search_seed, heartbeat):
     """Train a grid of runs (or N random trials) and tabulate legality at unseen lengths.
 
     \b
@@ -66,4 +70,4 @@ def sweep(env, out, grid, fixed, seeds, config_file, no_averaging, progress, tri
     from train.study.sweep import run_sweep
 
     run_sweep(env, out, grid, fixed, seeds, config_file, no_averaging, progress, trials, space_file,
-              storage, workers, search_seed)
+              storage, workers, search_seed, heartbeat)

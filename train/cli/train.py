@@ -31,6 +31,18 @@ def option_type(name: str):
         lo, hi, min_open=o.gt is not None, max_open=o.lt is not None)
 
 
+def held_out_options(f):
+    """``--eval-size``, ``--eval-seed`` and ``--train-max-len`` of a command that evaluates a
+    saved run (``lgagent eval``, ``lgagent average``): each defaults to the run's own and has
+    ``lgagent train``'s range."""
+    for flag, name, text in reversed((
+            ("--eval-size", "eval_size", "Held-out sequences (default: the run's)."),
+            ("--eval-seed", "eval_seed", "Held-out seed (default: the run's)."),
+            ("--train-max-len", "train_max_len", "Seen/unseen boundary (default: the run's)."))):
+        f = click.option(flag, name, type=option_type(name), default=None, help=text)(f)
+    return f
+
+
 def _opt(name: str):
     """The click option of RunConfig field ``name``, all from train.training.config: flag, type,
     range, choices, help and default text. Its click default is None so that only the options

@@ -6,6 +6,8 @@
     batch.legal   # BoolTensor (B, T, V); legal next tokens after position t (t + 1 tokens seen)
     batch.next    # LongTensor (B, T); the token actually played next, -1 where none
     batch.lenient # Othello eval_batch only (else None): legal or legal for the opponent
+    batch.pos     # with batch(..., pos_range=R) only (else None): LongTensor (B, T), each
+                  # row a sorted sample without replacement from 0..R-1 (randomized positions)
 
 A position has no target (``legal`` all False, ``next`` -1) after the end of a
 game, when the game is over, and below ``min_len - 1`` (``min_len`` lets a
@@ -40,6 +42,9 @@ Streams
     ``state_dict()`` = ``{"task", "seed", "rank", "step", ...}``; loading it
     restores the position (``seed``, ``step``) but keeps the task's own
     ``rank``, so every DDP rank can resume from rank 0's checkpoint.
+    ``pos_range=R`` (the randomized position schemes, Ruoss et al. 2023) adds
+    ``batch.pos``, drawn from a branch of its own (``spawn_key=(3, rank, k)``), so the
+    tokens are those of the same batch without it and the positions resume with the stream.
     ``eval_batch`` draws from a separate branch
     (``SeedSequence(seed, spawn_key=(1,))``): independent of every training
     stream and of the task's seed, so runs with different training seeds are
@@ -73,7 +78,7 @@ from setcomp_env.core import check_int, complement_masks, sample_sequences
 from train.data import DEFAULT_VOCAB, TASKS
 
 # SeedSequence spawn-key branches: never reuse one for another purpose.
-_TRAIN, _EVAL, _SHUFFLE = 0, 1, 2
+_TRAIN, _EVAL, _SHUFFLE, _POSITIONS = 0, 1, 2, 3
 
 # Othello: token t >= 1 is square _TOKEN_SQUARES[t - 1]; legal squares (64,) -> tokens 1..60
 _TOKEN_SQUARES = othello_tokens.TOKEN_TO_SQUARE[1:]
@@ -87,22 +92,23 @@ class Batch:
 
     ``lenient`` (B, T, V) bool or None: the tokens OthelloGPT's lenient checker
     accepts (``legal`` plus the moves legal for the opponent, as a pass); set
-    only by the Othello task's ``eval_batch``, None elsewhere.
+    only by the Othello task's ``eval_batch``, None elsewhere. ``pos`` (B, T) long or None:
+    the positions of a randomized scheme (``Task.batch(..., pos_range=R)``).
     """
 
     tokens: torch.Tensor
     legal: torch.Tensor
     next: torch.Tensor
     lenient: torch.Tensor | None = None
+    pos: torch.Tensor | None = None
 
     def to(self, device, non_blocking: bool = False) -> "Batch":
         """The same batch on ``device``."""
-        return Batch(
-            self.tokens.to(device, non_blocking=non_blocking),
-            self.legal.to(device, non_blocking=non_blocking),
-            self.next.to(device, non_blocking=non_blocking),
-            None if self.lenient is None else self.lenient.to(device, non_blocking=non_blocking),
-        )
+        def move(t):
+            return None if t is None else t.to(device, non_blocking=non_blocking)
+
+        return Batch(move(self.tokens), move(self.legal), move(self.next), move(self.lenient),
+                     move(self.pos))
 
     def __len__(self) -> int:
         return self.tokens.shape[0]
@@ -111,6 +117,13 @@ class Batch:
 def _int_seed(ss: np.random.SeedSequence) -> int:
     """A 63-bit int seed from a SeedSequence (for APIs that take an int seed)."""
     return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def random_positions(n: int, T: int, pos_range: int, ss: np.random.SeedSequence) -> np.ndarray:
+    """(n, T) int64: each row a sorted sample of T distinct positions from 0..pos_range-1,
+    uniform over the subsets (Ruoss et al. 2023), drawn from ``ss``."""
+    keys = np.random.default_rng(ss).random((n, pos_range))  # (n, R): a random order per row
+    return np.sort(np.argsort(keys, axis=1)[:, :T], axis=1)  # (n, T)
 
 
 def _to_batch(tokens: np.ndarray, legal: np.ndarray, nxt: np.ndarray, min_len: int) -> Batch:
@@ -145,12 +158,19 @@ class Task:
         min_len = check_int("min_len", min_len, 1, T)
         return T, min_len
 
-    def batch(self, batch_size: int, max_len: int | None = None, min_len: int = 1) -> Batch:
-        """The next batch of the training stream (see the module docstring)."""
+    def batch(self, batch_size: int, max_len: int | None = None, min_len: int = 1,
+              pos_range: int | None = None) -> Batch:
+        """The next batch of the training stream (see the module docstring); with
+        ``pos_range`` (>= T) also ``batch.pos``, randomized positions."""
         batch_size = check_int("batch_size", batch_size, 1)
         T, min_len = self._lengths(max_len, min_len)
+        if pos_range is not None:
+            pos_range = check_int("pos_range", pos_range, T)
         ss = np.random.SeedSequence(self.seed, spawn_key=(_TRAIN, self.rank, self.step))
         out = self._make(batch_size, T, min_len, ss)
+        if pos_range is not None:
+            ss = np.random.SeedSequence(self.seed, spawn_key=(_POSITIONS, self.rank, self.step))
+            out.pos = torch.from_numpy(random_positions(batch_size, T, pos_range, ss))
         self.step += 1
         return out
 

@@ -2,7 +2,12 @@
 
 Input: a sweep directory (``lgagent sweep``, grid or ``--trials``): every run
 directory with a ``result.json`` counts as a finished trial; failed trials are
-counted from the study (``study.db``) when there is one.
+counted from the study (``study.db``) when there is one. Or a shared study
+(``--storage URL``, a random search on several machines): its finished trials'
+results come from the study itself (each keeps its ``result.json`` as the
+``run_result`` user attribute), so no directory is needed; directories given
+beside it add the training curves of the runs they hold (TensorBoard events).
+Trials lost with a dead worker and retried, and surplus trials, are not failures.
 
 Two kinds of effect, both on the *unseen-length* metrics (positions at or past
 ``train_max_len``):
@@ -101,12 +106,70 @@ def failed_trials(sweep_dir) -> int:
     if not db.exists():
         return 0
     import optuna
-    from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{db.absolute()}")
-    return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-               if not str(t.user_attrs.get("error", "")).startswith("surplus"))
+    return _failed(study.get_trials(deepcopy=False))
+
+
+def _failed(trials) -> int:
+    """FAIL trials that are failures: not surplus, not lost with a dead worker and retried."""
+    from optuna.trial import TrialState
+
+    lost = {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
+    return sum(1 for t in trials if t.state == TrialState.FAIL and t.number not in lost
+               and not str(t.user_attrs.get("error", "")).startswith("surplus"))
+
+
+def trial_name(number: int) -> str:
+    """A random search's run directory of trial ``number`` (in its sweep's ``--out``)."""
+    return f"trial_{number:04d}"
+
+
+def study_results(url: str, dirs=()) -> tuple[list[dict], int, list[Path]]:
+    """A shared study's ``(results, failed, run directories)`` (``lgagent report --storage``).
+
+    The results of its COMPLETE trials (by trial number), from the study (``run_result``)
+    or else from ``trial_NNNN/result.json`` under ``dirs`` or the trial's recorded
+    ``--out`` when that is on this machine; the run directories found there (for
+    :func:`curve`). BadInput when the storage cannot be opened; ValueError when it holds
+    no sweep or a finished trial's result is nowhere.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    from train.study.storage import rdb_storage, shown
+
+    storage = rdb_storage(url)
+    try:
+        study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
+    except KeyError:
+        raise ValueError(f"--storage {shown(url)} holds no lgagent sweep (no study "
+                         f"{STUDY_NAME!r})") from None
+    trials = study.get_trials(deepcopy=False)
+    results, runs, missing = [], [], []
+    for t in sorted(trials, key=lambda t: t.number):
+        if t.state != TrialState.COMPLETE:
+            continue
+        name = trial_name(t.number)
+        places = [Path(d) for d in dirs] + ([Path(t.user_attrs["out"])] if "out" in t.user_attrs
+                                            else [])
+        local = next((d / name for d in places if (d / name / RESULT).is_file()), None)
+        result = t.user_attrs.get("run_result")
+        if result is None and local is not None:
+            result = json.loads((local / RESULT).read_text())
+        if result is None:
+            missing.append(t.number)
+            continue
+        results.append(result)
+        if local is not None:
+            runs.append(local)
+    if missing:
+        raise ValueError(f"trial {', '.join(map(str, missing[:5]))}"
+                         f"{' ...' if len(missing) > 5 else ''} finished, but its result is "
+                         "neither in the study nor in a directory given (a sweep of an older "
+                         "lgagent): give the sweep directories that hold it")
+    return results, _failed(trials), runs
 
 
 def _metric(result: dict, weights: str, split: str, key: str) -> float:
@@ -293,19 +356,37 @@ def effects(df) -> dict:
     return out
 
 
-def report(sweep_dir) -> dict:
+def gather(sweep_dirs=(), storage: str | None = None) -> tuple[list[dict], int, list[Path]]:
+    """``(results, failed, run directories)`` of one or more sweep directories, or of a
+    shared study (``storage``; ``sweep_dirs`` then only add run directories, see
+    :func:`study_results`)."""
+    dirs = [sweep_dirs] if isinstance(sweep_dirs, (str, Path)) else list(sweep_dirs)
+    if storage:
+        return study_results(storage, dirs)
+    results, failed, runs = [], 0, []
+    for d in dirs:
+        results += load_results(d)
+        failed += failed_trials(d)
+        runs += [p.parent for p in sorted(Path(d).glob(f"*/{RESULT}"))]
+    return results, failed, runs
+
+
+def report(sweep_dir=(), storage: str | None = None, gathered=None) -> dict:
     """The JSON of ``lgagent report``: ``trials``, ``failed``, ``effects``, ``means``,
     ``curve`` (the averaging effect on unseen top1_err by training step; see :func:`curve`)
     and ``regression_note``: null, or one line saying that the factors' effects are left
     out because the regression needs more trials than the sweep has, with both numbers
-    (:func:`regression_note`; the paired averaging effects need only 3)."""
-    results = load_results(sweep_dir)
+    (:func:`regression_note`; the paired averaging effects need only 3).
+
+    ``sweep_dir``: a sweep directory or several, ``storage``: a shared study's URL (see
+    :func:`gather`), or ``gathered``: what :func:`gather` returned."""
+    results, failed, runs = gathered or gather(sweep_dir, storage)
     df = table(results)
-    out = {"trials": len(results), "failed": failed_trials(sweep_dir), "effects": {},
+    out = {"trials": len(results), "failed": failed, "effects": {},
            "means": {}, "curve": {}, "regression_note": None}
     if not results:
         return out
-    out["curve"] = curve(sweep_dir)
+    out["curve"] = curve(runs=runs)
     out["effects"] = effects(df)
     out["regression_note"] = regression_note(df)
     for name, _, _ in METRICS:
@@ -380,8 +461,9 @@ def plot(rep: dict, df, path) -> None:
     plt.close(fig)
 
 
-def curve(sweep_dir, metric: str = "top1_err", split: str = "unseen") -> dict:
-    """The averaging effect against training steps, from the runs' TensorBoard events.
+def curve(sweep_dir=None, metric: str = "top1_err", split: str = "unseen", runs=None) -> dict:
+    """The averaging effect against training steps, from the runs' TensorBoard events
+    (the finished runs of ``sweep_dir``, or the run directories ``runs``).
 
     For every weights other than raw and every evaluation step: the paired
     difference ``weights - raw`` of ``eval/<weights>/<split>/<metric>`` over the runs
@@ -391,7 +473,8 @@ def curve(sweep_dir, metric: str = "top1_err", split: str = "unseen") -> dict:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     series: dict = {}  # weights -> step -> [value per run], aligned by run index
-    runs = [p.parent for p in sorted(Path(sweep_dir).glob(f"*/{RESULT}"))]
+    if runs is None:
+        runs = [p.parent for p in sorted(Path(sweep_dir).glob(f"*/{RESULT}"))]
     for i, run in enumerate(runs):
         acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
         acc.Reload()

@@ -21,7 +21,24 @@ trial's parameters and state. A finished trial is ``COMPLETE`` (its run
 directory holds ``result.json``), a trial whose run raised is ``FAIL`` with the
 error in its ``error`` user attribute, and a trial of a sweep that was stopped
 stays ``RUNNING`` until the same command, run again, resumes it from its
-checkpoint. Finished and failed trials are never retrained.
+checkpoint. Finished and failed trials are never retrained. A finished trial also
+keeps its result (``result.json``'s contents) in the study, as its ``run_result``
+user attribute, so ``lgagent report --storage URL`` reads a study whose run
+directories lie on several machines.
+
+Several machines, one study (``--storage URL`` of a shared database, each machine
+its own ``--out``): every sweep process asks the study for the next trial number
+(Optuna hands each number out once, so no trial trains twice) and stops when the
+study holds ``--trials`` trials. While a trial trains, its sweep process records a
+heartbeat in the study every ``--heartbeat`` seconds (default 30). A trial left
+``RUNNING`` by a sweep that died (SIGKILL, a lost machine) is found by the next
+sweep on that storage: the same command on the same machine and ``--out`` resumes
+it from its checkpoint, as above; any other sweep, once the trial has had no
+heartbeat for ``LOST_AFTER`` heartbeats, takes it as lost: Optuna marks it ``FAIL``
+and a new trial with the same options (user attribute ``retry_of``: the lost
+trial's number) is queued and trained in its place, so the study still ends with
+``--trials`` finished trials. A lost trial does not count as failed (``lgagent
+report``, the sweep's last line); its partial run directory is left where it was.
 """
 
 from __future__ import annotations
@@ -42,7 +59,7 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 
 from train.signals import handling
-from train.study.report import STUDY_DB, STUDY_NAME
+from train.study.report import STUDY_DB, STUDY_NAME, trial_name
 from train.training import config as C
 
 # Options a space may not draw: the sweep decides them per trial.
@@ -236,17 +253,79 @@ def preview(dists: dict[str, BaseDistribution], seed: int, n: int) -> list[dict]
 # The study
 
 
-def open_study(out: Path, storage: str | None, seed: int) -> optuna.Study:
-    """Create or load the sweep's study (SQLite in ``out`` unless ``storage`` is given)."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+HEARTBEAT = 30  # seconds between a running trial's heartbeats (lgagent sweep --heartbeat)
+LOST_AFTER = 4  # heartbeats missed before another sweep takes a RUNNING trial as lost
+
+
+class RetryLost:
+    """Optuna's stale-trial callback: queue a trial with the lost one's options.
+
+    Optuna has marked the trial ``FAIL`` (one process wins that, under a row lock); the
+    new trial carries ``retry_of`` (the lost trial's number). ``found`` lists the lost
+    trials of this process, for its log.
+    """
+
+    def __init__(self):
+        self.found = []
+
+    def __call__(self, study, trial) -> None:
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        self.found.append(trial)
+
+
+def open_study(out: Path, storage: str | None, seed: int,
+               heartbeat: int = HEARTBEAT) -> optuna.Study:
+    """Create or load the sweep's study (SQLite in ``out`` unless ``storage`` is given).
+
+    BadInput (one line) when the storage cannot be opened (see :mod:`train.study.storage`).
+    """
+    import sqlalchemy.exc
+
+    from train.errors import BadInput
+    from train.study.storage import _db_line, rdb_storage, shown
+
     url = storage or f"sqlite:///{(out / STUDY_DB).absolute()}"
-    return optuna.create_study(study_name=STUDY_NAME, storage=url,
-                               sampler=TrialSeededSampler(seed), direction="minimize",
-                               load_if_exists=True)
+    rdb = rdb_storage(url, heartbeat=heartbeat, grace=LOST_AFTER * heartbeat,
+                      on_stale=RetryLost())
+    for attempt in range(2):  # two new workers may create the study at once: load it then
+        try:
+            return optuna.create_study(study_name=STUDY_NAME, storage=rdb,
+                                       sampler=TrialSeededSampler(seed), direction="minimize",
+                                       load_if_exists=True)
+        except sqlalchemy.exc.SQLAlchemyError as e:
+            if attempt == 1 or not isinstance(e, sqlalchemy.exc.IntegrityError):
+                raise BadInput(f"--storage {shown(url)}: cannot open the study: "
+                               f"{_db_line(e)}") from None
+
+
+def beat(study: optuna.Study, trials) -> None:
+    """Record a heartbeat for each of ``trials`` (this process is training them)."""
+    storage = study._storage
+    if optuna.storages._heartbeat.is_heartbeat_enabled(storage):
+        for t in trials:
+            storage.record_heartbeat(t._trial_id)
+
+
+def take_lost(study: optuna.Study) -> list:
+    """Fail the study's RUNNING trials whose heartbeat stopped and queue their retries
+    (:class:`RetryLost`); returns the lost trials this call took over."""
+    import warnings
+
+    callback = study._storage.get_heartbeat_stale_trial_callback()
+    before = len(callback.found) if isinstance(callback, RetryLost) else 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    return callback.found[before:] if isinstance(callback, RetryLost) else []
+
+
+def retried(trials) -> set:
+    """Numbers of the lost trials that a retry replaced."""
+    return {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
 
 
 def trial_dir(out: Path, number: int) -> Path:
-    return out / f"trial_{number:04d}"
+    return out / trial_name(number)
 
 
 def owner() -> str:
@@ -266,10 +345,19 @@ def orphans(study: optuna.Study, out: Path) -> list:
 
 
 def counts(study: optuna.Study) -> dict:
-    """Trials by state name (complete, fail, running, ...)."""
+    """Trials by state name (complete, fail, running, waiting), with two kinds of ``FAIL``
+    apart: ``lost`` (a dead worker's trial, retried) and ``surplus`` (asked for beyond
+    ``--trials`` by a worker that raced another, never run)."""
+    trials = study.get_trials(deepcopy=False)
+    lost = retried(trials)
     out = {}
-    for t in study.get_trials(deepcopy=False):
-        out[t.state.name.lower()] = out.get(t.state.name.lower(), 0) + 1
+    for t in trials:
+        name = t.state.name.lower()
+        if t.state == TrialState.FAIL and t.number in lost:
+            name = "lost"
+        elif t.state == TrialState.FAIL and str(t.user_attrs.get("error", "")).startswith("surplus"):
+            name = "surplus"
+        out[name] = out.get(name, 0) + 1
     return out
 
 
@@ -313,18 +401,33 @@ def run_search(study: optuna.Study, out: Path, *, n_trials: int, dists: dict, ba
     """
     import concurrent.futures as cf
     import multiprocessing as mp
+    import time
+    import warnings
 
     threads = base.get("num_threads") or default_threads(workers)
     here = str(out.absolute())
     todo = list(orphans(study, out))  # a stopped sweep's trials first
+    beat(study, todo)  # claimed: no other sweep takes them as lost now
+    interval = study._storage.get_heartbeat_interval() or HEARTBEAT
+    last_beat = time.monotonic()
     running: dict = {}  # future -> (trial number, Trial or FrozenTrial)
     stop = {"signal": None}
 
     def new_trial():
-        if len(study.get_trials(deepcopy=False)) >= n_trials:
+        for t in take_lost(study):
+            echo(f"trial {t.number}: lost (its sweep on {t.user_attrs.get('host')} in "
+                 f"{t.user_attrs.get('out')} sent no heartbeat for {LOST_AFTER * interval} s): "
+                 "failed, and queued again with the same options")
+        trials = study.get_trials(deepcopy=False)
+        waiting = any(t.state == TrialState.WAITING for t in trials)  # retries of lost trials
+        if not waiting and len(trials) - len(retried(trials)) >= n_trials:
             return None
-        trial = study.ask()
-        if trial.number >= n_trials:  # another machine got there first
+        with warnings.catch_warnings():  # Optuna: "heartbeat is supposed to be used with optimize"
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            trial = study.ask()
+        beat(study, [trial])
+        if "retry_of" not in trial.user_attrs and trial.number >= n_trials + len(
+                retried(study.get_trials(deepcopy=False))):  # another machine got there first
             trial.set_user_attr("error", "surplus trial beyond --trials (not run)")
             study.tell(trial, state=TrialState.FAIL)
             return None
@@ -348,13 +451,18 @@ def run_search(study: optuna.Study, out: Path, *, n_trials: int, dists: dict, ba
                     if trial is None:
                         break
                     d = trial_dir(out, trial.number)
+                    retry = trial.user_attrs.get("retry_of")
                     echo(f"trial {trial.number}: {d.name} "
+                         + ("" if retry is None else f"(retry of lost trial {retry}) ")
                          + " ".join(f"{k}={v}" for k, v in sorted(trial.params.items())))
                     fut = pool.submit(_run_trial, values_of(trial), str(d), config_file, threads)
                     running[fut] = trial
                 if not running:
                     break
                 done, _ = cf.wait(running, timeout=0.5, return_when=cf.FIRST_COMPLETED)
+                if time.monotonic() - last_beat >= interval:
+                    beat(study, [running[f] for f in running if f not in done])
+                    last_beat = time.monotonic()
                 for fut in done:
                     trial = running.pop(fut)
                     if isinstance(fut.exception(), cf.process.BrokenProcessPool):
@@ -382,14 +490,25 @@ def _finish(study, trial, fut, echo) -> None:
         from train.training.prefetch import one_line
 
         msg = one_line(e)
-        trial.set_user_attr("error", msg)
-        study.tell(trial, state=TrialState.FAIL)
+        try:
+            trial.set_user_attr("error", msg)
+            study.tell(trial, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # taken as lost by another sweep meanwhile: its retry runs
         echo(f"trial {number}: FAILED: {msg}")
         return
     value = objective(result)
-    trial.set_user_attr("result", str(trial_dir(Path(trial.user_attrs["out"]), number)))
-    # Optuna refuses NaN values: a run without unseen lengths reports its seen error
-    study.tell(trial, value if math.isfinite(value) else 1.0, state=TrialState.COMPLETE)
+    try:
+        trial.set_user_attr("result", str(trial_dir(Path(trial.user_attrs["out"]), number)))
+        trial.set_user_attr("run_result", result)  # lgagent report --storage: no directory needed
+        # Optuna refuses NaN values: a run without unseen lengths reports its seen error
+        study.tell(trial, value if math.isfinite(value) else 1.0, state=TrialState.COMPLETE)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        # its heartbeats stopped reaching the study for a while (a database outage?) and another
+        # sweep took it as lost: the retry counts, this run's directory stays as it is
+        echo(f"trial {number}: finished, but another sweep had taken it as lost meanwhile "
+             "(its retry counts in the study)")
+        return
     echo(f"trial {number}: done, raw unseen top1_err {value:.4f}")
 
 

@@ -88,7 +88,7 @@ def summary_lines(results: list[dict], split: str = "unseen") -> list[str]:
 
 def run_sweep(env, out: Path, grid=(), fixed=(), seeds="0", config_file=None, no_averaging=False,
               progress=True, trials=None, space_file=None, storage=None, workers=1,
-              search_seed=0) -> None:
+              search_seed=0, heartbeat=None) -> None:
     """``lgagent sweep``: a grid (``grid`` x ``seeds``) or ``trials`` random trials into ``out``.
 
     Arguments are the command's options (``fixed``: the ``--set KEY=VALUE`` texts,
@@ -105,9 +105,10 @@ def run_sweep(env, out: Path, grid=(), fixed=(), seeds="0", config_file=None, no
             raise BadInput("--trials draws every option from the space: --grid and --seeds "
                            "belong to a grid sweep")
         return _random_search(env, out, fixed, config_file, no_averaging, trials, space_file,
-                              storage, workers, search_seed)
-    if space_file or storage or workers != 1:
-        raise BadInput("--space, --storage and --workers apply to a random search (--trials N)")
+                              storage, workers, search_seed, heartbeat)
+    if space_file or storage or workers != 1 or heartbeat is not None:
+        raise BadInput("--space, --storage, --workers and --heartbeat apply to a random search "
+                       "(--trials N)")
     try:
         seed_list = [int(s) for s in seeds.split(",")]
     except ValueError:
@@ -157,7 +158,7 @@ def run_sweep(env, out: Path, grid=(), fixed=(), seeds="0", config_file=None, no
 
 
 def _random_search(env, out: Path, fixed, config_file, no_averaging, n_trials, space_file,
-                   storage, workers, search_seed):
+                   storage, workers, search_seed, heartbeat=None):
     """``lgagent sweep --trials N``: see :mod:`train.study.search`."""
     from train.study import search as S
 
@@ -189,9 +190,12 @@ def _random_search(env, out: Path, fixed, config_file, no_averaging, n_trials, s
                 prepare({**corner, "out": str(out / "check")}, config_file=config_file)
             except BadInput as e:
                 raise BadInput(f"the space's {name}={v!r} makes an invalid run: {e}") from None
+    heartbeat = heartbeat or S.HEARTBEAT
+    # a shared database: a wrong URL or a dead server is one line before anything is written
+    study = S.open_study(out, storage, search_seed, heartbeat) if storage else None
     out.mkdir(parents=True, exist_ok=True)
     with _lock(out):
-        study = S.open_study(out, storage, search_seed)
+        study = study or S.open_study(out, storage, search_seed, heartbeat)
         try:
             n = S.run_search(study, out, n_trials=n_trials, dists=dists, base=base,
                              config_file=config_file, workers=workers,
@@ -201,8 +205,16 @@ def _random_search(env, out: Path, fixed, config_file, no_averaging, n_trials, s
             raise click.exceptions.Exit(e.code) from None
         except RuntimeError as e:
             raise BadInput(str(e)) from None
-    click.echo(f"{n.get('complete', 0)} trials complete, {n.get('fail', 0)} failed, "
-               f"{n.get('running', 0)} left running; statistics: lgagent report {out}")
+    lost = f" ({n['lost']} lost with a dead worker and retried)" if n.get("lost") else ""
+    if storage:
+        from train.study.storage import shown
+
+        where = f"--storage '{shown(storage)}' {out}"
+    else:
+        where = str(out)
+    click.echo(f"{n.get('complete', 0)} trials complete, {n.get('fail', 0)} failed{lost}, "
+               f"{n.get('running', 0) + n.get('waiting', 0)} left running; statistics: "
+               f"lgagent report {where}")
 
 
 def _fixed_options(env, fixed, config_file, no_averaging) -> tuple[dict, dict]:

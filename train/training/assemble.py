@@ -111,7 +111,9 @@ def assemble(cfg: RunConfig, model_cfg, device: torch.device, rank: int = 0,
         averages["bema"] = BEMA(model, ema_power=cfg.bema_ema_power,
                                 bias_power=cfg.bema_bias_power, lag=cfg.bema_lag,
                                 multiplier=cfg.bema_multiplier, burn_in=cfg.bema_burn_in,
-                                update_every=cfg.bema_update_every)
+                                update_every=cfg.bema_update_every, clock=cfg.bema_clock,
+                                theta0=cfg.bema_theta0, anchor=cfg.bema_anchor,
+                                min_ema_multiplier=cfg.bema_floor)
     return Parts(model, optimizer, scheduler, averages)
 
 

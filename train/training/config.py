@@ -72,6 +72,14 @@ class Opt:
     saved: bool = True  # False: runtime only, not in config.toml / the checkpoint
     toml: bool = True  # False: command line only
     several: bool = False  # a list of values is allowed (command line: comma-separated)
+    # the value a saved config that predates this field meant (see upgrade); None: its default
+    old: object = None
+
+
+# BEMA's choices (agents.averaging's CLOCKS, THETA0, ANCHORS: that module imports torch)
+BEMA_CLOCKS = ("since-snapshot", "global", "authors")
+BEMA_THETA0 = ("burn-in", "initial")
+BEMA_ANCHORS = ("tau", "tau+1")
 
 
 def opt(default, help: str, **meta):
@@ -110,8 +118,11 @@ class RunConfig:
     embd_dropout: float | None = opt(None, "Dropout on token (+ position) embeddings.", **_PLACE)
     norm: str | None = opt(None, "LayerNorm placement (post = GPT-1).", unset=_PRESET,
                            choices=NORMS, model=True)
-    pos: str | None = opt(None, "Position encoding.", unset=_PRESET, choices=POSITIONS,
-                          model=True)
+    pos: str | None = opt(None, "Position encoding (alibi: Press et al. 2022; *-random: "
+                          "Ruoss et al. 2023).", unset=_PRESET, choices=POSITIONS, model=True)
+    pos_range: int | None = opt(None, "learned-random/rope-random: training positions are a "
+                                "sorted sample from 0..N-1 (N >= the block size).",
+                                unset="the block size", ge=1, le=65536, model=True)
     # data
     vocab_size: int | None = opt(None, "setcomp: number of tokens v; block size v - 1.",
                                  unset=str(DEFAULT_VOCAB), ge=2)
@@ -148,7 +159,23 @@ class RunConfig:
     bema_lag: float = opt(10.0, "BEMA rho (rho + gamma >= 1).", ge=0)
     bema_multiplier: float = opt(1.0, "BEMA gamma (rho + gamma >= 1).", ge=0)
     bema_burn_in: int = opt(0, "BEMA burn-in steps tau.", ge=0, le=10**12)
-    bema_update_every: int = opt(1, "BEMA update period phi, in steps.", ge=1, le=10**12)
+    bema_update_every: int = opt(1, "BEMA update period phi, in steps (TRL and the authors: "
+                                 "400).", ge=1, le=10**12)
+    bema_clock: str = opt("since-snapshot", "BEMA clock: since-snapshot (t = updates since the "
+                          "snapshot), global (t = the global step, TRL's BEMACallback) or "
+                          "authors (s = max(step - tau + rho, 1), beta = (1 + gamma s)^-kappa, "
+                          "alpha = (1 + s)^-eta: the BEMA authors' offline code).",
+                          choices=BEMA_CLOCKS)
+    bema_theta0: str = opt("burn-in", "BEMA theta_0: the weights at the snapshot (end of "
+                           "burn-in) or the initial weights.", choices=BEMA_THETA0)
+    bema_anchor: str = opt("tau", "BEMA snapshot step: tau (TRL, the authors) or tau+1 "
+                           "(lgagent's first protocol, which runs saved before this option "
+                           "keep).", choices=BEMA_ANCHORS, old="tau+1")
+    bema_floor: float = opt(0.0, "BEMA floor on beta (min_ema_multiplier; the authors' "
+                            "configs: 1e-4).", ge=0, le=1)
+    snapshot_every: int = opt(0, "Write the raw weights into RUN_DIR/snapshots/ at step 0 and "
+                              "every N steps and the last (safetensors, for lgagent average); 0 = "
+                              "off. Fixed for a run.", ge=0, le=10**12)
     # evaluation and logging
     eval_every: int = opt(1000, "Evaluate every N steps; 0 = only at the end.", ge=0, le=10**12,
                           resumable=True)
@@ -160,6 +187,10 @@ class RunConfig:
                           "weights; 0 = none.", ge=0, le=10**7, resumable=True)
     log_every: int = opt(10, "TensorBoard scalars every N steps.", ge=1, le=10**12,
                          resumable=True)
+    track: bool = opt(False, "Also log to Weights & Biases (the TensorBoard scalars, config and "
+                      "per-length figure; --resume continues the same W&B run): pip install "
+                      "\"lgagent[track]\"; WANDB_MODE=offline logs without an account.",
+                      resumable=True, saved=False)
     ckpt_every: int = opt(1000, "Checkpoint every N steps; 0 = only at the end / on "
                           "interrupt.", ge=0, le=10**12, resumable=True)
     # machine
@@ -208,6 +239,13 @@ MODEL_FIELDS = tuple(name for name, o in OPTS.items() if o.model)
 RUNTIME_ONLY = tuple(name for name, o in OPTS.items() if not o.saved)
 # Fields a --resume may change; every other field must match the checkpoint.
 RESUMABLE = frozenset(name for name, o in OPTS.items() if o.resumable)
+
+
+def upgrade(saved: dict) -> dict:
+    """A saved config with the fields it predates filled with what their absence meant
+    (``Opt.old``; e.g. ``bema_anchor`` = "tau+1" for runs saved before that option)."""
+    return {**{k: o.old for k, o in OPTS.items() if o.old is not None and k not in saved},
+            **saved}
 
 
 def several(value) -> list:

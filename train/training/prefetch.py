@@ -84,13 +84,15 @@ class Prefetcher:
     """
 
     def __init__(self, task, batch_size: int, max_len: int | None = None, *, depth: int = 2,
-                 pin_memory: bool = False, limit: int | None = None):
+                 pin_memory: bool = False, limit: int | None = None,
+                 pos_range: int | None = None):
         for name, value, lo in (("depth", depth, 1), ("limit", limit, 0)):
             if value is None and name == "limit":
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
                 raise ValueError(f"Prefetcher {name} must be an integer >= {lo}, got {value!r}")
         self.task, self.batch_size, self.max_len = task, batch_size, max_len
+        self.pos_range = pos_range  # task.batch's: randomized positions (None: none)
         self.pin_memory, self.limit = pin_memory, limit
         self.consumed = 0  # batches next() has returned
         self._state = task.state_dict()  # the position after the last consumed batch
@@ -107,7 +109,8 @@ class Prefetcher:
         made = 0
         try:
             while not self._stop.is_set() and (self.limit is None or made < self.limit):
-                batch = self.task.batch(self.batch_size, max_len=self.max_len)
+                batch = self.task.batch(self.batch_size, max_len=self.max_len,
+                                        pos_range=self.pos_range)
                 if self.pin_memory:
                     batch = pinned(batch)
                 made += 1

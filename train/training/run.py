@@ -26,6 +26,12 @@ CPU_HINT_PARAMS = 5_000_000
 # Files a run writes into RUN_DIR (what --force removes; nothing else is touched).
 RUN_FILES = ("checkpoint.pt", "config.toml")
 RUN_GLOBS = ("events.out.tfevents.*", ".checkpoint.pt.*.tmp", ".config.toml.*.tmp")
+# RUN_DIR/snapshots/ (--snapshot-every; agents.snapshots): its step_*.safetensors and their
+# temporary files are a run's files too
+SNAPSHOTS = "snapshots"
+SNAPSHOT_GLOBS = ("step_*.safetensors", ".step_*.tmp")
+# RUN_DIR/wandb/ (--track; train.training.tracking.DIR): Weights & Biases' files of the run
+TRACK_DIR = "wandb"
 # bytes a file name inside RUN_DIR may take: events.out.tfevents.<time>.<host name>.<pid>.<n>
 RUN_FILE_ROOM = 128
 
@@ -47,7 +53,7 @@ def model_params(m) -> int:
     """Parameters of a GPT with config ``m`` (GPTConfig), counted without building it."""
     d = m.n_embd
     emb = m.vocab_size * d * (1 if m.tie_weights else 2) + (
-        m.block_size * d if m.pos == "learned" else 0)
+        {"learned": m.block_size, "learned-random": m.pos_range}.get(m.pos, 0) * d)
     attn = 4 * d * d + 4 * d
     mlp = 2 * m.mlp_ratio * d * d + (m.mlp_ratio + 1) * d if m.mlp else 0
     return emb + m.n_layer * (attn + mlp + 4 * d) + 2 * d + m.vocab_size
@@ -202,13 +208,29 @@ class run_lock:
 
 
 def clear_run_dir(out: Path) -> None:
-    """Remove the files a previous run wrote (checkpoint, config, events); nothing else."""
+    """Remove the files a previous run wrote (checkpoint, config, events, snapshots, W&B's
+    ``wandb/``); nothing else."""
     for name in RUN_FILES:
         (out / name).unlink(missing_ok=True)
     for pattern in RUN_GLOBS:
         for p in out.glob(pattern):
             if p.is_file():
                 p.unlink()
+    snaps = out / SNAPSHOTS
+    if snaps.is_dir() and not snaps.is_symlink():
+        for pattern in SNAPSHOT_GLOBS:
+            for p in snaps.glob(pattern):
+                if p.is_file():
+                    p.unlink()
+        try:
+            snaps.rmdir()  # only when nothing else is in it
+        except OSError:
+            pass
+    track = out / TRACK_DIR  # --track's W&B files (its run id too: a fresh run is a new W&B run)
+    if track.is_dir() and not track.is_symlink():
+        import shutil
+
+        shutil.rmtree(track)
 
 
 def is_run_file(name: str) -> bool:
@@ -231,7 +253,20 @@ def killed_before_first_save(out: Path) -> bool:
         return False
     if not entries or any(p.name == RUN_FILES[0] for p in entries):  # checkpoint.pt
         return False
-    return all(p.is_file() and not p.is_symlink() and is_run_file(p.name) for p in entries)
+    return all(_is_snapshot_dir(p) if p.name == SNAPSHOTS else
+               p.is_dir() and not p.is_symlink() if p.name == TRACK_DIR else
+               p.is_file() and not p.is_symlink() and is_run_file(p.name) for p in entries)
+
+
+def _is_snapshot_dir(p: Path) -> bool:
+    """Whether ``p`` is a run's snapshots directory holding only snapshots (and their
+    temporary files)."""
+    import fnmatch
+
+    if not p.is_dir() or p.is_symlink():
+        return False
+    return all(q.is_file() and any(fnmatch.fnmatchcase(q.name, g) for g in SNAPSHOT_GLOBS)
+               for q in p.iterdir())
 
 
 def prepare(cli_values: dict, *, config_file=None, resume=False, force=False, dist_info=None):
@@ -280,7 +315,7 @@ def prepare(cli_values: dict, *, config_file=None, resume=False, force=False, di
         if not checkpoint.resumable(ckpt):
             raise BadInput(f"{out}: the checkpoint holds weights only (no optimizer, schedule or "
                            "RNG state); it can be evaluated but not resumed")
-        saved = ckpt["config"]
+        saved = C.upgrade(ckpt["config"])  # fields it predates: what their absence meant
         unknown = sorted(set(saved) - set(C.FIELDS))
         if unknown:
             raise BadInput(f"{out}: checkpoint config has unknown fields {', '.join(unknown)}")
@@ -306,6 +341,10 @@ def prepare(cli_values: dict, *, config_file=None, resume=False, force=False, di
         cfg = C.resolve(cfg)
     except (ValueError, BadInput) as e:
         raise BadInput(fresh(e.format_message() if isinstance(e, BadInput) else str(e))) from None
+    if cfg.track:  # Weights & Biases installed: checked before anything is written
+        from train.training.tracking import check_available
+
+        check_available()
     from train.training.assemble import build  # torch and numba: only once the options are valid
 
     try:
@@ -408,13 +447,21 @@ def _announce(cfg, trainer, d, device, resumed: bool) -> None:
                    err=True)
     if cfg.pos == "learned" and cfg.train_max_len < trainer.model.config.block_size:
         click.echo(untrained_positions_note(cfg.train_max_len), err=True)
+    count, each = trainer.snapshot_plan()
+    if count:
+        from train.atomic import human_bytes
+
+        click.echo(f"snapshots: {count} of {human_bytes(each)} each ({human_bytes(count * each)}) "
+                   f"into {Path(cfg.out) / SNAPSHOTS}, every {cfg.snapshot_every} steps",
+                   err=True)
 
 
 def untrained_positions_note(L: int) -> str:
     """Why "unseen length" means "untrained position embedding" with learned positions."""
     return (f"note: with --pos learned the position embeddings {L} and beyond are never trained "
             f"(positions >= --train-max-len {L}); at unseen lengths they keep their initial "
-            "values in raw and averaged weights alike (compare --pos none or rope)")
+            "values in raw and averaged weights alike (compare --pos none, rope, alibi, or "
+            "learned-random, which trains every position)")
 
 
 def interrupted_exit_code(summary: dict) -> int:

@@ -61,10 +61,18 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
+from agents import snapshots
 from agents.checkpoint import CHECKPOINT, FORMAT, VERSION, averages_to_save, checksum, first_line
 from agents.losses import loss as loss_fn
 from train.analysis import evaluate as ev
-from train.atomic import atomic_path, atomic_write_text, nearest_existing, remove_stale_temps
+from train.atomic import (
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    human_bytes,
+    nearest_existing,
+    remove_stale_temps,
+)
 from train.progress import progress_bar
 from train.signals import handling
 from train.training.assemble import assemble, restore
@@ -188,6 +196,8 @@ class Trainer:
                  device: torch.device | None = None, resume: dict | None = None,
                  progress: bool = True):
         self.cfg, self.task, self.out = cfg, task, Path(out)
+        # randomized positions (Ruoss et al. 2023): each batch's own, from the data stream
+        self.pos_range = model_cfg.pos_range  # None for every other scheme
         self.d = dist_info or Dist()
         self.device = device or torch.device("cpu")
         self.progress = progress
@@ -198,6 +208,8 @@ class Trainer:
         self.scheduler, self.averages = self.parts.scheduler, self.parts.averages
         self.step = 0 if resume is None else restore(self.parts, resume, task, self.d.rank)
         self.saved_step = None if resume is None else self.step  # the checkpoint on disk
+        # named weights that lgagent average --save added to the checkpoint: kept on resume
+        self.saved_averages = None if resume is None else resume.get("saved_averages")
         if self.d.is_main:  # refuse a disk that cannot hold a checkpoint before writing anything
             self._check_disk_space()
 
@@ -207,6 +219,7 @@ class Trainer:
         self.fwd = fwd
         self.autocast = partial(ev.autocast, self.device)
         self.writer = None
+        self.tracker = None  # --track: train.training.tracking.WandbSink (rank 0)
         self._prefetch = None  # the batch producer of a running train() (train.training.prefetch)
         self._hparams_end = None
         self._eval_batch = None
@@ -222,7 +235,7 @@ class Trainer:
     def train_step(self, batch):
         """Forward, loss, backward, clip, AdamW, schedule, EMA/BEMA. Returns (loss, grad norm)."""
         with self.autocast():
-            logits = self.fwd(batch.tokens)
+            logits = self.fwd(batch.tokens, pos=batch.pos)  # pos: randomized schemes only
         loss = loss_fn(self.cfg.loss, logits, batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -279,6 +292,8 @@ class Trainer:
                     if cfg.eval_every and self.step % cfg.eval_every == 0 and d.is_main:
                         results, evaluated_at = self.evaluate(), self.step
                         self._log_eval(results)
+                    if d.is_main and self.snapshot_due(self.step):
+                        self.write_snapshot()
                     if cfg.ckpt_every and self.step % cfg.ckpt_every == 0 and self.step < target:
                         self.save()
                     # under DDP the ranks agree on stopping at log steps only (a collective
@@ -311,6 +326,8 @@ class Trainer:
                 self._close_data()  # no producer thread outlives the loop (Ctrl-C, errors)
                 if self.writer is not None:  # keep what was logged; a resume purges what follows
                     self.writer.close()
+                if self.tracker is not None:
+                    self.tracker.finish(exit_code=1)
                 raise
             finally:
                 bar.close()
@@ -330,12 +347,14 @@ class Trainer:
         if self.cfg.prefetch > 0 and count > 0:
             self._prefetch = Prefetcher(self.task, self.cfg.batch_size, self.cfg.train_max_len,
                                         depth=self.cfg.prefetch, limit=count,
-                                        pin_memory=self.device.type == "cuda")
+                                        pin_memory=self.device.type == "cuda",
+                                        pos_range=self.pos_range)
 
     def _next_batch(self):
         """The next training batch (on the CPU; pinned when prefetched for CUDA)."""
         if self._prefetch is None:
-            return self.task.batch(self.cfg.batch_size, max_len=self.cfg.train_max_len)
+            return self.task.batch(self.cfg.batch_size, max_len=self.cfg.train_max_len,
+                                   pos_range=self.pos_range)
         try:
             return self._prefetch.next()
         except DataFailed as e:  # one line, saying what is on disk
@@ -371,6 +390,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             **averages_to_save(self.averages),  # "ema", "bema"
+            **({"saved_averages": self.saved_averages} if self.saved_averages else {}),
             "rng": rng, "rng_ranks": [r for r, _ in per_rank],
             "data": data, "data_ranks": [t for _, t in per_rank],
         }
@@ -387,14 +407,60 @@ class Trainer:
 
     def _check_disk_space(self) -> None:
         """ValueError (one line) when RUN_DIR's disk cannot hold two checkpoints (the old one
-        stays until the new one is renamed onto it)."""
+        stays until the new one is renamed onto it) and the snapshots still to be written."""
         base = nearest_existing(self.out)
         need = 2 * checkpoint_bytes(self.model, len(self.averages))
         free = shutil.disk_usage(base).free
+        count, each = self.snapshot_plan()
+        if count and need + count * each > free:
+            raise ValueError(f"not enough disk space for {self.out}: {count} snapshots of "
+                             f"{human_bytes(each)} (--snapshot-every {self.cfg.snapshot_every}) "
+                             f"and two checkpoints of {human_bytes(need // 2)} need "
+                             f"{human_bytes(need + count * each)}; {human_bytes(free)} free")
         if need > free:
             raise ValueError(f"not enough disk space for {self.out}: a checkpoint needs about "
                              f"{need / 2e6:.3g} MB and two must fit while one is replaced; "
                              f"{free / 1e6:.3g} MB free")
+
+    # -- weight snapshots (agents.snapshots: the format; lgagent average reads them) ---------
+
+    def snapshot_due(self, step: int) -> bool:
+        """Whether step ``step`` gets a snapshot: 0, every multiple of --snapshot-every, and
+        the run's last step (--steps)."""
+        n = self.cfg.snapshot_every
+        return bool(n) and (step % n == 0 or step == self.cfg.steps)
+
+    def snapshot_plan(self) -> tuple[int, int]:
+        """(snapshots this invocation will write from its current step on, bytes of one)."""
+        n = self.cfg.snapshot_every
+        if not n:
+            return 0, 0
+        start, end = self.step, self.cfg.steps
+        count = end // n - start // n + (start == 0) + (end % n != 0)
+        return count, snapshots.snapshot_bytes(self.model)
+
+    def _prepare_snapshots(self) -> None:
+        """Before the first write: remove the temporary files a killed writer left, and the
+        snapshots after the checkpoint's step (a run killed after writing them and before its
+        next checkpoint: the resumed run writes them again from the restored state)."""
+        d = self.out / snapshots.DIR
+        if not d.is_dir():
+            return
+        for tmp in d.glob(".step_*.tmp"):  # .{name}.XXXXXXXX.tmp of train.atomic.atomic_path
+            remove_stale_temps(d / tmp.name[1:].rsplit(".", 2)[0])
+        for step, path in snapshots.listing(self.out).items():
+            if step > self.step:
+                path.unlink(missing_ok=True)
+
+    def write_snapshot(self) -> None:
+        """Write the raw weights at the current step into RUN_DIR/snapshots/ (atomic, rank 0).
+        :class:`WriteFailed` (one line) when it cannot be written."""
+        path = self.out / snapshots.DIR / snapshots.file_name(self.step)
+        data = snapshots.encode(self.model.state_dict(), self.step)
+        try:
+            atomic_write_bytes(path, data)
+        except OSError as e:
+            raise WriteFailed.of(e, path, self.saved_step) from None
 
     # -- evaluation -------------------------------------------------------------------------
 
@@ -450,12 +516,16 @@ class Trainer:
                        "charts/data_share": w["data_s"] / elapsed}
             for tag, v in scalars.items():
                 self.writer.add_scalar(tag, v, self.step)
+            if self.tracker is not None:
+                self.tracker.scalars(scalars, self.step)
             bar.set_postfix(loss=f"{mean_loss:.4f}", tok_s=f"{tok_s:,.0f}", refresh=False)
         self._new_window(now)
 
     def _log_eval(self, results: dict) -> None:
         for tag, v in ev.flat_scalars(results).items():
             self.writer.add_scalar(tag, v, self.step)
+        if self.tracker is not None:
+            self.tracker.scalars(ev.flat_scalars(results), self.step)
         parts = []
         for w, splits in results.items():
             for s in ev.SPLITS:  # the summaries; per_length goes into the final figure
@@ -471,6 +541,8 @@ class Trainer:
 
         fig = per_length_figure([(self.out.name, results, self.cfg.train_max_len)])
         self.writer.add_figure("eval/per_length", fig, self.step, close=False)
+        if self.tracker is not None:
+            self.tracker.figure("eval/per_length", fig, self.step)
 
     def _open_logs(self, fresh: bool) -> None:
         """config.toml and the TensorBoard writer; a fresh run also logs its config and hparams."""
@@ -480,6 +552,10 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         for name in (CHECKPOINT, CONFIG):  # what a SIGKILL during an earlier write left behind
             remove_stale_temps(self.out / name)
+        if self.cfg.snapshot_every or (self.out / snapshots.DIR).is_dir():
+            self._prepare_snapshots()
+            if fresh and self.snapshot_due(0):
+                self.write_snapshot()  # step 0: the initial weights
         saved = self.cfg.saved_dict()
         try:
             atomic_write_text(self.out / CONFIG, to_toml(saved))
@@ -488,6 +564,11 @@ class Trainer:
         # events logged after the checkpoint's step (by the interrupted run) are discarded
         self.writer = SummaryWriter(log_dir=str(self.out),
                                     purge_step=None if fresh else self.step + 1)
+        if self.cfg.track:  # wandb only now: a run without --track never imports it
+            from train.training.tracking import WandbSink
+
+            self.tracker = WandbSink(self.out, saved, fresh=fresh,
+                                     tags=(self.cfg.env, self.cfg.preset))
         if not fresh:
             return
         table = "\n".join(f"|{k}|{v}|" for k, v in saved.items())
@@ -509,7 +590,12 @@ class Trainer:
             for k, v in rates.items():
                 if v is not None:
                     self.writer.add_scalar(f"eval/{w}/play/{k}", v, self.step)
+                    if self.tracker is not None:
+                        self.tracker.scalars({f"eval/{w}/play/{k}": v}, self.step)
         if finished and self._hparams_end is not None:
             self.writer.file_writer.add_summary(self._hparams_end)
         self.writer.flush()
         self.writer.close()
+        if self.tracker is not None:
+            self.tracker.finish()
+            self.tracker = None

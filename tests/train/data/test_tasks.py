@@ -130,6 +130,36 @@ def test_fresh_stream_deterministic_resumable_and_rank_dependent():
         assert not torch.equal(r0.tokens, a.batch(4, max_len=5).tokens)  # later batches differ
 
 
+def test_randomized_positions_sorted_distinct_in_range_seeded_and_resumable():
+    task = make_task("setcomp", vocab_size=12, seed=5)
+    plain = make_task("setcomp", vocab_size=12, seed=5).batch(64, max_len=6)
+    b = task.batch(64, max_len=6, pos_range=40)
+    assert plain.pos is None and b.pos.shape == (64, 6) and b.pos.dtype == torch.long
+    assert torch.equal(b.tokens, plain.tokens)  # positions come from a branch of their own
+    p = b.pos
+    assert (p[:, 1:] > p[:, :-1]).all()  # sorted and distinct
+    assert p.min() >= 0 and p.max() < 40
+    assert len({tuple(row) for row in p.tolist()}) > 60  # a fresh sample per sequence
+    assert p.max() >= 30 and p[:, 0].float().mean() < 10  # spread over the whole range
+    # seeded: the same seed and step give the same positions; a checkpointed stream resumes
+    state = task.state_dict()
+    want = task.batch(64, max_len=6, pos_range=40).pos
+    again = make_task("setcomp", vocab_size=12, seed=5)
+    assert torch.equal(again.batch(64, max_len=6, pos_range=40).pos, p)
+    other = make_task("setcomp", vocab_size=12, seed=99)
+    other.load_state_dict(state)
+    assert torch.equal(other.batch(64, max_len=6, pos_range=40).pos, want)
+    assert not torch.equal(make_task("setcomp", vocab_size=12, seed=5, rank=1)
+                           .batch(64, max_len=6, pos_range=40).pos, p)  # per rank
+    # every subset equally likely: T = R - 1 leaves out each position about equally often
+    left_out = tasks.random_positions(20000, 4, 5, np.random.SeedSequence(0))
+    counts = np.bincount(10 - left_out.sum(1), minlength=5)  # 0+1+2+3+4 = 10
+    assert counts.min() > 3700 and counts.max() < 4300
+    with pytest.raises(ValueError, match="pos_range"):
+        task.batch(4, max_len=6, pos_range=5)  # shorter than the sequences
+    assert task.batch(2, max_len=3, pos_range=3).pos.tolist() == [[0, 1, 2], [0, 1, 2]]
+
+
 def test_load_state_keeps_rank():
     a = make_task("setcomp", seed=1, rank=2)
     a.load_state_dict({"task": "setcomp", "seed": 4, "rank": 0, "step": 7, "vocab_size": 16})

@@ -12,6 +12,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import start_and_kill
 from train.cli.main import main
 from train.study import search as S
 
@@ -121,25 +122,20 @@ def json_free(text):
 
 
 def test_a_killed_sweep_resumes_its_trials(tmp_path):
+    """The same command claims its RUNNING trials before it looks for lost ones (whose
+    heartbeat stopped: 4 x --heartbeat 1 s, long past when it reruns), and resumes them."""
     out = tmp_path / "sweep"
     sp = space_file(tmp_path, "norm = ['pre', 'post']\ntrain_max_len = 2\nsteps = 300\n"
                               "ckpt_every = 10\neval_every = 0\n")
     cmd = [sys.executable, "-m", "train.cli.main", "sweep", "--env", "setcomp", "--trials", "2",
-           "--out", str(out), "--space", str(sp), *SMALL]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        deadline = time.time() + 120
-        while not (out / "trial_0000" / "checkpoint.pt").exists():
-            assert time.time() < deadline and proc.poll() is None
-            time.sleep(0.1)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert not (out / "trial_0000" / "result.json").exists()
+           "--out", str(out), "--space", str(sp), "--heartbeat", "1", *SMALL]
+    start_and_kill(cmd, out)
+    time.sleep(4.5)
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "2 trials complete, 0 failed" in r.stdout
+    assert "2 trials complete, 0 failed, 0 left running" in r.stdout and "lost" not in r.stderr
+    # resumed, not restarted: the TensorBoard events of the first start are still there
+    assert len(list((out / "trial_0000").glob("events.out.tfevents.*"))) == 2
     for k in (0, 1):
         assert json.loads((out / f"trial_000{k}" / "result.json").read_text())["step"] == 300
 
