@@ -92,13 +92,15 @@ def test_on_a_terminal_the_bar_is_tqdms_own():
     text = out.getvalue()
     assert text.count("\r") > 50  # redrawn in place, as tqdm draws it
     assert "100%|" in text and "##|" in text and "100/100" in text  # tqdm's ASCII bar
-    # the same output as a plain tqdm with the same options (up to the rates and times)
+    # the same redraws as a plain tqdm with the same options: description and percentage (the
+    # bar's width follows the length of the rate text, which differs between two runs)
     want = _Terminal()
     plain = tqdm(total=100, file=want, desc="tty", mininterval=0, ascii=True, ncols=60)
     for _ in range(100):
         plain.update(1)
     plain.close()
-    assert [s[:30] for s in text.split("\r")] == [s[:30] for s in want.getvalue().split("\r")]
+    assert [s.split("|")[0] for s in text.split("\r")] == [
+        s.split("|")[0] for s in want.getvalue().split("\r")]
 
 
 def test_a_piped_training_run_writes_a_few_progress_lines_and_no_carriage_return(tmp_path):

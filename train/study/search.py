@@ -311,7 +311,9 @@ def take_lost(study: optuna.Study) -> list:
     (:class:`RetryLost`); returns the lost trials this call took over."""
     import warnings
 
-    callback = study._storage.get_heartbeat_stale_trial_callback()
+    from train.study.storage import stale_callback
+
+    callback = stale_callback(study._storage)
     before = len(callback.found) if isinstance(callback, RetryLost) else 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

@@ -44,6 +44,25 @@ def _engine_kwargs(url) -> dict:
     return {}
 
 
+def _stale_callback_arg() -> str:
+    """RDBStorage's keyword for the callback of a trial whose heartbeat stopped: optuna 3.x
+    calls it ``failed_trial_callback``, newer releases ``heartbeat_stale_trial_callback``."""
+    import inspect
+
+    import optuna
+
+    params = inspect.signature(optuna.storages.RDBStorage.__init__).parameters
+    return ("heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in params
+            else "failed_trial_callback")
+
+
+def stale_callback(storage):
+    """The callback :func:`rdb_storage` gave ``storage`` for stale trials (either name)."""
+    getter = (getattr(storage, "get_heartbeat_stale_trial_callback", None)
+              or storage.get_failed_trial_callback)
+    return getter()
+
+
 def rdb_storage(url: str, *, heartbeat: int | None = None, grace: int | None = None,
                 on_stale=None):
     """An :class:`optuna.storages.RDBStorage` on ``url``; BadInput (one line) if it cannot open.
@@ -71,7 +90,7 @@ def rdb_storage(url: str, *, heartbeat: int | None = None, grace: int | None = N
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
                     url, engine_kwargs=_engine_kwargs(parsed), heartbeat_interval=heartbeat,
-                    grace_period=grace, heartbeat_stale_trial_callback=on_stale)
+                    grace_period=grace, **{_stale_callback_arg(): on_stale})
         except sqlalchemy.exc.NoSuchModuleError:
             raise BadInput(f"{where}: SQLAlchemy has no database dialect "
                            f"{parsed.drivername!r}") from None
