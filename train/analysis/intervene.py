@@ -74,7 +74,6 @@ GRADIENT_STEPS = 50  # LBFGS iterations of gradient_delta
 PENALTY = 100.0  # weight of the squared margin shortfalls in gradient_delta
 EDIT_WEIGHT = 64.0  # ... times this at the edited square (as much as all the others together)
 BOOTSTRAP = 1000  # resamples of every bootstrap interval
-Z95 = 1.959963984540054
 _INTERVENE_KEY = 17  # SeedSequence spawn key of the intervention games (probes: 16)
 
 
@@ -459,12 +458,12 @@ def intervene(model, probes: dict, games: np.ndarray, plies, *, coding: str = "m
 
 
 def wilson(k: int, n: int) -> list[float]:
-    """95% Wilson score interval of the proportion ``k / n`` (n >= 1)."""
-    p = k / n
-    denom = 1 + Z95 * Z95 / n
-    centre = (p + Z95 * Z95 / (2 * n)) / denom
-    half = Z95 * math.sqrt(p * (1 - p) / n + Z95 * Z95 / (4 * n * n)) / denom
-    return [0.0 if k == 0 else max(0.0, centre - half), 1.0 if k == n else min(1.0, centre + half)]
+    """95% Wilson score interval of the proportion ``k / n`` (n >= 1): play's
+    :func:`~train.analysis.play.score_interval`, exactly 0 or 1 at the ends."""
+    from train.analysis.play import score_interval
+
+    lo, hi = score_interval(k / n, n)
+    return [0.0 if k == 0 else lo, 1.0 if k == n else hi]
 
 
 def _prop(v: np.ndarray):
