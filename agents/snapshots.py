@@ -19,9 +19,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import torch
-
 DIR = "snapshots"  # inside a RUN_DIR
+GLOB = "step_*.safetensors"  # the names of file_name
+TEMP_GLOB = ".step_*.tmp"  # one being written (train.atomic: .<name>.<random>.tmp)
 FORMAT = "lgagent-snapshot"
 VERSION = "1"
 _NAME = re.compile(r"step_(\d{9,13})\.safetensors")
@@ -111,4 +111,6 @@ def read(path, shapes: dict | None = None) -> dict:
 
 def float32(state: dict) -> dict:
     """A snapshot's tensors as float32 (the dtype the averages keep)."""
+    import torch  # here: the names and the listing above serve torch-free callers
+
     return {k: v if v.dtype == torch.float32 else v.float() for k, v in state.items()}

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import click
 
+from agents import snapshots
 from train.errors import BadInput
 from train.training import config as C
+from train.training import tracking
 
 RESULT = "result.json"  # a finished run's result (run_to_result); sweeps and reports read it
 
@@ -26,12 +28,11 @@ CPU_HINT_PARAMS = 5_000_000
 # Files a run writes into RUN_DIR (what --force removes; nothing else is touched).
 RUN_FILES = ("checkpoint.pt", "config.toml")
 RUN_GLOBS = ("events.out.tfevents.*", ".checkpoint.pt.*.tmp", ".config.toml.*.tmp")
-# RUN_DIR/snapshots/ (--snapshot-every; agents.snapshots): its step_*.safetensors and their
-# temporary files are a run's files too
-SNAPSHOTS = "snapshots"
-SNAPSHOT_GLOBS = ("step_*.safetensors", ".step_*.tmp")
-# RUN_DIR/wandb/ (--track; train.training.tracking.DIR): Weights & Biases' files of the run
-TRACK_DIR = "wandb"
+# RUN_DIR/snapshots/ (--snapshot-every): its snapshots and their temporary files are a run's
+# files too; so is RUN_DIR/wandb/ (--track): Weights & Biases' files of the run
+SNAPSHOTS = snapshots.DIR
+SNAPSHOT_GLOBS = (snapshots.GLOB, snapshots.TEMP_GLOB)
+TRACK_DIR = tracking.DIR
 # bytes a file name inside RUN_DIR may take: events.out.tfevents.<time>.<host name>.<pid>.<n>
 RUN_FILE_ROOM = 128
 

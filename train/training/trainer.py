@@ -446,7 +446,7 @@ class Trainer:
         d = self.out / snapshots.DIR
         if not d.is_dir():
             return
-        for tmp in d.glob(".step_*.tmp"):  # .{name}.XXXXXXXX.tmp of train.atomic.atomic_path
+        for tmp in d.glob(snapshots.TEMP_GLOB):  # .{name}.XXXXXXXX.tmp of train.atomic.atomic_path
             remove_stale_temps(d / tmp.name[1:].rsplit(".", 2)[0])
         for step, path in snapshots.listing(self.out).items():
             if step > self.step:
