@@ -264,15 +264,13 @@ def evaluate_schemes(ckpt: dict, weights: dict, *, eval_size=None, eval_seed=Non
     return results, L
 
 
-def save_weights(path, ckpt: dict, name: str, scheme: Scheme, step: int, state: dict) -> None:
-    """Add ``state`` to the checkpoint file ``path`` as the named weights ``name`` (its
-    ``saved_averages``), atomically: the checkpoint is read, extended, checked and written to a
-    temporary file renamed onto it, so a failure leaves it as it was. ValueError (one line)
-    for a name the run uses itself or a write that fails."""
-    import torch
-
+def with_saved_weights(path, ckpt: dict, name: str, scheme: Scheme, step: int,
+                       state: dict) -> dict:
+    """The checkpoint ``ckpt`` (read from ``path``) with ``state`` added as the named weights
+    ``name`` (its ``saved_averages``), its checksum renewed and the whole checked; the caller
+    writes it (atomically: :func:`train.training.trainer.save_checkpoint`). ValueError (one
+    line) for a name the run uses itself."""
     from agents.checkpoint import SAVED, check, checksum, saved_name_problem
-    from train.atomic import atomic_path
 
     problem = saved_name_problem(name, ckpt)
     if problem:
@@ -284,9 +282,4 @@ def save_weights(path, ckpt: dict, name: str, scheme: Scheme, step: int, state: 
     if "checksum" in new:
         new["checksum"] = checksum(new)
     check(new, str(path))
-    try:
-        with atomic_path(path) as tmp:
-            torch.save(new, tmp)
-    except (OSError, RuntimeError) as e:
-        raise ValueError(f"cannot write {path}: {getattr(e, 'strerror', None) or e}; the "
-                         "checkpoint is unchanged") from None
+    return new

@@ -101,10 +101,15 @@ def _average(run, specs, steps, curve, as_json, plot, save_name, eval_size, eval
     at_final = {label: by_step[final] for label, by_step in results.items()}
     if save_name is not None:
         from train.training.run import run_lock  # no training may rewrite it meanwhile
+        from train.training.trainer import WriteFailed, save_checkpoint
 
         with run_lock(ckpt_path.parent):
-            A.save_weights(ckpt_path, load(ckpt_path), save_name, schemes[0], final,
-                           weights[schemes[0].label][final])
+            new = A.with_saved_weights(ckpt_path, load(ckpt_path), save_name, schemes[0], final,
+                                       weights[schemes[0].label][final])
+            try:  # atomic: a failed write leaves the checkpoint as it was
+                save_checkpoint(ckpt_path, new, ckpt["step"])
+            except WriteFailed as e:
+                raise BadInput(str(e)) from None
     if plot is not None:
         from train.analysis.plots import curve_figure, per_length_figure, save
 
