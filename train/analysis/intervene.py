@@ -90,10 +90,10 @@ def sample_positions(n_games: int, train_max_len: int, block: int, bands=("seen"
     ``seen`` (1..train_max_len tokens) or ``unseen`` (train_max_len + 1..block); a game
     that ends before a band has no position there. ValueError for an empty band.
     """
-    from othello_env.games import generate_games
+    from train.analysis.probe import seeded_games
 
     ss = np.random.SeedSequence(seed, spawn_key=(_INTERVENE_KEY,))
-    g = generate_games(n_games, seed=int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1)))
+    g = seeded_games(n_games, ss)
     rng = np.random.default_rng(ss.spawn(1)[0])
     block = min(block, 59)
     ranges = {"seen": (0, min(train_max_len, block)), "unseen": (train_max_len, block)}

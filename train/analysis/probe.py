@@ -217,12 +217,17 @@ def summarise(correct: torch.Tensor, occupied: torch.Tensor, lengths: torch.Tens
 # A run
 
 
-def probe_games(n: int, seed: int = 0) -> np.ndarray:
-    """``n`` fresh random games (int8 (n, 60)) for probing; depend only on ``(n, seed)``."""
+def seeded_games(n: int, ss: np.random.SeedSequence) -> np.ndarray:
+    """``n`` random games (int8 (n, 60)) from the stream ``ss`` (a seed within
+    generate_games' range: 63 bits)."""
     from othello_env.games import generate_games
 
-    ss = np.random.SeedSequence(seed, spawn_key=(_PROBE_KEY,))
     return generate_games(n, seed=int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1)))
+
+
+def probe_games(n: int, seed: int = 0) -> np.ndarray:
+    """``n`` fresh random games (int8 (n, 60)) for probing; depend only on ``(n, seed)``."""
+    return seeded_games(n, np.random.SeedSequence(seed, spawn_key=(_PROBE_KEY,)))
 
 
 def parse_layers(spec: str, n_layer: int) -> list[int]:
