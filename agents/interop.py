@@ -494,16 +494,25 @@ def _bridge_of(c, sd: dict):
 
 
 @torch.no_grad()
+def random_tokens(vocab_size: int, n: int, T: int, seed: int = 0) -> torch.Tensor:
+    """``n`` random sequences (n, T) of tokens 0..vocab_size-1, the same for a seed."""
+    return torch.randint(vocab_size, (n, T), generator=torch.Generator().manual_seed(seed))
+
+
+def relative_difference(ours: torch.Tensor, theirs: torch.Tensor) -> float:
+    """max |ours - theirs| relative to the largest |ours| when that exceeds 1 (float32
+    rounding grows with the logits)."""
+    return float((ours - theirs).abs().max() / ours.abs().max().clamp(min=1.0))
+
+
 def max_logit_difference(model: GPT, bridge, n: int = 4, seed: int = 0) -> float:
-    """max |lgagent logits - TransformerLens logits| on ``n`` random full-length sequences,
-    relative to the largest |logit| when that exceeds 1 (float32 rounding grows with it)."""
-    g = torch.Generator().manual_seed(seed)
-    T = min(model.config.block_size, bridge.cfg.n_ctx)
-    tokens = torch.randint(model.config.vocab_size, (n, T), generator=g)
+    """:func:`relative_difference` of lgagent's and TransformerLens's logits on ``n`` random
+    full-length sequences."""
+    tokens = random_tokens(model.config.vocab_size, n,
+                           min(model.config.block_size, bridge.cfg.n_ctx), seed)
     dev = next(bridge.parameters()).device
     theirs = bridge(tokens.to(dev)).float().cpu()
-    ours = model.to("cpu")(tokens).float()
-    return float((ours - theirs).abs().max() / ours.abs().max().clamp(min=1.0))
+    return relative_difference(model.to("cpu")(tokens).float(), theirs)
 
 
 def from_hooked_transformer(model_or_state_dict_and_cfg, *, check: bool = True) -> GPT:
@@ -905,14 +914,12 @@ def _save_tokenizer(directory: str, names: list[str], pad: str) -> None:
 @torch.no_grad()
 def max_hf_logit_difference(model: GPT, hf, tokens: torch.Tensor | None = None, n: int = 4,
                             seed: int = 0) -> float:
-    """max |lgagent logits - GPT2LMHeadModel logits| over ``tokens`` (default: ``n`` random
-    full-length sequences), relative to the largest |logit| when that exceeds 1."""
+    """:func:`relative_difference` of lgagent's and GPT2LMHeadModel's logits over ``tokens``
+    (default: ``n`` random full-length sequences)."""
     if tokens is None:
-        g = torch.Generator().manual_seed(seed)
-        tokens = torch.randint(model.config.vocab_size, (n, model.config.block_size), generator=g)
+        tokens = random_tokens(model.config.vocab_size, n, model.config.block_size, seed)
     theirs = hf(input_ids=tokens).logits.float()
-    ours = model.to("cpu").eval()(tokens).float()
-    return float((ours - theirs).abs().max() / ours.abs().max().clamp(min=1.0))
+    return relative_difference(model.to("cpu").eval()(tokens).float(), theirs)
 
 
 _HF_MUST = {"model_type": "gpt2", "scale_attn_weights": True,
