@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 KINDS = ("raw", "ema", "uniform", "bema")
+RECORD = "averages.json"  # RUN_DIR/averages.json: lgagent average --record; lgagent report --averages
+RECORD_FORMAT = "lgagent-averages"
 BEMA_DEFAULTS = dict(ema_power=0.5, bias_power=0.2, lag=10.0, multiplier=1.0, burn_in=0,
                      update_every=1, clock="since-snapshot", theta0="burn-in", anchor="tau",
                      min_ema_multiplier=0.0)
@@ -283,3 +285,67 @@ def with_saved_weights(path, ckpt: dict, name: str, scheme: Scheme, step: int,
         new["checksum"] = checksum(new)
     check(new, str(path))
     return new
+
+
+def read_schemes_file(path) -> list[str]:
+    """The scheme specs of a ``--schemes-file``: one per line, blank lines and ``#`` comments
+    skipped. ValueError (one line) for an unreadable or empty file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"--schemes-file {path}: cannot read it: "
+                         f"{getattr(e, 'strerror', None) or e}") from None
+    specs = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    specs = [s for s in specs if s]
+    if not specs:
+        raise ValueError(f"--schemes-file {path}: no scheme in it")
+    return specs
+
+
+def read_record(run_dir) -> dict:
+    """The ``{label: entry}`` of ``RUN_DIR/averages.json`` ({} when there is none); each entry
+    holds kind, args, step and eval (held-out metrics without per-length rows). ValueError
+    (one line) for a damaged file."""
+    import json
+
+    path = Path(run_dir) / RECORD
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path} is not a readable averages record: {e}") from None
+    if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT or \
+            not isinstance(data.get("schemes"), dict):
+        raise ValueError(f"{path} is not an averages record (format {RECORD_FORMAT!r})")
+    return data["schemes"]
+
+
+def record(run_dir, schemes: list[Scheme], step: int, results: dict, held_out: dict) -> Path:
+    """Merge each scheme's ``results[label]`` (an ``evaluate_model`` result at ``step``) into
+    ``RUN_DIR/averages.json``, atomically; a label recorded before is replaced. ``held_out``:
+    the evaluation's overrides (eval_size, eval_seed, train_max_len; None = the run's own).
+    Returns the path."""
+    import json
+
+    from train.atomic import atomic_write_text
+
+    run_dir = Path(run_dir)
+    entries = read_record(run_dir)
+    for sc in schemes:
+        res = results[sc.label]
+        entries[sc.label] = {"kind": sc.kind, "args": sc.args, "step": int(step),
+                             "held_out": held_out,
+                             "eval": {k: v for k, v in res.items() if k != "per_length"}}
+    path = run_dir / RECORD
+    text = json.dumps({"format": RECORD_FORMAT, "version": 1, "schemes": entries}, indent=1,
+                      default=_json_number)
+    atomic_write_text(path, text + "\n")
+    return path
+
+
+def _json_number(x):
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        raise TypeError(f"not JSON: {x!r}") from None

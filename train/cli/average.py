@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from train.analysis.average import parse_scheme
+from train.analysis.average import RECORD, parse_scheme, read_schemes_file
 from train.cli.main import nan_to_none
 from train.cli.train import held_out_options, option_type
 from train.errors import BadInput
@@ -33,12 +33,18 @@ def _steps(text):
 
 @click.command("average", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("run", metavar="RUN", type=click.Path(exists=False))
-@click.option("--scheme", "schemes", multiple=True, required=True, metavar="SPEC",
+@click.option("--scheme", "schemes", multiple=True, metavar="SPEC",
               help="Repeatable. raw | ema:decay=D | uniform:from=STEP | bema:KEY=V,... (kappa, "
                    "eta, rho, gamma, tau, phi, floor, clock=since-snapshot|global|authors, "
                    "theta0=burn-in|initial, anchor=tau|tau+1) | bema-trl | bema-authors | "
                    "bema-run (the run's own --bema settings); presets take KEY=V overrides "
                    "(bema-trl:phi=100). See docs/AVERAGING.md.")
+@click.option("--schemes-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="FILE", help="More schemes: one SPEC per line (blank lines and # comments "
+              "skipped), added after the --scheme options; a study's grid in one file.")
+@click.option("--record", is_flag=True, help="Also merge each scheme's held-out metrics at the "
+              f"evaluated step into RUN/{RECORD} (atomic), which lgagent report --averages "
+              "reads across a sweep's runs.")
 @click.option("--at-steps", default=None, help="Comma-separated snapshot steps to evaluate at "
               "(default: the last snapshot).")
 @click.option("--curve", is_flag=True, help="Evaluate every scheme at every snapshot step.")
@@ -52,11 +58,18 @@ def _steps(text):
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu")
 @click.option("--num-threads", type=option_type("num_threads"), default=None,
               help="CPU threads for torch.")
-def average(run, schemes, at_steps, curve, as_json, plot, save_name, eval_size, eval_seed,
-            train_max_len, device, num_threads):
+def average(run, schemes, schemes_file, record, at_steps, curve, as_json, plot, save_name,
+            eval_size, eval_seed, train_max_len, device, num_threads):
     """Average a run's weight snapshots (lgagent train --snapshot-every N) under each --scheme
     and evaluate each on the run's held-out set: the metrics and per-length rows of lgagent
     eval, at the last snapshot, at --at-steps, or at every snapshot (--curve)."""
+    if schemes_file is not None:
+        try:
+            schemes = (*schemes, *read_schemes_file(schemes_file))
+        except ValueError as e:
+            raise BadInput(str(e)) from None
+    if not schemes:
+        raise BadInput("give at least one --scheme (or --schemes-file)")
     for spec in schemes:  # syntax and ranges before anything heavy (bema-run needs the run)
         try:
             parse_scheme(spec, {"bema": True})
@@ -67,6 +80,8 @@ def average(run, schemes, at_steps, curve, as_json, plot, save_name, eval_size, 
     steps = _steps(at_steps)
     if curve and steps:
         raise BadInput("--curve and --at-steps exclude each other")
+    if record and (curve or (steps and len(steps) != 1)):
+        raise BadInput("--record keeps one step per scheme: drop --curve, or give one --at-steps")
     if save_name is not None and (len(schemes) != 1 or curve or (steps and len(steps) != 1)):
         raise BadInput("--save needs one --scheme and one step (the last snapshot or one "
                        "--at-steps)")
@@ -79,13 +94,13 @@ def average(run, schemes, at_steps, curve, as_json, plot, save_name, eval_size, 
     machine_and_weights(num_threads, device, ())
     try:
         _average(run, schemes, steps, curve, as_json, plot, save_name, eval_size, eval_seed,
-                 train_max_len, device)
+                 train_max_len, device, record)
     except ValueError as e:
         raise BadInput(str(e)) from None
 
 
 def _average(run, specs, steps, curve, as_json, plot, save_name, eval_size, eval_seed,
-             train_max_len, device):
+             train_max_len, device, record=False):
     from agents.checkpoint import CHECKPOINT, load
     from train.analysis import average as A
     from train.analysis.evaluate import format_results, table_lengths
@@ -110,6 +125,13 @@ def _average(run, specs, steps, curve, as_json, plot, save_name, eval_size, eval
                 save_checkpoint(ckpt_path, new, ckpt["step"])
             except WriteFailed as e:
                 raise BadInput(str(e)) from None
+    if record:
+        from train.training.run import run_lock
+
+        with run_lock(ckpt_path.parent):
+            A.record(ckpt_path.parent, schemes, final, at_final,
+                     {"eval_size": eval_size, "eval_seed": eval_seed,
+                      "train_max_len": train_max_len})
     if plot is not None:
         from train.analysis.plots import curve_figure, per_length_figure, save
 
@@ -148,6 +170,9 @@ def _average(run, specs, steps, curve, as_json, plot, save_name, eval_size, eval
     if save_name is not None:
         click.echo(f"saved: weights {save_name!r} ({specs[0]} at step {final}) in {ckpt_path}; "
                    f"lgagent eval {run} --weights {save_name}", err=True)
+    if record:
+        click.echo(f"recorded: {len(schemes)} schemes at step {final} in "
+                   f"{ckpt_path.parent / RECORD}", err=True)
     if plot is not None:
         click.echo(f"figure: {plot}", err=True)
 

@@ -24,7 +24,14 @@ from train.errors import BadInput
 @click.option("--plot", "plot_file", type=click.Path(path_type=Path), default=None,
               help="Write a PNG: each effect with its 95% interval, and each metric against "
                    "the training length.")
-def report(sweep_dirs, storage, as_json, plot_file):
+@click.option("--averages", is_flag=True, help="Instead: the averaging schemes that lgagent "
+              "average --record kept in each run (RUN_DIR/averages.json), each against raw "
+              "and the best EMA, seen and unseen, paired over runs (JSON: runs, where, "
+              "best_ema, schemes).")
+@click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
+              help="With --averages: only runs whose training option KEY has VALUE (e.g. "
+                   "--where preset=setcomp-1l). Repeatable.")
+def report(sweep_dirs, storage, as_json, plot_file, averages, where):
     """Effects of each factor on unseen-length legality, with 95% intervals and p-values.
 
     \b
@@ -42,8 +49,33 @@ def report(sweep_dirs, storage, as_json, plot_file):
             raise BadInput(f"{sweep_dir} is not a sweep directory")
     if plot_file is not None and (plot_file.is_dir() or not plot_file.absolute().parent.is_dir()):
         raise BadInput(f"--plot {plot_file}: not a file in an existing directory")
+    conditions = {}
+    for item in where:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip() or not value.strip():
+            raise BadInput(f"--where {item!r}: expected KEY=VALUE")
+        conditions[key.strip().replace("-", "_")] = value.strip()
+    if conditions and not averages:
+        raise BadInput("--where filters --averages; add --averages")
+    if averages and plot_file is not None:
+        raise BadInput("--averages prints a table: drop --plot")
     from train.study import report as R  # numpy, pandas, statsmodels: once the options are good
     from train.study.report import RESULT
+    if averages:
+        try:
+            runs = R.gather(sweep_dirs, storage)[2]
+            av = R.averages(runs, conditions)
+        except ValueError as e:
+            raise BadInput(str(e)) from None
+        if av["runs"] == 0:
+            raise BadInput("no run holds recorded averages (lgagent average RUN --scheme raw "
+                           "--scheme ... --record)" + (" matching --where" if conditions else ""))
+        if as_json:
+            click.echo(json.dumps(av, indent=1, allow_nan=False))
+        else:
+            for line in R.format_averages(av):
+                click.echo(line)
+        return
     try:
         gathered = R.gather(sweep_dirs, storage)
         rep = R.report(gathered=gathered)

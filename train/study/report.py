@@ -515,3 +515,148 @@ def format_curve(points: dict, metric: str) -> list[str]:
                          f"{p['estimate']:+.4f} [{p['ci_low']:+.3f},{p['ci_high']:+.3f}]".rjust(26))
         lines.append(f"{s:6d} " + " ".join(cells))
     return [f"{metric} at unseen lengths, by training step (paired over runs, 95% CI):", *lines]
+
+
+# lgagent report --averages: the schemes that lgagent average --record kept in each run
+AVERAGE_METRICS = (("unseen", "top1_err"), ("seen", "top1_err"), ("unseen", "sep_acc"))
+
+
+def averages(runs, where: dict | None = None) -> dict:
+    """The averaging schemes recorded in the runs (``RUN_DIR/averages.json``, written by
+    ``lgagent average --record``), compared within each run (paired over runs, as above).
+
+    ``where``: keep only runs whose training config has these values (compared as text,
+    e.g. ``{"preset": "setcomp-1l"}``). For every scheme recorded in at least 3 of the kept
+    runs that also record ``raw``:
+
+    * ``mean``: its mean ``unseen.top1_err``, ``seen.top1_err`` and ``unseen.sep_acc``;
+    * ``vs_raw``: the paired effect ``scheme - raw`` on each of them;
+    * ``length_specific``: the paired effect on ``(unseen - seen) top1_err`` of the scheme
+      minus that of raw: how much more the scheme changes the unseen error than the seen
+      one (0: its gain, if any, is not specific to unseen lengths);
+    * ``vs_best_ema``: ``scheme - best EMA`` on ``unseen.top1_err``, where the best EMA is
+      the ``ema:`` scheme of lowest mean unseen error in these runs (picked on the same
+      data, so its own advantage over raw is optimistic).
+
+    ``p_holm`` is Holm-adjusted over every p-value of this table. Runs whose record was
+    evaluated on another held-out set than the others' (``--eval-size`` etc.) are refused
+    with a ValueError.
+    """
+    from statsmodels.stats.multitest import multipletests
+
+    from train.analysis.average import read_record
+
+    where = {k: str(v) for k, v in (where or {}).items()}
+    records, held = [], set()
+    for run in runs:
+        run = Path(run)
+        if where:
+            cfg = _run_config(run)
+            if any(str(cfg.get(k)) != v for k, v in where.items()):
+                continue
+        rec = read_record(run)
+        if "raw" not in rec:
+            continue
+        for entry in rec.values():
+            held.add(json.dumps(entry.get("held_out") or {}, sort_keys=True))
+        records.append(rec)
+    if len(held) > 1:
+        raise ValueError("the runs' averages were recorded on different held-out sets "
+                         "(lgagent average --eval-size/--eval-seed/--train-max-len differ)")
+    labels = list(dict.fromkeys(label for rec in records for label in rec))
+
+    def column(label, split, key):
+        return np.array([_record_metric(rec, label, split, key) for rec in records], float)
+
+    out = {"runs": len(records), "where": where, "best_ema": None, "schemes": {}}
+    if not records:
+        return out
+    u_raw, s_raw = column("raw", "unseen", "top1_err"), column("raw", "seen", "top1_err")
+    emas = [l for l in labels if records[0].get(l, {}).get("kind") == "ema" or
+            any(rec.get(l, {}).get("kind") == "ema" for rec in records)]
+    means = {l: _nanmean_array(column(l, "unseen", "top1_err")) for l in emas}
+    best = min((l for l in emas if means[l] is not None), key=lambda l: means[l], default=None)
+    out["best_ema"] = best
+    for label in labels:
+        present = sum(label in rec for rec in records)
+        if present < 3:
+            continue
+        entry = {"kind": next(rec[label]["kind"] for rec in records if label in rec),
+                 "n": present, "mean": {}, "vs_raw": {}, "length_specific": None,
+                 "vs_best_ema": None}
+        for split, key in AVERAGE_METRICS:
+            col = column(label, split, key)
+            entry["mean"][f"{split}.{key}"] = _nanmean_array(col)
+            if label != "raw":
+                entry["vs_raw"][f"{split}.{key}"] = paired(col, column("raw", split, key))
+        if label != "raw":
+            u, s = column(label, "unseen", "top1_err"), column(label, "seen", "top1_err")
+            entry["length_specific"] = paired(u - s, u_raw - s_raw)
+            if best is not None and label != best:
+                entry["vs_best_ema"] = paired(u, column(best, "unseen", "top1_err"))
+        out["schemes"][label] = entry
+    effects = [e for entry in out["schemes"].values()
+               for e in [*entry["vs_raw"].values(), entry["length_specific"],
+                         entry["vs_best_ema"]] if e and e["p_value"] is not None]
+    if effects:
+        for e, p in zip(effects, multipletests([e["p_value"] for e in effects],
+                                               method="holm")[1]):
+            e["p_holm"] = float(p)
+    for entry in out["schemes"].values():
+        for e in [*entry["vs_raw"].values(), entry["length_specific"], entry["vs_best_ema"]]:
+            if e:
+                e.setdefault("p_holm", None)
+    return out
+
+
+def _run_config(run: Path) -> dict:
+    path = run / RESULT
+    try:
+        return json.loads(path.read_text()).get("config") or {}
+    except (OSError, ValueError):
+        from train.training.config import read_toml
+
+        try:
+            return read_toml(run / "config.toml")
+        except Exception:  # BadInput or unreadable: a run without a readable config
+            return {}
+
+
+def _record_metric(rec: dict, label: str, split: str, key: str) -> float:
+    v = (((rec.get(label) or {}).get("eval") or {}).get(split) or {}).get(key)
+    return float("nan") if v is None else float(v)
+
+
+def _nanmean_array(v: np.ndarray) -> float | None:
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if len(v) else None
+
+
+def format_averages(av: dict) -> list[str]:
+    """The terminal table of :func:`averages`: one line per scheme."""
+    where = " ".join(f"{k}={v}" for k, v in av["where"].items())
+    lines = [f"averaging schemes recorded in {av['runs']} runs{' with ' + where if where else ''}"
+             f" (lgagent average --record); best EMA: {av['best_ema']}"]
+    if not av["schemes"]:
+        return lines + ["no scheme is recorded in 3 or more of them (beside raw)"]
+
+    def cell(e):
+        if not e:
+            return f"{'':>33}"
+        p = "nan" if e["p_holm"] is None else f"{e['p_holm']:.2g}"
+        return f"{e['estimate']:+.4f} [{e['ci_low']:+.4f},{e['ci_high']:+.4f}] {p:>7}"
+
+    width = max(len(l) for l in av["schemes"])
+    lines.append(f"{'scheme':{width}} {'n':>4} {'unseen':>7} {'seen':>7} "
+                 f"{'unseen - raw [95% CI] p_holm':>33} {'seen - raw':>33} "
+                 f"{'length-specific':>33} {'vs best EMA (unseen)':>33}")
+    for label, e in av["schemes"].items():
+        m = e["mean"]
+        f = lambda v: f"{v:7.4f}" if v is not None else f"{'nan':>7}"  # noqa: E731
+        lines.append(f"{label:{width}} {e['n']:4d} {f(m['unseen.top1_err'])} "
+                     f"{f(m['seen.top1_err'])} {cell(e['vs_raw'].get('unseen.top1_err'))} "
+                     f"{cell(e['vs_raw'].get('seen.top1_err'))} {cell(e['length_specific'])} "
+                     f"{cell(e['vs_best_ema'])}")
+    lines.append("top1_err, lower is better; paired over runs; length-specific: (unseen - seen) "
+                 "of the scheme minus raw's")
+    return lines

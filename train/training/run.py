@@ -26,8 +26,9 @@ RESULT = "result.json"  # a finished run's result (run_to_result); sweeps and re
 CPU_HINT_PARAMS = 5_000_000
 
 # Files a run writes into RUN_DIR (what --force removes; nothing else is touched).
-RUN_FILES = ("checkpoint.pt", "config.toml")
-RUN_GLOBS = ("events.out.tfevents.*", ".checkpoint.pt.*.tmp", ".config.toml.*.tmp")
+RUN_FILES = ("checkpoint.pt", "config.toml", "averages.json")  # the last: lgagent average --record
+RUN_GLOBS = ("events.out.tfevents.*", ".checkpoint.pt.*.tmp", ".config.toml.*.tmp",
+             ".averages.json.*.tmp")
 # RUN_DIR/snapshots/ (--snapshot-every): its snapshots and their temporary files are a run's
 # files too; so is RUN_DIR/wandb/ (--track): Weights & Biases' files of the run
 SNAPSHOTS = snapshots.DIR
@@ -55,7 +56,8 @@ def model_params(m) -> int:
     d = m.n_embd
     emb = m.vocab_size * d * (1 if m.tie_weights else 2) + (
         {"learned": m.block_size, "learned-random": m.pos_range}.get(m.pos, 0) * d)
-    attn = 4 * d * d + 4 * d
+    hd = m.n_head * (d // m.n_head if getattr(m, "head_dim", None) is None else m.head_dim)
+    attn = 4 * d * hd + 3 * hd + d  # q, k, v (d -> hd) and the output projection (hd -> d)
     mlp = 2 * m.mlp_ratio * d * d + (m.mlp_ratio + 1) * d if m.mlp else 0
     return emb + m.n_layer * (attn + mlp + 4 * d) + 2 * d + m.vocab_size
 

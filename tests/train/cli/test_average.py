@@ -180,3 +180,41 @@ def test_a_run_saved_before_the_bema_anchor_option_resumes_as_it_was(tmp_path):
     assert a["config"]["bema_anchor"] == "tau+1"
     assert all(torch.equal(a["bema"]["module"][k], b["bema"]["module"][k])
                for k in b["bema"]["module"])
+
+
+def test_record_merges_each_scheme_and_report_reads_it(dense, tmp_path):
+    """--record writes RUN/averages.json with eval's numbers (per-length rows left out), a
+    second call merges (a label given again is replaced), --schemes-file adds specs, and
+    lgagent report --averages reads the runs; --record with --curve is refused."""
+    import json
+
+    sweep = tmp_path / "sweep"
+    grid = tmp_path / "grid.txt"
+    grid.write_text("# a grid\nraw\n\nema:decay=0.9  # the online one\n")
+    for name in ("a", "b", "c"):
+        run = sweep / name
+        shutil.copytree(dense, run)
+        (run / "result.json").write_text(json.dumps({"name": name, "config": {}, "eval": {}}))
+        r = invoke("average", run, "--schemes-file", grid, "--record")
+        assert r.exit_code == 0, r.output + r.stderr
+        assert "recorded: 2 schemes at step 12" in r.stderr
+        r = invoke("average", run, "--scheme", "bema-trl:phi=4", "--scheme", "raw", "--record")
+        assert r.exit_code == 0, r.output + r.stderr
+    rec = json.loads((sweep / "a" / "averages.json").read_text())["schemes"]
+    assert list(rec) == ["raw", "ema:decay=0.9", "bema-trl:phi=4"]
+    ev = json.loads(invoke("eval", dense, "--weights", "raw,ema_0.9", "--json").stdout)["eval"]
+    assert rec["raw"]["eval"] == {k: v for k, v in ev["raw"].items() if k != "per_length"}
+    assert rec["ema:decay=0.9"]["eval"]["unseen"] == ev["ema_0.9"]["unseen"]  # replay = online
+    r = invoke("report", sweep, "--averages", "--json")
+    assert r.exit_code == 0, r.output + r.stderr
+    av = json.loads(r.stdout)
+    assert av["runs"] == 3 and set(av["schemes"]) == set(rec) and av["best_ema"] == "ema:decay=0.9"
+    one_line_error(invoke("average", sweep / "a", "--scheme", "raw", "--record", "--curve"),
+                   "--record keeps one step")
+    one_line_error(invoke("average", sweep / "a"), "give at least one --scheme")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n")
+    one_line_error(invoke("average", sweep / "a", "--schemes-file", empty), "no scheme in it")
+    one_line_error(invoke("report", sweep, "--where", "preset=x"), "add --averages")
+    one_line_error(invoke("report", sweep, "--averages", "--where", "preset=x"),
+                   "matching --where")

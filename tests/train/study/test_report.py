@@ -176,3 +176,65 @@ def test_curve_from_real_runs_with_several_decays(tmp_path):
     assert rep["curve"]["bema"][-1]["estimate"] == pytest.approx(
         rep["effects"]["unseen.top1_err: bema - raw"]["estimate"], abs=1e-6)
     assert any(line.startswith("top1_err at unseen lengths") for line in R.format_report(rep))
+
+
+def write_averages(root, n=40, seed=0):
+    """Runs with averages.json records of known effects: ``ema:decay=0.9`` lowers the unseen
+    error by 0.05 and the seen error by 0.05 (not length-specific), ``bema:phi=4`` lowers only
+    the unseen error by 0.03 (length-specific), ``ema:decay=0.5`` does nothing; half the runs
+    are ``preset=a``, half ``preset=b``."""
+    from train.analysis.average import RECORD, RECORD_FORMAT
+
+    rng = np.random.default_rng(seed)
+    truth = {"raw": (0, 0), "ema:decay=0.9": (-0.05, -0.05), "ema:decay=0.5": (0, 0),
+             "bema:phi=4": (-0.03, 0.0)}
+    for i in range(n):
+        d = root / f"trial_{i:04d}"
+        d.mkdir(parents=True)
+        cfg = {"preset": "ab"[i % 2], "norm": "pre", "loss": "next", "min_lr_ratio": 1.0}
+        base_u, base_s = 0.3 + rng.normal(0, 0.05), 0.1 + rng.normal(0, 0.02)
+        schemes = {}
+        for label, (du, ds) in truth.items():
+            u = base_u + du + (rng.normal(0, 0.005) if label != "raw" else 0)
+            s = base_s + ds + (rng.normal(0, 0.005) if label != "raw" else 0)
+            schemes[label] = {"kind": label.split(":")[0], "args": {}, "step": 100,
+                              "held_out": {"eval_size": None},
+                              "eval": {"seen": {"top1_err": s, "sep_acc": 1 - s},
+                                       "unseen": {"top1_err": u, "sep_acc": 1 - u}}}
+        (d / RECORD).write_text(json.dumps({"format": RECORD_FORMAT, "version": 1,
+                                            "schemes": schemes}))
+        ev = {"raw": {"seen": {"top1_err": base_s}, "unseen": {"top1_err": base_u}}}
+        (d / "result.json").write_text(json.dumps({"name": d.name, "config": cfg, "eval": ev}))
+
+
+def test_averages_recover_known_scheme_effects_and_their_length_specificity(tmp_path):
+    write_averages(tmp_path)
+    runs = sorted(p for p in tmp_path.iterdir())
+    av = R.averages(runs)
+    assert av["runs"] == 40 and av["best_ema"] == "ema:decay=0.9"
+    s = av["schemes"]
+    ema, bema, null = s["ema:decay=0.9"], s["bema:phi=4"], s["ema:decay=0.5"]
+    for e, truth in ((ema["vs_raw"]["unseen.top1_err"], -0.05),
+                     (ema["vs_raw"]["seen.top1_err"], -0.05),
+                     (bema["vs_raw"]["unseen.top1_err"], -0.03), (bema["length_specific"], -0.03),
+                     (ema["length_specific"], 0.0), (null["vs_raw"]["unseen.top1_err"], 0.0),
+                     (bema["vs_best_ema"], 0.02)):
+        assert e["ci_low"] <= truth <= e["ci_high"], (e, truth)
+    assert bema["length_specific"]["p_holm"] < 1e-6 and ema["length_specific"]["p_holm"] > 0.05
+    assert ema["vs_best_ema"] is None and s["raw"]["vs_raw"] == {}
+    assert R.averages(runs, {"preset": "a"})["runs"] == 20
+    assert R.averages(runs, {"preset": "c"})["runs"] == 0
+    lines = R.format_averages(av)
+    assert "best EMA: ema:decay=0.9" in lines[0] and any(l.startswith("bema:phi=4") for l in lines)
+
+
+def test_averages_refuse_records_of_different_held_out_sets(tmp_path):
+    from train.analysis.average import RECORD
+
+    write_averages(tmp_path, n=4)
+    path = tmp_path / "trial_0000" / RECORD
+    data = json.loads(path.read_text())
+    data["schemes"]["raw"]["held_out"] = {"eval_size": 64}
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="different held-out sets"):
+        R.averages(sorted(tmp_path.iterdir()))
