@@ -563,7 +563,9 @@ def averages(runs, where: dict | None = None) -> dict:
     if len(held) > 1:
         raise ValueError("the runs' averages were recorded on different held-out sets "
                          "(lgagent average --eval-size/--eval-seed/--train-max-len differ)")
-    labels = list(dict.fromkeys(label for rec in records for label in rec))
+    # the order of the fullest record (a grid's order), then any label it lacks
+    fullest = max(records, key=len, default={})
+    labels = list(dict.fromkeys([*fullest, *(label for rec in records for label in rec)]))
 
     def column(label, split, key):
         return np.array([_record_metric(rec, label, split, key) for rec in records], float)
