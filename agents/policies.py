@@ -84,22 +84,26 @@ class _LastLogits:
         if was_training:  # train()/eval() walk every module: not on each move
             self.model.eval()
         try:
-            T = self.model.config.block_size
-            short = [i for i, s in enumerate(seqs) if len(s) <= T] if self.use_cache else []
-            if short and self._weights() != self.weights:  # new weights: the cache is stale
-                self.clear()
-            if len(short) == len(seqs):
-                return self._cached(seqs)
-            if not short:  # the last block_size tokens, no cache
-                return self._full([s[-T:] for s in seqs])
-            out = torch.empty(len(seqs), self.model.config.vocab_size)
-            long = sorted(set(range(len(seqs))) - set(short))
-            out[long] = self._full([seqs[i][-T:] for i in long])
-            out[short] = self._cached([seqs[i] for i in short])
-            return out
+            with torch.inference_mode():  # no autograd or version bookkeeping, either path
+                return self._logits(seqs)
         finally:
             if was_training:
                 self.model.train()
+
+    def _logits(self, seqs: list[np.ndarray]) -> torch.Tensor:
+        T = self.model.config.block_size
+        short = [i for i, s in enumerate(seqs) if len(s) <= T] if self.use_cache else []
+        if short and self._weights() != self.weights:  # new weights: the cache is stale
+            self.clear()
+        if len(short) == len(seqs):
+            return self._cached(seqs)
+        if not short:  # the last block_size tokens, no cache
+            return self._full([s[-T:] for s in seqs])
+        out = torch.empty(len(seqs), self.model.config.vocab_size)
+        long = sorted(set(range(len(seqs))) - set(short))
+        out[long] = self._full([seqs[i][-T:] for i in long])
+        out[short] = self._cached([seqs[i] for i in short])
+        return out
 
     def _full(self, seqs) -> torch.Tensor:
         """One forward pass over the right-padded histories: attention is causal, so the
@@ -322,6 +326,9 @@ class ModelPolicy:
             self._encode = self._setcomp_tokens
             self.n_actions = v
             self._action_token = np.arange(v)
+        self._has_token = self._action_token >= 0
+        self._move_actions = np.flatnonzero(self._has_token)  # actions that are moves
+        self._move_tokens = self._action_token[self._move_actions]  # and their tokens
         self.reset_stats()
 
     def reset_stats(self):
@@ -344,7 +351,7 @@ class ModelPolicy:
         i = torch.randint(len(legal), (1,), generator=self.generator).item()
         return int(legal[i])
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def last_logits(self, moves) -> torch.Tensor | None:
         """The model's logits at the last position after ``moves``: float32 ``(V,)`` on the CPU.
 
@@ -359,7 +366,7 @@ class ModelPolicy:
             return None
         return self._last_logits([tokens])[0]  # (V,)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act(self, observation, info) -> int:
         mask = action_mask(observation, info)
         if mask.shape[0] != self.n_actions:
@@ -380,21 +387,19 @@ class ModelPolicy:
             return self._random(legal)  # the model never saw an empty prefix
 
         # the model's own first choice: argmax over move tokens (PAD excluded), unmasked
-        has_token = self._action_token >= 0
-        actions = np.flatnonzero(has_token)  # actions that are moves
-        action_logits = logits[torch.as_tensor(self._action_token[actions])]  # (n_moves,)
-        first = int(actions[int(torch.argmax(action_logits))])
+        lg = logits.numpy()  # (V,) float32 on the CPU: NumPy indexing costs less per move
+        first = int(self._move_actions[int(lg[self._move_tokens].argmax())])
         self.last_choice_legal = bool(mask[first])
         self.n_decisions += 1
         self.n_illegal_choices += int(not self.last_choice_legal)
 
-        legal_moves = legal[has_token[legal]]  # legal actions the model can name
+        legal_moves = legal[self._has_token[legal]]  # legal actions the model can name
         if legal_moves.size == 0:  # e.g. only a centre square: no env gives such a mask
             raise ValueError(f"the action mask allows no move of {self.task}: "
                              f"{legal.tolist()}")
-        scores = logits[torch.as_tensor(self._action_token[legal_moves])]  # (n_legal,)
         if self.greedy:
-            return int(legal_moves[int(torch.argmax(scores))])
+            return int(legal_moves[int(lg[self._action_token[legal_moves]].argmax())])
+        scores = logits[torch.as_tensor(self._action_token[legal_moves])]  # (n_legal,)
         probs = torch.softmax(scores / self.temperature, dim=0)
         return int(legal_moves[int(torch.multinomial(probs, 1, generator=self.generator))])
 
@@ -423,7 +428,7 @@ class BatchedModelPolicy(ModelPolicy):
             raise ValueError(f"BatchedModelPolicy plays Othello; this model is a {self.task} "
                              "model")
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act_batch(self, masks, histories, rngs=None) -> np.ndarray:
         """Greedy legal actions for ``n`` games: int64 ``(n,)``.
 
@@ -463,21 +468,21 @@ class BatchedModelPolicy(ModelPolicy):
             return out
         logits = self._last_logits(seqs)  # (B, V)
 
-        # action -> logit, -inf for actions without a token (centre squares, pass)
-        has_token = self._action_token >= 0
-        action_logits = torch.full((len(rows), self.n_actions), -torch.inf)
-        action_logits[:, torch.as_tensor(np.flatnonzero(has_token))] = \
-            logits[:, torch.as_tensor(self._action_token[has_token])]
-        sub = torch.as_tensor(masks[rows])  # (B, 65)
-        first = action_logits.argmax(dim=1)  # the model's own choice, unmasked
-        first_legal = sub[torch.arange(len(rows)), first]
+        # action -> logit, -inf for actions without a token (centre squares, pass); NumPy
+        lg = logits.numpy()  # (B, V) float32 on the CPU
+        action_logits = np.full((len(rows), self.n_actions), -np.inf, dtype=lg.dtype)
+        action_logits[:, self._move_actions] = lg[:, self._move_tokens]
+        rows = np.asarray(rows)
+        sub = masks[rows]  # (B, 65) bool
+        first = action_logits.argmax(axis=1)  # the model's own choice, unmasked
+        first_legal = sub[np.arange(len(rows)), first]
         self.n_decisions += len(rows)
         self.n_illegal_choices += int((~first_legal).sum())
         self.last_choice_legal = bool(first_legal[-1])
-        scores = action_logits.masked_fill(~(sub & torch.as_tensor(has_token)), -torch.inf)
-        if torch.isinf(scores).all(dim=1).any():  # e.g. only a centre square: no env gives it
+        scores = np.where(sub & self._has_token, action_logits, -np.inf)
+        if np.isinf(scores).all(axis=1).any():  # e.g. only a centre square: no env gives it
             raise ValueError("an action mask allows no move the model can name")
-        out[rows] = scores.argmax(dim=1).numpy()
+        out[rows] = scores.argmax(axis=1)
         return out
 
     def _encode_rows(self, histories) -> list[np.ndarray]:

@@ -7,10 +7,14 @@ Prints one JSON object; each case runs the same work with ``use_cache=True`` and
   the agent a vectorised random legal move per row (included in the time), through
   autoresets: the batched opponent's per-row cache.
 * ``single``: steps/s of ``gym.make("Othello-v0", opponent=ModelPolicy(model))`` (one
-  Othello-v0 step: the agent's random move and the model's reply), through resets.
+  Othello-v0 step: the agent's random move and the model's reply), through resets. With
+  the cache a move's new tokens go through ``GPT.forward`` with the game's cache row;
+  without it, ``GPT.forward`` over the whole history (the package's no-cache path), both
+  under ``torch.inference_mode``.
 * ``play``: seconds of :func:`train.analysis.play.match` of ``BatchedModelPolicy(model)``
   against random over ``--games`` games, what ``lgagent play --games N`` runs after loading
-  the checkpoint; ``same_results``: the two match results are equal.
+  the checkpoint (after a 2-game warm-up match: the kernels' one-time load is in neither
+  time); ``same_results``: the two match results are equal.
 * ``big``: the same match for the ``--big-preset`` model (default ``othello-gpt``, 25M
   parameters, random weights: speed does not depend on them) over ``--big-games`` games.
 * ``single_big``: ``single`` with the big model, ``--big-single-steps`` steps.
@@ -83,6 +87,10 @@ def single_rate(model, use_cache, n_steps, repeats, device) -> float:
 
 
 def match_time(model, use_cache, games, device) -> tuple[float, dict]:
+    # a 2-game warm-up: the first match in a process also loads othello_env.twoplayer's
+    # Numba kernels (a one-time cost, whichever mode runs first)
+    match(BatchedModelPolicy(model, device=device, seed=0, use_cache=use_cache), "random", 2,
+          seed=0)
     t = time.perf_counter()
     res = match(BatchedModelPolicy(model, device=device, seed=0, use_cache=use_cache), "random",
                 games, seed=0)

@@ -1,9 +1,11 @@
 """Othello matches: a model against a built-in player or another model (``lgagent play``).
 
-:func:`match` plays ``games`` games between two policies on the PettingZoo form of
-``Othello-v0`` (:func:`othello_env.pettingzoo.raw_env`: both sides move from outside,
-which a model-vs-model match needs), all games at once: each round, every game whose
-side is to move with a batched policy (:class:`agents.policies.BatchedModelPolicy`)
+:func:`match` plays ``games`` games between two policies with the rules and views of the
+PettingZoo form of ``Othello-v0`` (:func:`othello_env.pettingzoo.raw_env`: both sides move
+from outside, which a model-vs-model match needs), all games at once in the arrays of
+:class:`othello_env.twoplayer.TwoPlayerGames` (Numba kernels, no env object per game):
+each round, every game whose side is to move with a batched policy
+(:class:`agents.policies.BatchedModelPolicy`)
 is decided by one forward pass. The built-in players ``"random"``, ``"greedy"`` and
 ``"alphabeta"`` (:mod:`othello_env.opponents`) are given by name.
 :func:`play_models` plays each of several models (one per weights) with :func:`match`:
@@ -32,7 +34,6 @@ from scipy import stats
 from othello_env.kernels import PASS
 from train.analysis import COLORS, PLAY_SEED
 
-PLAYERS = ("player_0", "player_1")  # black, white in othello_env's PettingZoo env
 BATCH = 1024  # games played side by side; more only grows the padded forward pass
 
 
@@ -78,22 +79,32 @@ class _Side:
             names = ", ".join(repr(n) for n in builtin_names())
             raise ValueError(f"a match player must be one of {names} or a policy, got {policy!r}")
 
-    def decide(self, envs, agents, rngs) -> np.ndarray:
-        views = [env.observe(a) for env, a in zip(envs, agents)]
-        masks = np.stack([v["action_mask"] for v in views]).astype(bool)
-        moves = [env.infos[a]["moves"] for env, a in zip(envs, agents)]
+    def decide(self, games, rows, rngs) -> np.ndarray:
+        """The moves of the side to move in ``rows`` of ``games`` (a TwoPlayerGames)."""
+        if self.kind == "single":
+            views, masks = games.views(rows)
+        else:
+            masks = games.masks(rows)
+        moves = games.hist[rows]  # int8 (k, 60): the squares played, then -1
         if self.kind == "batched":
-            return np.asarray(self.policy.act_batch(masks, moves, rngs), dtype=np.int64)
-        out = np.empty(len(envs), dtype=np.int64)
-        for r, (view, mask, rng) in enumerate(zip(views, masks, rngs)):
-            if self.kind == "random":
-                legal = np.flatnonzero(mask)
-                out[r] = legal[rng.integers(legal.size)]
-            else:
-                act = self.policy.act if hasattr(self.policy, "act") else self.policy
-                info = {"action_mask": view["action_mask"], "moves": moves[r]}
-                out[r] = int(act(view["observation"], info))
+            return np.asarray(self.policy.act_batch(masks.astype(bool), moves, rngs),
+                              dtype=np.int64)
+        out = np.empty(len(rows), dtype=np.int64)
+        if self.kind == "random":
+            return _uniform_legal(masks, rngs)
+        act = self.policy.act if hasattr(self.policy, "act") else self.policy
+        for r in range(len(rows)):
+            out[r] = int(act(views[r], {"action_mask": masks[r], "moves": moves[r]}))
         return out
+
+
+def _uniform_legal(masks: np.ndarray, rngs) -> np.ndarray:
+    """Row r's ``legal[rngs[r].integers(legal.size)]``, ``legal = np.flatnonzero(masks[r])``
+    (the same draws), found at once: the first square where the running count of legal
+    squares passes the draw."""
+    draws = np.array([rng.integers(n) for rng, n in zip(rngs, masks.sum(axis=1).tolist())],
+                     dtype=np.int64)
+    return (masks.cumsum(axis=1) > draws[:, None]).argmax(axis=1)
 
 
 def _counters(policy) -> tuple[int, int] | None:
@@ -127,7 +138,7 @@ def match(policy_a, policy_b, games: int, seed: int = PLAY_SEED, *, colors: str 
     (share of a's model decisions whose unmasked first choice was legal; None when a
     keeps no such counters or made no decision).
     """
-    from othello_env.pettingzoo import raw_env
+    from othello_env.twoplayer import TwoPlayerGames
 
     if isinstance(games, bool) or not isinstance(games, (int, np.integer)) or games < 1:
         raise ValueError(f"games must be a positive integer, got {games!r}")
@@ -144,41 +155,35 @@ def match(policy_a, policy_b, games: int, seed: int = PLAY_SEED, *, colors: str 
                         for i in range(games)])
     diff = np.zeros(games, dtype=np.int64)  # final discs of a minus discs of b
     for start in range(0, games, BATCH):
-        idx = list(range(start, min(games, start + BATCH)))
-        envs = [raw_env() for _ in idx]
-        rngs = [np.random.default_rng([seed, i, 1]) for i in idx]
-        for env, i in zip(envs, idx):
-            env.reset()
-            pair = i // 2 if colors == "both" else i
-            opening_rng = np.random.default_rng([seed, pair, 0])
-            for _ in range(opening):
-                if env.terminations[env.agent_selection]:
+        idx = np.arange(start, min(games, start + BATCH))
+        board = TwoPlayerGames(len(idx))
+        rngs = [np.random.default_rng([seed, i, 1]) for i in idx.tolist()]
+        if opening:
+            pairs = idx // 2 if colors == "both" else idx
+            opening_rngs = [np.random.default_rng([seed, p, 0]) for p in pairs.tolist()]
+            for _ in range(opening):  # each game draws from its own generator: ply by ply
+                rows = np.flatnonzero(~board.over)
+                if not rows.size:
                     break
-                legal = np.flatnonzero(env.observe(env.agent_selection)["action_mask"])
-                env.step(int(legal[opening_rng.integers(legal.size)]))
-        live = [r for r, env in enumerate(envs) if not env.terminations[env.agent_selection]]
-        while live:
+                board.play(rows, _uniform_legal(board.masks(rows),
+                                                [opening_rngs[r] for r in rows.tolist()]))
+        a_black_here = a_black[idx]
+        live = np.flatnonzero(~board.over)
+        while live.size:
             for s, side in enumerate(sides):
-                # rows whose player to move is side s: a is black (player_0) in a_black games
-                rows = [r for r in live
-                        if (envs[r].agent_selection == PLAYERS[0]) == (a_black[idx[r]] == (s == 0))]
-                if not rows:
+                # rows whose player to move is side s: a is black (turn 0) in a_black games
+                rows = live[(board.turn[live] == 0) == (a_black_here[live] == (s == 0))]
+                if not rows.size:
                     continue
-                forced = [r for r in rows if _only_pass(envs[r])]
-                for r in forced:
-                    envs[r].step(PASS)  # nothing to decide: no policy call, no decision counted
-                rows = [r for r in rows if r not in set(forced)]
-                if rows:
-                    acts = side.decide([envs[r] for r in rows],
-                                       [envs[r].agent_selection for r in rows],
-                                       [rngs[r] for r in rows])
-                    for r, a in zip(rows, acts):
-                        envs[r].step(int(a))
-                live = [r for r in live if not envs[r].terminations[envs[r].agent_selection]]
-        for r, env in enumerate(envs):
-            planes = env.observe(PLAYERS[0])["observation"]  # black's side: own, other
-            black_minus_white = int(planes[0].sum()) - int(planes[1].sum())
-            diff[idx[r]] = black_minus_white if a_black[idx[r]] else -black_minus_white
+                forced = board.forced_pass(rows)
+                if forced.any():  # nothing to decide: no policy call, no decision counted
+                    board.play(rows[forced], np.full(int(forced.sum()), PASS))
+                    rows = rows[~forced]
+                if rows.size:
+                    board.play(rows, side.decide(board, rows, [rngs[r] for r in rows.tolist()]))
+                live = live[~board.over[live]]
+        black_minus_white = board.disc_diff()
+        diff[idx] = np.where(a_black_here, black_minus_white, -black_minus_white)
 
     win, draw, loss = diff > 0, diff == 0, diff < 0
     score = float((win.sum() + 0.5 * draw.sum()) / games)
@@ -200,11 +205,6 @@ def match(policy_a, policy_b, games: int, seed: int = PLAY_SEED, *, colors: str 
         "decisions": decisions,
         "first_choice_legal": 1.0 - illegal / decisions if decisions else None,
     }
-
-
-def _only_pass(env) -> bool:
-    mask = env.observe(env.agent_selection)["action_mask"]
-    return bool(mask[PASS]) and int(mask.sum()) == 1
 
 
 def play_models(models: dict, opponent="random", games: int = 100, seed: int = PLAY_SEED, *,
