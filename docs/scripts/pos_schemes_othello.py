@@ -68,7 +68,7 @@ def main() -> None:
                     cells.append(interval(np.array([v[s] for s in sorted(v)])) if v else "-")
                 seeds = "".join(str(s) for s in sorted(data.get((loss, pos, w, "unseen"), {})))
                 print(f"{pos:15s} {seeds:6s} {cells[0]:28s} {cells[1]:28s}")
-            print(f"# unseen top1_err, new scheme minus old, paired by seed [95% t interval]")
+            print("# unseen top1_err, new scheme minus old, paired by seed [95% t interval]")
             for pos in NEW:
                 a = data.get((loss, pos, w, "unseen"), {})
                 parts = []
