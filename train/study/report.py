@@ -574,10 +574,10 @@ def averages(runs, where: dict | None = None) -> dict:
     if not records:
         return out
     u_raw, s_raw = column("raw", "unseen", "top1_err"), column("raw", "seen", "top1_err")
-    emas = [l for l in labels if records[0].get(l, {}).get("kind") == "ema" or
-            any(rec.get(l, {}).get("kind") == "ema" for rec in records)]
-    means = {l: _nanmean_array(column(l, "unseen", "top1_err")) for l in emas}
-    best = min((l for l in emas if means[l] is not None), key=lambda l: means[l], default=None)
+    emas = [lab for lab in labels if any(rec.get(lab, {}).get("kind") == "ema" for rec in records)]
+    means = {lab: _nanmean_array(column(lab, "unseen", "top1_err")) for lab in emas}
+    best = min((lab for lab in emas if means[lab] is not None), key=lambda lab: means[lab],
+               default=None)
     out["best_ema"] = best
     for label in labels:
         present = sum(label in rec for rec in records)
@@ -648,7 +648,7 @@ def format_averages(av: dict) -> list[str]:
         p = "nan" if e["p_holm"] is None else f"{e['p_holm']:.2g}"
         return f"{e['estimate']:+.4f} [{e['ci_low']:+.4f},{e['ci_high']:+.4f}] {p:>7}"
 
-    width = max(len(l) for l in av["schemes"])
+    width = max(len(label) for label in av["schemes"])
     lines.append(f"{'scheme':{width}} {'n':>4} {'unseen':>7} {'seen':>7} "
                  f"{'unseen - raw [95% CI] p_holm':>33} {'seen - raw':>33} "
                  f"{'length-specific':>33} {'vs best EMA (unseen)':>33}")

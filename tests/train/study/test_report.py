@@ -225,7 +225,7 @@ def test_averages_recover_known_scheme_effects_and_their_length_specificity(tmp_
     assert R.averages(runs, {"preset": "a"})["runs"] == 20
     assert R.averages(runs, {"preset": "c"})["runs"] == 0
     lines = R.format_averages(av)
-    assert "best EMA: ema:decay=0.9" in lines[0] and any(l.startswith("bema:phi=4") for l in lines)
+    assert "best EMA: ema:decay=0.9" in lines[0] and any(x.startswith("bema:phi=4") for x in lines)
 
 
 def test_averages_refuse_records_of_different_held_out_sets(tmp_path):
