@@ -116,8 +116,8 @@ def check(ckpt, where: str = "checkpoint") -> dict:
 
 
 # bounds of a model config a checkpoint may hold (those of lgagent train's options)
-MODEL_BOUNDS = {"n_layer": 1024, "n_head": 1024, "n_embd": 65536, "vocab_size": 65537,
-                "block_size": 65536, "mlp_ratio": 64}
+MODEL_BOUNDS = {"n_layer": 1024, "n_head": 1024, "n_embd": 65536, "head_dim": 65536,
+                "vocab_size": 65537, "block_size": 65536, "mlp_ratio": 64}
 MAX_STEP = 10**12
 # config fields that readers other than ``lgagent train --resume`` use, and their types
 CONFIG_TYPES = {"env": (str,), "eval_size": (int,), "eval_seed": (int,),

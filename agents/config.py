@@ -29,6 +29,9 @@ class GPTConfig:
     n_layer: int = 8
     n_head: int = 8
     n_embd: int = 512
+    # attention head size: q, k, v are n_head * head_dim wide, so the value dimension is
+    # n_head * head_dim (None: n_embd // n_head, the GPT default)
+    head_dim: int | None = None
     mlp: bool = True  # False: attention-only blocks
     mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * n_embd
     norm: str = "pre"  # "pre" | "post" | "none"
@@ -49,17 +52,21 @@ class GPTConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
-        if self.n_embd % self.n_head:
+        hd = self.head_dim
+        if hd is not None and (isinstance(hd, bool) or not isinstance(hd, int) or hd < 1):
+            raise ValueError(f"GPTConfig.head_dim must be a positive integer or None, got {hd!r}")
+        if hd is None and self.n_embd % self.n_head:
             raise ValueError(
                 f"GPTConfig.n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})"
+                " (or give head_dim)"
             )
         if self.norm not in NORMS:
             raise ValueError(f"GPTConfig.norm must be one of {NORMS}, got {self.norm!r}")
         if self.pos not in POSITIONS:
             raise ValueError(f"GPTConfig.pos must be one of {POSITIONS}, got {self.pos!r}")
-        if self.pos in ("rope", "rope-random") and (self.n_embd // self.n_head) % 2:
-            raise ValueError(f"GPTConfig.pos={self.pos!r} needs an even head size "
-                             "n_embd // n_head")
+        if self.pos in ("rope", "rope-random") and self.head_size % 2:
+            raise ValueError(f"GPTConfig.pos={self.pos!r} needs an even head size, got "
+                             f"{self.head_size} (head_dim, or n_embd // n_head)")
         if self.pos in RANDOM_POSITIONS and self.pos_range is None:
             self.pos_range = self.block_size
         if self.pos_range is not None:
@@ -81,6 +88,11 @@ class GPTConfig:
                 raise ValueError(f"GPTConfig.{name} must be a bool, got {getattr(self, name)!r}")
         if not self.rope_base > 1:
             raise ValueError(f"GPTConfig.rope_base must be > 1, got {self.rope_base!r}")
+
+    @property
+    def head_size(self) -> int:
+        """The attention head size D: ``head_dim``, or ``n_embd // n_head`` when unset."""
+        return self.n_embd // self.n_head if self.head_dim is None else self.head_dim
 
     def drop(self, which: str) -> float:
         """Dropout rate for ``which`` ("attn", "resid" or "embd"); ``dropout`` when unset."""

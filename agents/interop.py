@@ -27,7 +27,9 @@ state-dict keys; checked numerically in tests/agents/test_interop.py):
   ``"alibi"`` is refused: TransformerLens 4's native model has no ALiBi.
 * ``mlp=False`` -> ``attn_only=True``; ``mlp_ratio`` -> ``d_mlp = mlp_ratio * n_embd``;
   exact GELU -> ``act_fn="gelu"`` (``"gelu_new"``, the tanh approximation, is refused).
-* attention ``c_attn`` (3C, C) -> ``attn.q``/``k``/``v`` (C, C) each, ``c_proj`` -> ``attn.o``;
+* attention ``c_attn`` (3HD, C) -> ``attn.q``/``k``/``v`` (HD, C) each, ``c_proj`` (C, HD) ->
+  ``attn.o``, with ``d_head = D`` (``head_dim``, by default C // H; a ``head_dim`` with
+  H D != C exports as such a ``d_head`` and reads back as ``head_dim``);
   ``mlp.c_fc``/``c_proj`` -> ``mlp.in``/``out``; ``lm_head`` -> ``unembed`` (its bias zero);
   scores scaled by 1/sqrt(d_head) in both. ``bias=False`` -> zero biases (read back as
   ``bias=False`` when every bias is zero); ``tie_weights`` -> equal ``embed``/``unembed``.
@@ -101,7 +103,7 @@ def tl_config(cfg: GPTConfig, device="cpu") -> dict:
     if rotary and cfg.rope_base != int(cfg.rope_base):
         raise ValueError(f"rope_base {cfg.rope_base!r} is not an integer; TransformerLens stores "
                          "rotary_base as an integer")
-    d_head = cfg.n_embd // cfg.n_head
+    d_head = cfg.head_size  # head_dim, or n_embd // n_head
     return {
         "d_model": cfg.n_embd, "d_head": d_head, "n_heads": cfg.n_head, "n_layers": cfg.n_layer,
         "n_ctx": cfg.block_size, "d_vocab": cfg.vocab_size, "d_vocab_out": cfg.vocab_size,
@@ -121,7 +123,7 @@ def tl_state_dict(model: GPT) -> dict:
     if cfg.norm == "post" or cfg.pos == "alibi":
         tl_config(cfg)  # raises the one-line refusal
     sd = {k: v.detach() for k, v in model.state_dict().items()}
-    C = cfg.n_embd
+    C, HD = cfg.n_embd, cfg.n_head * cfg.head_size  # width, attention (value) width
 
     def bias(key, n):
         return sd[key] if key in sd else torch.zeros(n, dtype=sd["wte.weight"].dtype,
@@ -140,11 +142,11 @@ def tl_state_dict(model: GPT) -> dict:
             for ours, theirs in lns:
                 out[f"{p}{theirs}.weight"] = sd[f"{p}{ours}.weight"]
                 out[f"{p}{theirs}.bias"] = bias(f"{p}{ours}.bias", C)
-        w = sd[f"{p}attn.c_attn.weight"]  # (3C, C): q, k, v stacked
-        b = bias(f"{p}attn.c_attn.bias", 3 * C)
+        w = sd[f"{p}attn.c_attn.weight"]  # (3 HD, C): q, k, v stacked
+        b = bias(f"{p}attn.c_attn.bias", 3 * HD)
         for j, name in enumerate("qkv"):
-            out[f"{p}attn.{name}.weight"] = w[j * C:(j + 1) * C]
-            out[f"{p}attn.{name}.bias"] = b[j * C:(j + 1) * C]
+            out[f"{p}attn.{name}.weight"] = w[j * HD:(j + 1) * HD]
+            out[f"{p}attn.{name}.bias"] = b[j * HD:(j + 1) * HD]
         out[f"{p}attn.o.weight"] = sd[f"{p}attn.c_proj.weight"]
         out[f"{p}attn.o.bias"] = bias(f"{p}attn.c_proj.bias", C)
         if cfg.mlp:
@@ -311,8 +313,6 @@ def _check_representable(c) -> None:
     kv = getattr(c, "n_key_value_heads", None)
     if kv not in (None, c.n_heads):
         refuse(f"grouped-query attention (n_key_value_heads={kv})")
-    if c.n_heads * c.d_head != c.d_model:
-        refuse(f"n_heads * d_head = {c.n_heads * c.d_head} != d_model = {c.d_model}")
     if not c.use_attn_scale or (c.attn_scale > 0
                                 and not math.isclose(c.attn_scale, math.sqrt(c.d_head))):
         refuse(f"attention scale {c.attn_scale!r} (lgagent divides scores by sqrt(d_head))")
@@ -353,6 +353,7 @@ def _infer(c, sd: dict, hint: dict | None) -> tuple[GPTConfig, dict]:
     state dict; ``hint`` (an export's metadata) restores what the weights cannot tell
     (dropout, bias/tie/position flags where the weights agree)."""
     C, L = c.d_model, c.n_layers
+    HD = c.n_heads * c.d_head  # attention width (= C unless head_dim says otherwise)
     mlp = not c.attn_only
     norm = "pre" if c.normalization_type in ("LN", "LNPre") else "none"
     rotary = (c.positional_embedding_type or "standard").lower() == "rotary"
@@ -360,9 +361,11 @@ def _infer(c, sd: dict, hint: dict | None) -> tuple[GPTConfig, dict]:
     if not rotary:
         need["pos_embed.weight"] = (c.n_ctx, C)
     for i in range(L):
-        for n in "qkvo":
-            need[f"blocks.{i}.attn.{n}.weight"] = (C, C)
-            need[f"blocks.{i}.attn.{n}.bias"] = (C,)
+        for n in "qkv":
+            need[f"blocks.{i}.attn.{n}.weight"] = (HD, C)
+            need[f"blocks.{i}.attn.{n}.bias"] = (HD,)
+        need[f"blocks.{i}.attn.o.weight"] = (C, HD)
+        need[f"blocks.{i}.attn.o.bias"] = (C,)
         if mlp:
             need.update({f"blocks.{i}.mlp.in.weight": (c.d_mlp, C), f"blocks.{i}.mlp.in.bias":
                          (c.d_mlp,), f"blocks.{i}.mlp.out.weight": (C, c.d_mlp),
@@ -427,9 +430,10 @@ def _infer(c, sd: dict, hint: dict | None) -> tuple[GPTConfig, dict]:
     if rotary and isinstance(hmc.get("rope_base"), (int, float)) and \
             int(hmc["rope_base"]) == int(c.rotary_base):
         rope_base = float(hmc["rope_base"])
+    head_dim = None if HD == C and hmc.get("head_dim") != c.d_head else c.d_head
     try:
         cfg = GPTConfig(vocab_size=c.d_vocab, block_size=c.n_ctx, n_layer=L, n_head=c.n_heads,
-                        n_embd=C, mlp=mlp, mlp_ratio=(c.d_mlp // C) if mlp else 4, norm=norm,
+                        n_embd=C, head_dim=head_dim, mlp=mlp, mlp_ratio=(c.d_mlp // C) if mlp else 4, norm=norm,
                         pos=pos, pos_range=pos_range, bias=has_bias, tie_weights=tie,
                         rope_base=rope_base,
                         **{"dropout": 0.0, **drops})
@@ -793,6 +797,10 @@ def hf_config(cfg: GPTConfig, meta: dict | None = None) -> dict:
         if key in why:
             raise ValueError(f"cannot export to Hugging Face GPT-2: {why[key]} (lgagent export "
                              "--to transformer-lens or safetensors can)")
+    if cfg.head_size * cfg.n_head != cfg.n_embd:
+        raise ValueError(f"cannot export to Hugging Face GPT-2: head_dim {cfg.head_dim} x n_head "
+                         f"{cfg.n_head} != n_embd {cfg.n_embd}: GPT-2's head size is n_embd // "
+                         "n_head (lgagent export --to transformer-lens or safetensors can)")
     if not cfg.mlp:
         raise ValueError("cannot export to Hugging Face GPT-2: an attention-only model (mlp "
                          "False): every GPT-2 block has an MLP (lgagent export --to "
@@ -982,7 +990,8 @@ def read_hf_dir(path, task: str | None = None) -> Imported:
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"cannot import {path}: {first_line(e)}") from None
     dims = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "mlp_ratio", "tie_weights")
-    if any(getattr(cfg, k) != getattr(inferred, k) for k in dims):
+    if any(getattr(cfg, k) != getattr(inferred, k) for k in dims) or \
+            cfg.head_size != inferred.head_size:
         raise ValueError(f"{path}: its lgagent metadata does not describe its GPT-2 config")
     state = {"wte.weight": sd["transformer.wte.weight"], "wpe.weight": sd["transformer.wpe.weight"],
              "ln_f.weight": sd["transformer.ln_f.weight"]}

@@ -2,7 +2,8 @@
 
 Read top to bottom: CausalSelfAttention, MLP, Block, GPT; their GPTConfig and the presets
 are in :mod:`agents.config` (torch-free, so the command line reads them without torch).
-Shapes: B = batch, T = sequence length, C = n_embd, H = n_head, D = C // H, V = vocab_size.
+Shapes: B = batch, T = sequence length, C = n_embd, H = n_head, D = head size (``head_dim``,
+by default C // H), V = vocab_size.
 ``model(tokens, return_attn=True)`` also returns every layer's attention probabilities
 (B, H, T, T) from the same forward pass, for evaluation (attention dispersion);
 ``return_resid=True`` the residual stream (B, T, C) after the embeddings and after each
@@ -90,8 +91,10 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         self.layer = layer  # which keys and values of a KVCache are this layer's
         self.n_head = cfg.n_head
-        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)  # q, k, v at once
-        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.head_size = cfg.head_size  # D; the value dimension is H * D
+        HD = cfg.n_head * cfg.head_size
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * HD, bias=cfg.bias)  # q, k, v at once
+        self.c_proj = nn.Linear(HD, cfg.n_embd, bias=cfg.bias)
         self.attn_dropout = cfg.drop("attn")
         self.resid_dropout = nn.Dropout(cfg.drop("resid"))
 
@@ -109,10 +112,11 @@ class CausalSelfAttention(nn.Module):
         bias; the keys' positions are the queries' own, or 0..L-1 with a cache.
         """
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)  # (B, T, C) each
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, D)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, D)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, D)
+        H, D = self.n_head, self.head_size
+        q, k, v = self.c_attn(x).split(H * D, dim=2)  # (B, T, H D) each
+        q = q.view(B, T, H, D).transpose(1, 2)  # (B, H, T, D)
+        k = k.view(B, T, H, D).transpose(1, 2)  # (B, H, T, D)
+        v = v.view(B, T, H, D).transpose(1, 2)  # (B, H, T, D)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         visible = None  # which keys each query sees: None = all of them
@@ -144,7 +148,7 @@ class CausalSelfAttention(nn.Module):
                 q, k, v, attn_mask=mask, dropout_p=dropout_p,
                 is_causal=cache is None and mask is None,
             )  # (B, H, T, D)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side
+        y = y.transpose(1, 2).contiguous().view(B, T, H * D)  # (B, T, H D): heads side by side
         y = self.resid_dropout(self.c_proj(y))
         return (y, att) if return_attn else y
 
@@ -293,7 +297,7 @@ class GPT(nn.Module):
         rope = None
         if cfg.pos in ("rope", "rope-random"):  # the table rows of each token's position
             n = max(T, cfg.pos_range or cfg.block_size)  # rows: every position pos may hold
-            cos, sin = rope_cos_sin(n, cfg.n_embd // cfg.n_head, cfg.rope_base,
+            cos, sin = rope_cos_sin(n, cfg.head_size, cfg.rope_base,
                                     tokens.device)  # (n, D/2) each
             rope = ((cos[pos], sin[pos]) if pos.dim() == 1  # (T, D/2) each
                     else (cos[pos][:, None], sin[pos][:, None]))  # (B, 1, T, D/2) each
@@ -358,7 +362,7 @@ class KVCache:
         cfg = model.config
         p = next(model.parameters())
         self.block_size = cfg.block_size
-        shape = (n, cfg.n_head, cfg.block_size, cfg.n_embd // cfg.n_head)  # (n, H, Tmax, D)
+        shape = (n, cfg.n_head, cfg.block_size, cfg.head_size)  # (n, H, Tmax, D)
         self.k = [torch.zeros(shape, dtype=p.dtype, device=p.device) for _ in range(cfg.n_layer)]
         self.v = [torch.zeros_like(k) for k in self.k]
         self.lengths = np.zeros(n, dtype=np.int64)  # (n,) positions held per row

@@ -111,6 +111,9 @@ class RunConfig:
                               model=True)
     n_embd: int | None = opt(None, "Width (embedding size).", unset=_PRESET, ge=1, le=65536,
                               model=True)
+    head_dim: int | None = opt(None, "Attention head size: q, k, v are n_head x head_dim wide "
+                                "(the value dimension), independent of the width.",
+                                unset="n_embd // n_head", ge=1, le=65536, model=True)
     dropout: float | None = opt(None, "Dropout rate of attention, residual and embedding "
                                 "dropout (a placement given below wins).", unset=_PRESET, **_RATE)
     attn_dropout: float | None = opt(None, "Dropout on attention probabilities.", **_PLACE)

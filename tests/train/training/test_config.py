@@ -162,7 +162,8 @@ def test_every_field_has_help_and_a_known_type():
         if o.choices:
             assert C.TYPES[name] is str and (C.FIELDS[name].default in o.choices + (None,))
     assert set(C.MODEL_FIELDS) == {"n_layer", "n_head", "n_embd", "dropout", "attn_dropout",
-                                   "resid_dropout", "embd_dropout", "norm", "pos", "pos_range"}
+                                   "resid_dropout", "embd_dropout", "norm", "pos", "pos_range",
+                                   "head_dim"}
     assert C.RUNTIME_ONLY == ("track", "out", "stop_at")
     assert {"steps", "device", "out", "stop_at"} <= C.RESUMABLE and "lr" not in C.RESUMABLE
 
