@@ -23,7 +23,8 @@ from scipy import stats
 ROW = re.compile(r"^pos=(\S+)__seed=(\d+)\s+(\S+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$")
 FILES = {"next": ["study_othello_runs.txt", "oth_pos2_next_runs.txt"],
          "legal": ["study_othello_legal_runs.txt", "study_othello_legal_pos_runs.txt",
-                   "oth_pos2_legal_runs.txt"]}
+                   "oth_pos2_legal_runs.txt"],
+         "next+dropout0.1": ["oth_pos2_dropout_runs.txt"]}
 OLD, NEW = ("learned", "none", "rope"), ("alibi", "learned-random", "rope-random")
 WEIGHTS = ("raw", "ema_0.995")
 
@@ -59,6 +60,8 @@ def main() -> None:
     data = read(root)
     for loss in FILES:
         for w in WEIGHTS:
+            if loss == "next+dropout0.1":
+                continue
             print(f"\n## loss={loss}, weights={w}: top1_err, mean over seeds [95% t interval]")
             print(f"{'pos':15s} {'seeds':6s} {'seen':28s} {'unseen':28s}")
             for pos in OLD + NEW:
@@ -78,6 +81,39 @@ def main() -> None:
                     parts.append(f"- {ref}: " + (interval(np.array([a[s] - b[s] for s in common]), "+")
                                                  if len(common) >= 2 else "-"))
                 print(f"{pos:15s} " + "; ".join(parts))
+    print("\n## dropout 0.1 (next loss) minus no dropout, paired by seed [95% t interval]")
+    for w in WEIGHTS:
+        for pos in ("learned", "learned-random"):
+            for split in ("seen", "unseen"):
+                a = data.get(("next+dropout0.1", pos, w, split), {})
+                b = data.get(("next", pos, w, split), {})
+                common = sorted(set(a) & set(b))
+                if len(common) < 2:
+                    print(f"{w:10s} {pos:15s} {split:7s} -")
+                    continue
+                print(f"{w:10s} {pos:15s} {split:7s} dropout "
+                      f"{interval(np.array([a[s] for s in common]))}  "
+                      f"effect {interval(np.array([a[s] - b[s] for s in common]), '+')}")
+    print("\n## legal loss minus next-token loss, paired by seed [95% t interval]")
+    for w in WEIGHTS:
+        for pos in OLD + NEW:
+            cells = []
+            for split in ("seen", "unseen"):
+                a = data.get(("legal", pos, w, split), {})
+                b = data.get(("next", pos, w, split), {})
+                common = sorted(set(a) & set(b))
+                cells.append(interval(np.array([a[s] - b[s] for s in common]), "+")
+                             if len(common) >= 2 else "-")
+            print(f"{w:10s} {pos:15s} seen {cells[0]:28s} unseen {cells[1]}")
+    print("\n## EMA 0.995 minus raw, unseen top1_err, paired by seed [95% t interval]")
+    for loss in FILES:
+        for pos in OLD + NEW:
+            a = data.get((loss, pos, "ema_0.995", "unseen"), {})
+            b = data.get((loss, pos, "raw", "unseen"), {})
+            common = sorted(set(a) & set(b))
+            if len(common) >= 2:
+                print(f"{loss:16s} {pos:15s} "
+                      f"{interval(np.array([a[s] - b[s] for s in common]), '+')}")
 
 
 if __name__ == "__main__":
