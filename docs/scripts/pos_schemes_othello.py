@@ -81,7 +81,7 @@ def main() -> None:
                     parts.append(f"- {ref}: " + (interval(np.array([a[s] - b[s] for s in common]), "+")
                                                  if len(common) >= 2 else "-"))
                 print(f"{pos:15s} " + "; ".join(parts))
-    print("\n## dropout 0.1 (next loss) minus no dropout, paired by seed [95% t interval]")
+    print("\n## the rerun arm (--set dropout=0.1, which is the tiny preset's own value: the same runs again) minus the original runs, paired by seed")
     for w in WEIGHTS:
         for pos in ("learned", "learned-random"):
             for split in ("seen", "unseen"):
@@ -91,7 +91,7 @@ def main() -> None:
                 if len(common) < 2:
                     print(f"{w:10s} {pos:15s} {split:7s} -")
                     continue
-                print(f"{w:10s} {pos:15s} {split:7s} dropout "
+                print(f"{w:10s} {pos:15s} {split:7s} rerun "
                       f"{interval(np.array([a[s] for s in common]))}  "
                       f"effect {interval(np.array([a[s] - b[s] for s in common]), '+')}")
     print("\n## legal loss minus next-token loss, paired by seed [95% t interval]")
