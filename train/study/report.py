@@ -412,10 +412,12 @@ def format_report(rep: dict) -> list[str]:
         lines.append(f"{'effect':{width}} {'estimate':>9} {'95% CI':>21} {'p':>8} {'p_holm':>8} "
                      f"{'n':>5}")
         for k, e in rep["effects"].items():
-            ci = f"[{e['ci_low']:+.4f}, {e['ci_high']:+.4f}]"
+            ci = ("[nan]" if e["ci_low"] is None or e["ci_high"] is None  # undefined (e.g. h = 1)
+                  else f"[{e['ci_low']:+.4f}, {e['ci_high']:+.4f}]")
             p = "nan" if e["p_value"] is None else f"{e['p_value']:.2g}"
             ph = "nan" if e["p_holm"] is None else f"{e['p_holm']:.2g}"
-            lines.append(f"{k:{width}} {e['estimate']:+9.4f} {ci:>21} {p:>8} {ph:>8} {e['n']:5d}")
+            est = f"{'nan':>9}" if e["estimate"] is None else f"{e['estimate']:+9.4f}"
+            lines.append(f"{k:{width}} {est} {ci:>21} {p:>8} {ph:>8} {e['n']:5d}")
     if rep.get("regression_note"):
         lines.append(rep["regression_note"])
     return lines + format_curve(rep.get("curve") or {}, "top1_err")
