@@ -42,6 +42,15 @@ def invoke(*args):
     return CliRunner().invoke(main, list(map(str, args)))
 
 
+def trained_checkpoint(out, *args):
+    """``lgagent train *args --out out``, which must succeed; its checkpoint, loaded."""
+    from agents import checkpoint
+
+    r = invoke("train", *args, "--out", out)
+    assert r.exit_code == 0, r.output + r.stderr
+    return checkpoint.load(os.path.join(out, checkpoint.CHECKPOINT))
+
+
 def one_line_error(result, match, code=2):
     """The command failed with exit ``code`` and exactly one ``Error:`` line containing ``match``."""
     assert result.exit_code == code, (result.exit_code, result.output, result.stderr)

@@ -2,28 +2,19 @@
 resumes bitwise, eval reads it, TransformerLens export round-trips it and Hugging Face export
 refuses it in one line; without it the run is what it always was."""
 
-import os
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 from agents import checkpoint as CK
-from tests.conftest import SETCOMP, one_line_error
-from train.cli.main import main
+from tests.conftest import SETCOMP, invoke, one_line_error, trained_checkpoint
 
 # the minimal model on set complement over 8 tokens, value dimension 3 at width 8
 RUN = [*SETCOMP, "--preset", "setcomp-1l", "--n-embd", 8, "--eval-every", 0, "--ckpt-every", 0]
 
 
-def invoke(*args):
-    return CliRunner().invoke(main, list(map(str, args)))
-
-
 def train(out, *args):
-    r = invoke("train", *RUN, *args, "--out", out)
-    assert r.exit_code == 0, r.output + r.stderr
-    return CK.load(os.path.join(out, "checkpoint.pt"))
+    return trained_checkpoint(out, *RUN, *args)
 
 
 def test_head_dim_trains_is_recorded_and_resumes_bitwise(tmp_path):

@@ -2,31 +2,22 @@
 the checkpoint records them, the randomized draw is seeded and resumes bitwise, every position
 up to --pos-range is trained, and eval, play and export read (or refuse) them."""
 
-import os
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 from agents import checkpoint as CK
 from agents.config import GPTConfig
 from agents.model import GPT
-from tests.conftest import SETCOMP, TINY, one_line_error
-from train.cli.main import main
+from tests.conftest import SETCOMP, TINY, invoke, one_line_error, trained_checkpoint
 
 SCHEMES = ("alibi", "learned-random", "rope-random")
 # set complement over 8 tokens (block 7), trained on lengths 1..3
 RUN = [*SETCOMP, "--train-max-len", 3, "--eval-every", 0, "--ckpt-every", 0]
 
 
-def invoke(*args):
-    return CliRunner().invoke(main, list(map(str, args)))
-
-
 def train(out, *args):
-    r = invoke("train", *RUN, *args, "--out", out)
-    assert r.exit_code == 0, r.output + r.stderr
-    return CK.load(os.path.join(out, "checkpoint.pt"))
+    return trained_checkpoint(out, *RUN, *args)
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
